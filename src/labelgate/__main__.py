@@ -1,0 +1,5 @@
+"""``python -m labelgate`` runs the CLI."""
+
+from labelgate.cli.app import main
+
+main()

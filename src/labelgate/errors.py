@@ -1,0 +1,99 @@
+"""The labelgate exception tree.
+
+Every error labelgate raises on purpose derives from :class:`LabelgateError`::
+
+    LabelgateError
+    ├── ValidationError     a value handed to a core type breaks its contract
+    ├── FormatError         a file cannot be read or written in its format
+    ├── SpecError           a project spec is invalid
+    ├── GateFailed          code tried to advance a batch whose gate is blocked
+    ├── ConflictError       a concurrent edit would overwrite someone else's change
+    └── StoreError          the database refused or lost a write
+
+Context goes in keyword-only attributes, so callers (the CLI, the API) can render the
+file, record and field without parsing the message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ConflictError",
+    "FormatError",
+    "GateFailed",
+    "LabelgateError",
+    "SpecError",
+    "StoreError",
+    "ValidationError",
+]
+
+
+class LabelgateError(Exception):
+    """Base class of every error labelgate raises on purpose."""
+
+
+class ValidationError(LabelgateError, ValueError):
+    """A value handed to a core type breaks its contract.
+
+    Parameters
+    ----------
+    message
+        What was expected and what came in.
+    field
+        The field (column) at fault, e.g. ``"bbox"``.
+    row
+        The offending row (0-based position in the container), when one row is at fault.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, row: int | None = None) -> None:
+        self.field = field
+        self.row = row
+        self.reason = message
+        where = field or ""
+        if row is not None:
+            where = f"{where}[{row}]"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class FormatError(LabelgateError):
+    """A file cannot be read or written in its format.
+
+    The message reads ``file: record: field: what was expected, what came in``, e.g.
+    ``instances.json: annotations[1412] (id=90211): bbox: expected width >= 0, got -3.0``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str,
+        record: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.record = record
+        self.field = field
+        self.reason = message
+        parts = (self.path.name, record, field, message)
+        super().__init__(": ".join(str(p) for p in parts if p))
+
+
+class SpecError(LabelgateError):
+    """A project spec is invalid; ``location`` names the key, e.g. ``classes[3].iou_threshold``."""
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        self.location = location
+        super().__init__(f"{location}: {message}" if location else message)
+
+
+class GateFailed(LabelgateError):
+    """Code tried to advance a batch whose gate is blocked."""
+
+
+class ConflictError(LabelgateError):
+    """A concurrent edit would silently overwrite someone else's change."""
+
+
+class StoreError(LabelgateError):
+    """The database refused or lost a write."""

@@ -1,0 +1,97 @@
+"""Format registry: detect a format from a path, then read or write through its module.
+
+Each format module ``labelgate.formats.<module>`` defines ``read_<name>(path, *, errors=None)``,
+``write_<name>(dataset, path, *, overwrite=False)`` and ``sniff_<name>(path) -> bool`` (a
+cheap look at the path that never raises). Modules load lazily, so ``labelgate info`` on a
+COCO file never imports the XML stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from labelgate.core.dataset import Dataset
+from labelgate.errors import FormatError
+from labelgate.formats._base import ErrorLog, WriteReport
+
+__all__ = ["FORMATS", "FormatInfo", "detect_format", "read", "write"]
+
+
+@dataclass(frozen=True, slots=True)
+class FormatInfo:
+    """One supported format: its CLI name, module and a one-line description."""
+
+    name: str
+    module: str
+    description: str
+    layout: str  # "file" or "folder"
+
+
+#: Supported formats in detection order (most specific sniff first).
+FORMATS: dict[str, FormatInfo] = {
+    info.name: info
+    for info in (
+        FormatInfo("coco", "coco", "COCO instances / keypoints JSON, or a COCO results list", "file"),
+        FormatInfo("labelstudio", "label_studio", "Label Studio JSON export (list of tasks)", "file"),
+        FormatInfo("cvat", "cvat", "CVAT for images 1.1 XML", "file"),
+        FormatInfo("voc", "voc", "Pascal VOC XML folder (Annotations/*.xml)", "folder"),
+        FormatInfo("yolo", "yolo", "YOLO txt labels with classes / data.yaml", "folder"),
+    )
+}
+
+
+def _function(name: str, verb: str) -> Callable[..., Any]:
+    info = FORMATS[name]
+    module = importlib.import_module(f"labelgate.formats.{info.module}")
+    return cast(Callable[..., Any], getattr(module, f"{verb}_{info.module}"))
+
+
+def detect_format(path: Path | str) -> str:
+    """Return the name of the format at ``path`` (file or folder).
+
+    Raises
+    ------
+    FormatError
+        Nothing there, or no format recognises it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FormatError("no such file or folder", path=path)
+    for name in FORMATS:
+        if _function(name, "sniff")(path):
+            return name
+    raise FormatError(
+        f"cannot tell the format; expected one of {', '.join(FORMATS)} (pass --from)", path=path
+    )
+
+
+def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None = None) -> Dataset:  # noqa: A002
+    """Read a data set, detecting the format unless ``format`` names it.
+
+    Parameters
+    ----------
+    path
+        A file (COCO, Label Studio, CVAT) or a folder (VOC, YOLO).
+    format
+        One of :data:`FORMATS`; detected when None.
+    errors
+        Pass ``ErrorLog(path, collect=True)`` to collect every problem instead of raising
+        the first.
+    """
+    path = Path(path)
+    name = format or detect_format(path)
+    if name not in FORMATS:
+        raise FormatError(f"unknown format {name!r}; expected one of {', '.join(FORMATS)}", path=path)
+    return cast(Dataset, _function(name, "read")(path, errors=errors))
+
+
+def write(dataset: Dataset, path: Path | str, format: str, *, overwrite: bool = False) -> WriteReport:  # noqa: A002
+    """Write a data set atomically; the report says what the format could not hold."""
+    path = Path(path)
+    if format not in FORMATS:
+        raise FormatError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}", path=path)
+    return cast(WriteReport, _function(format, "write")(dataset, path, overwrite=overwrite))
