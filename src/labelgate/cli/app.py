@@ -1,10 +1,202 @@
-"""The ``labelgate`` command line."""
+"""The ``labelgate`` command line.
+
+Commands parse their arguments, call one function of the layers below, and render the
+result: a rich table for people, exactly one JSON document with ``--json``. Exit codes:
+0 ok, 1 a check failed, 2 bad input.
+"""
 
 from __future__ import annotations
 
-import typer
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
-app = typer.Typer(name="labelgate", no_args_is_help=True, add_completion=False)
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from labelgate.core.summary import summarize
+from labelgate.errors import FormatError, LabelgateError
+from labelgate.formats._base import ErrorLog
+from labelgate.formats.registry import FORMATS, detect_format, read, write
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="labelgate",
+    no_args_is_help=True,
+    add_completion=False,
+    help="Quality-gated image annotation: measure labels early, block bad batches.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+FormatName = Annotated[
+    str | None,
+    typer.Option("--from", help=f"Input format ({', '.join(FORMATS)}); detected when omitted."),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _emit_json(document: Any) -> None:
+    sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _fail(error: LabelgateError | OSError, *, as_json: bool) -> NoReturn:
+    if as_json:
+        _emit_json({"error": str(error), **_error_fields(error)})
+    else:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _error_fields(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, FormatError):
+        return {
+            "file": str(error.path),
+            "record": error.record,
+            "field": error.field,
+            "message": error.reason,
+        }
+    return {}
+
+
+@app.command()
+def info(
+    path: Annotated[Path, typer.Argument(help="Annotation file or folder.")],
+    from_format: FormatName = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Count images, annotations, classes and objects per image."""
+    try:
+        name = from_format or detect_format(path)
+        dataset = read(path, name)
+    except (LabelgateError, OSError) as exc:
+        _fail(exc, as_json=as_json)
+    summary = summarize(dataset)
+    if as_json:
+        _emit_json({"format": name, **summary.to_dict()})
+        return
+    console.print(
+        f"[bold]{path}[/]  format [cyan]{name}[/]  images {summary.images:,}  "
+        f"annotations {summary.annotations:,}",
+        highlight=False,
+    )
+    if summary.per_kind:
+        console.print("kinds: " + ", ".join(f"{k} {v:,}" for k, v in summary.per_kind.items()))
+    table = Table("class", "annotations", title="per class")
+    for class_name, count in sorted(summary.per_class.items(), key=lambda kv: -kv[1]):
+        table.add_row(class_name, f"{count:,}")
+    console.print(table)
+    stats = summary.objects_per_image
+    console.print(
+        f"objects per image: mean {stats['mean']}, median {stats['median']}, "
+        f"p90 {stats['p90']}, max {stats['max']}"
+    )
+    console.print(
+        "density: " + ", ".join(f"{label}: {count:,}" for label, count in stats["buckets"].items())
+    )
+
+
+@app.command()
+def validate(
+    path: Annotated[Path, typer.Argument(help="Annotation file or folder.")],
+    from_format: FormatName = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List every problem in a file, not just the first (exit 1 when there are any)."""
+    log = ErrorLog(path, collect=True)
+    name: str | None = None
+    dataset = None
+    try:
+        name = from_format or detect_format(path)
+        dataset = read(path, name, errors=log)
+    except FormatError as exc:
+        if exc not in log.errors:
+            log.errors.append(exc)
+    except (LabelgateError, OSError) as exc:
+        _fail(exc, as_json=as_json)
+    problems = [_error_fields(e) for e in log.errors]
+    if as_json:
+        _emit_json(
+            {
+                "path": str(path),
+                "format": name,
+                "valid": not problems,
+                "images": len(dataset.images) if dataset is not None else None,
+                "annotations": len(dataset.annotations) if dataset is not None else None,
+                "problems": problems,
+            }
+        )
+    elif problems:
+        table = Table("file", "record", "field", "problem", title=f"{len(problems)} problem(s)")
+        for p in problems:
+            table.add_row(Path(p["file"]).name, p["record"] or "", p["field"] or "", p["message"])
+        console.print(table)
+    else:
+        assert dataset is not None  # no problems means the read succeeded
+        console.print(
+            f"[green]ok[/] {path} ({name}): {len(dataset.images):,} images, "
+            f"{len(dataset.annotations):,} annotations",
+            highlight=False,
+        )
+    if problems:
+        raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="Input file or folder.")],
+    target: Annotated[Path, typer.Argument(help="Output file or folder.")],
+    to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(FORMATS)}.")],
+    from_format: FormatName = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Convert between formats; says what the target format could not hold."""
+    if to not in FORMATS:
+        _fail(
+            FormatError(f"unknown output format {to!r}; expected one of {', '.join(FORMATS)}", path=target),
+            as_json=as_json,
+        )
+    started = time.perf_counter()
+    try:
+        dataset = read(source, from_format)
+        report = write(dataset, target, to, overwrite=overwrite)
+    except FileExistsError as exc:
+        _fail(FormatError("exists and is not empty; pass --overwrite", path=target), as_json=as_json)
+        raise AssertionError from exc  # unreachable: _fail exits
+    except (LabelgateError, OSError) as exc:
+        _fail(exc, as_json=as_json)
+    seconds = time.perf_counter() - started
+    if as_json:
+        _emit_json({**report.to_dict(), "seconds": round(seconds, 3)})
+        return
+    console.print(
+        f"[green]wrote[/] {target} ({to}): {report.images:,} images, "
+        f"{report.annotations:,} annotations in {seconds:.2f} s",
+        highlight=False,
+    )
+    for dropped in report.dropped:
+        detail = f" ({dropped.detail})" if dropped.detail else ""
+        err_console.print(
+            f"[yellow]dropped:[/] {dropped.count:,} {dropped.what}{detail}", highlight=False
+        )
+
+
+@app.command()
+def formats() -> None:
+    """List the supported formats."""
+    table = Table("name", "layout", "what")
+    for f in FORMATS.values():
+        table.add_row(f.name, f.layout, f.description)
+    console.print(table)
 
 
 def main() -> None:

@@ -766,7 +766,10 @@ def _geometry_area(
     """Area of each row from its primary geometry (RLE > polygon > box; tags 0)."""
     n = len(kind)
     with np.errstate(invalid="ignore"):
-        box = np.nan_to_num((bbox[:, 2] - bbox[:, 0]) * (bbox[:, 3] - bbox[:, 1]), nan=0.0)
+        # a reversed box is reported by problems(); its area must not add a second report
+        width = np.clip(bbox[:, 2] - bbox[:, 0], 0, None)
+        height = np.clip(bbox[:, 3] - bbox[:, 1], 0, None)
+        box = np.nan_to_num(width * height, nan=0.0)
     if len(ring_offsets) != n + 1 or len(rle) != n:
         return box
     area = np.where(np.diff(ring_offsets) > 0, polygon_area(rings, ring_offsets), box)
