@@ -736,7 +736,7 @@ def _to_coco(dataset: Dataset, report: WriteReport, *, results: bool) -> Any:
     categories = []
     for c in taxonomy.classes:
         category: dict[str, Any] = {"id": c.id, "name": c.name, "supercategory": c.supercategory}
-        if c.keypoints:
+        if c.keypoints or c.skeleton:
             category["keypoints"] = list(c.keypoints)
             category["skeleton"] = [list(pair) for pair in c.skeleton]
         if c.tier != PrecisionTier.LOOSE or c.threshold != 0.5:
