@@ -55,17 +55,41 @@ def test_iteration_is_refused_so_library_code_works_on_columns() -> None:
 @pytest.mark.parametrize(
     ("changes", "field", "row", "message"),
     [
-        pytest.param({"bbox": [[0, 0, 2, 2], [3, 1, 1, 4], [5, 5, 6, 6]]}, "bbox", 1, "x2 >= x1", id="x2-before-x1"),
-        pytest.param({"bbox": [[0, 0, 2, 2], [1, 1, 3, 4], [5, 7, 6, 6]]}, "bbox", 2, "y2 >= y1", id="y2-before-y1"),
-        pytest.param({"bbox": [[0, 0, np.inf, 2], [1, 1, 3, 4], [5, 5, 6, 6]]}, "bbox", 0, "finite", id="infinite"),
+        pytest.param(
+            {"bbox": [[0, 0, 2, 2], [3, 1, 1, 4], [5, 5, 6, 6]]},
+            "bbox",
+            1,
+            "x2 >= x1",
+            id="x2-before-x1",
+        ),
+        pytest.param(
+            {"bbox": [[0, 0, 2, 2], [1, 1, 3, 4], [5, 7, 6, 6]]},
+            "bbox",
+            2,
+            "y2 >= y1",
+            id="y2-before-y1",
+        ),
+        pytest.param(
+            {"bbox": [[0, 0, np.inf, 2], [1, 1, 3, 4], [5, 5, 6, 6]]},
+            "bbox",
+            0,
+            "finite",
+            id="infinite",
+        ),
         pytest.param({"id": [4, 5, 4]}, "id", 2, "duplicate annotation id 4", id="duplicate-id"),
         pytest.param({"area": [1.0, -2.0, 1.0]}, "area", 1, "area >= 0", id="negative-area"),
         pytest.param({"kind": [1, 9, 1]}, "kind", 1, "expected one of", id="unknown-kind"),
-        pytest.param({"kind": [1, Kind.POLYGON, 1]}, "rings", 1, "polygon needs", id="polygon-no-ring"),
+        pytest.param(
+            {"kind": [1, Kind.POLYGON, 1]}, "rings", 1, "polygon needs", id="polygon-no-ring"
+        ),
     ],
 )
 def test_constructor_names_field_and_row(changes: dict, field: str, row: int, message: str) -> None:
-    base = {"image_id": [1, 1, 2], "class_id": [1, 2, 1], "bbox": [[0, 0, 2, 2], [1, 1, 3, 4], [5, 5, 6, 6]]}
+    base = {
+        "image_id": [1, 1, 2],
+        "class_id": [1, 2, 1],
+        "bbox": [[0, 0, 2, 2], [1, 1, 3, 4], [5, 5, 6, 6]],
+    }
     base.update(changes)
     with pytest.raises(ValidationError, match=message) as info:
         Annotations.create(**base)
@@ -74,7 +98,9 @@ def test_constructor_names_field_and_row(changes: dict, field: str, row: int, me
 
 def test_shape_mismatch_is_reported_without_a_row() -> None:
     with pytest.raises(ValidationError, match=r"expected shape \(3,\), got \(1,\)") as info:
-        Annotations.create(image_id=[1, 1, 2], class_id=[1, 2, 1], bbox=np.zeros((3, 4)), score=[1.0])
+        Annotations.create(
+            image_id=[1, 1, 2], class_id=[1, 2, 1], bbox=np.zeros((3, 4)), score=[1.0]
+        )
     assert info.value.field == "score"
 
 
@@ -168,9 +194,7 @@ def test_rle_area_counts_foreground_runs() -> None:
 
 @given(
     st.lists(
-        st.tuples(
-            st.floats(-1e4, 1e4), st.floats(-1e4, 1e4), st.floats(0, 1e3), st.floats(0, 1e3)
-        ),
+        st.tuples(st.floats(-1e4, 1e4), st.floats(-1e4, 1e4), st.floats(0, 1e3), st.floats(0, 1e3)),
         min_size=0,
         max_size=30,
     ),
@@ -205,13 +229,19 @@ def test_dataset_rejects_unknown_images_and_boxes_outside() -> None:
     images = Images.create(id=[1], width=[10], height=[10])
     taxonomy = Taxonomy.from_names(["car"])
     with pytest.raises(ValidationError, match="unknown image id 2"):
-        Dataset(Annotations.create(image_id=[2], class_id=[1], bbox=[[0, 0, 1, 1]]), images, taxonomy)
+        Dataset(
+            Annotations.create(image_id=[2], class_id=[1], bbox=[[0, 0, 1, 1]]), images, taxonomy
+        )
     with pytest.raises(ValidationError, match="outside its 10x10 image") as info:
         Dataset(
-            Annotations.create(image_id=[1, 1], class_id=[1, 1], bbox=[[0, 0, 1, 1], [5, 5, 12, 9]]),
+            Annotations.create(
+                image_id=[1, 1], class_id=[1, 1], bbox=[[0, 0, 1, 1], [5, 5, 12, 9]]
+            ),
             images,
             taxonomy,
         )
     assert (info.value.field, info.value.row) == ("bbox", 1)
     # within the rounding tolerance of one pixel: accepted
-    Dataset(Annotations.create(image_id=[1], class_id=[1], bbox=[[-0.5, 0, 10.5, 10]]), images, taxonomy)
+    Dataset(
+        Annotations.create(image_id=[1], class_id=[1], bbox=[[-0.5, 0, 10.5, 10]]), images, taxonomy
+    )

@@ -142,9 +142,13 @@ def test_results_round_trip_through_the_results_list(shared_data: Path, tmp_path
     original = json.loads(path.read_text())
     assert [r["image_id"] for r in written] == [r["image_id"] for r in original]
     assert [r["score"] for r in written] == [r["score"] for r in original]
-    np.testing.assert_allclose([r["bbox"] for r in written], [r["bbox"] for r in original], atol=1e-9)
+    np.testing.assert_allclose(
+        [r["bbox"] for r in written], [r["bbox"] for r in original], atol=1e-9
+    )
     # pycocotools accepts our results list against the ground truth
-    reference = COCO_API.COCO(str(shared_data / "faster-coco-eval/cocoapi/instances_val2014_100.json"))
+    reference = COCO_API.COCO(
+        str(shared_data / "faster-coco-eval/cocoapi/instances_val2014_100.json")
+    )
     assert len(reference.loadRes(str(tmp_path / "res.json")).anns) == len(original)
 
 
@@ -175,12 +179,22 @@ def minimal(**annotation: object) -> dict:
     ("annotation", "field", "message"),
     [
         pytest.param({"bbox": [1, 1, -3, 2]}, "bbox", "width and height >= 0", id="negative-width"),
-        pytest.param({"bbox": [1, 1, 2]}, "bbox", "expected [x, y, width, height]", id="three-numbers"),
-        pytest.param({"bbox": [1, "1", 2, 2]}, "bbox", "expected 4 numbers", id="string-coordinate"),
-        pytest.param({"category_id": 9}, "category_id", "unknown class id 9", id="unknown-category"),
+        pytest.param(
+            {"bbox": [1, 1, 2]}, "bbox", "expected [x, y, width, height]", id="three-numbers"
+        ),
+        pytest.param(
+            {"bbox": [1, "1", 2, 2]}, "bbox", "expected 4 numbers", id="string-coordinate"
+        ),
+        pytest.param(
+            {"category_id": 9}, "category_id", "unknown class id 9", id="unknown-category"
+        ),
         pytest.param({"image_id": 3}, "image_id", "unknown image id 3", id="unknown-image"),
-        pytest.param({"bbox": [5, 5, 20, 2]}, "bbox", "outside its 10x10 image", id="outside-image"),
-        pytest.param({"segmentation": [[0, 0, 1]]}, "segmentation", "polygons of >= 3", id="short-polygon"),
+        pytest.param(
+            {"bbox": [5, 5, 20, 2]}, "bbox", "outside its 10x10 image", id="outside-image"
+        ),
+        pytest.param(
+            {"segmentation": [[0, 0, 1]]}, "segmentation", "polygons of >= 3", id="short-polygon"
+        ),
         pytest.param(
             {"segmentation": {"size": [2, 2], "counts": [1, 2]}},
             "segmentation",
@@ -207,7 +221,7 @@ def test_malformed_annotation_names_file_record_and_field(
 def test_truncated_json_is_a_format_error(tmp_path: Path) -> None:
     path = tmp_path / "cut.json"
     path.write_text(json.dumps(minimal())[:-20])
-    with pytest.raises(FormatError, match="cut.json: invalid JSON"):
+    with pytest.raises(FormatError, match=r"cut\.json: invalid JSON"):
         read(path, "coco")
 
 
@@ -251,7 +265,10 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
 
 def test_detection_tells_coco_from_results(shared_data: Path) -> None:
     assert detect_format(shared_data / "faster-coco-eval/dt_dataset.json") == "coco"
-    assert detect_format(shared_data / "cocoapi-results/instances_val2014_fakebbox100_results.json") == "coco"
+    assert (
+        detect_format(shared_data / "cocoapi-results/instances_val2014_fakebbox100_results.json")
+        == "coco"
+    )
 
 
 def test_tags_are_reported_as_dropped(tmp_path: Path) -> None:

@@ -162,7 +162,9 @@ def convert(
     """Convert between formats; says what the target format could not hold."""
     if to not in FORMATS:
         _fail(
-            FormatError(f"unknown output format {to!r}; expected one of {', '.join(FORMATS)}", path=target),
+            FormatError(
+                f"unknown output format {to!r}; expected one of {', '.join(FORMATS)}", path=target
+            ),
             as_json=as_json,
         )
     started = time.perf_counter()
@@ -170,7 +172,9 @@ def convert(
         dataset = read(source, from_format)
         report = write(dataset, target, to, overwrite=overwrite)
     except FileExistsError as exc:
-        _fail(FormatError("exists and is not empty; pass --overwrite", path=target), as_json=as_json)
+        _fail(
+            FormatError("exists and is not empty; pass --overwrite", path=target), as_json=as_json
+        )
         raise AssertionError from exc  # unreachable: _fail exits
     except (LabelgateError, OSError) as exc:
         _fail(exc, as_json=as_json)

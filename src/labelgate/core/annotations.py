@@ -15,8 +15,8 @@ from labelgate.core.ragged import Ragged, gather_ranges
 from labelgate.errors import ValidationError
 
 __all__ = [
-    "AttributeColumn",
     "Annotations",
+    "AttributeColumn",
     "Groups",
     "Kind",
     "Problem",
@@ -152,7 +152,7 @@ class Groups:
         """Sum ``values`` (n, ...) within each group -> (k, ...)."""
         if len(self) == 0:
             return np.zeros((0, *values.shape[1:]), dtype=values.dtype)
-        return np.add.reduceat(values[self.order], self.offsets[:-1], axis=0)  # type: ignore[no-any-return]  # numpy stubs type reduceat as Any
+        return np.add.reduceat(values[self.order], self.offsets[:-1], axis=0)
 
 
 _INT_FIELDS = ("id", "image_id", "class_id", "annotator_id", "track_id", "z_order")
@@ -331,7 +331,9 @@ class Annotations:
         object.__setattr__(self, "bbox", bbox)
         object.__setattr__(self, "ring_offsets", np.asarray(self.ring_offsets, dtype=np.int64))
         rle_size = np.asarray(self.rle_size, dtype=np.int64)
-        object.__setattr__(self, "rle_size", rle_size.reshape(-1, 2) if rle_size.size == 0 else rle_size)
+        object.__setattr__(
+            self, "rle_size", rle_size.reshape(-1, 2) if rle_size.size == 0 else rle_size
+        )
 
     @classmethod
     def create(
@@ -340,7 +342,7 @@ class Annotations:
         image_id: Any,
         class_id: Any,
         bbox: Any,
-        id: Any = None,  # noqa: A002 - the field is called id
+        id: Any = None,
         kind: Any = None,
         score: Any = None,
         annotator_id: Any = None,
@@ -512,7 +514,9 @@ class Annotations:
         if add(
             "source",
             self.source > max(Source),
-            lambda r: [f"expected one of {[s.value for s in Source]}, got {self.source[i]}" for i in r],
+            lambda r: [
+                f"expected one of {[s.value for s in Source]}, got {self.source[i]}" for i in r
+            ],
         ):
             return out
         if n:
@@ -670,7 +674,11 @@ class Annotations:
             present_cols = [c for c in cols if c is not None]
             if len({c.values.dtype.kind for c in present_cols}) > 1:
                 merged = AttributeColumn.from_list(
-                    [v for p, c in zip(parts, cols) for v in (c.to_list() if c else [None] * len(p))]
+                    [
+                        v
+                        for p, c in zip(parts, cols)
+                        for v in (c.to_list() if c else [None] * len(p))
+                    ]
                 )
             else:
                 dtype = present_cols[0].values.dtype
@@ -683,7 +691,10 @@ class Annotations:
                         ]
                     ),
                     np.concatenate(
-                        [c.present if c is not None else np.zeros(len(p), bool) for p, c in zip(parts, cols)]
+                        [
+                            c.present if c is not None else np.zeros(len(p), bool)
+                            for p, c in zip(parts, cols)
+                        ]
                     ),
                 )
             attributes[name] = merged
@@ -733,7 +744,11 @@ class Annotations:
             starts = np.zeros(0, dtype=np.int64)
         offsets = np.append(starts, n).astype(np.int64)
         keys = stacked[starts].astype(np.int64)
-        return Groups(keys=keys[:, 0] if len(names) == 1 else keys, order=order.astype(np.int64), offsets=offsets)
+        return Groups(
+            keys=keys[:, 0] if len(names) == 1 else keys,
+            order=order.astype(np.int64),
+            offsets=offsets,
+        )
 
     def group_by_image(self) -> Groups:
         """Group rows by ``image_id``."""

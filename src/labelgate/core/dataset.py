@@ -62,7 +62,9 @@ class Dataset:
         shown = known if len(known) <= 10 else [*known[:10], "..."]
         for row in np.flatnonzero(class_pos < 0)[: 1 if first_only else None].tolist():
             out.append(
-                Problem("class_id", row, f"unknown class id {ann.class_id[row]} (taxonomy has {shown})")
+                Problem(
+                    "class_id", row, f"unknown class id {ann.class_id[row]} (taxonomy has {shown})"
+                )
             )
         if out and first_only:
             return out
@@ -79,14 +81,20 @@ class Dataset:
             )
         return out
 
-    def outside_image(self, image_row: IntArray | None = None) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    def outside_image(
+        self, image_row: IntArray | None = None
+    ) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """(n,) True for boxes reaching past their image's border (sizes known only)."""
         ann = self.annotations
         if image_row is None:
             image_row = self.images.index_of(ann.image_id)
         safe = np.maximum(image_row, 0)
-        width = self.images.width[safe].astype(np.float64) if len(self.images) else np.zeros(len(ann))
-        height = self.images.height[safe].astype(np.float64) if len(self.images) else np.zeros(len(ann))
+        width = (
+            self.images.width[safe].astype(np.float64) if len(self.images) else np.zeros(len(ann))
+        )
+        height = (
+            self.images.height[safe].astype(np.float64) if len(self.images) else np.zeros(len(ann))
+        )
         known = (image_row >= 0) & (width > 0) & (height > 0) & (ann.kind != Kind.TAG)
         tol = OUTSIDE_TOLERANCE_PX
         with np.errstate(invalid="ignore"):
@@ -106,7 +114,7 @@ class Dataset:
 
     def replace(self, **changes: Any) -> Dataset:
         """Return a copy with some parts replaced (checked again)."""
-        values = {
+        values: dict[str, Any] = {
             "annotations": self.annotations,
             "images": self.images,
             "taxonomy": self.taxonomy,

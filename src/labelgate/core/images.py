@@ -92,7 +92,7 @@ class Images:
     def create(
         cls,
         *,
-        id: Any,  # noqa: A002 - the field is called id
+        id: Any,
         file_name: Sequence[str] | None = None,
         width: Any = None,
         height: Any = None,
@@ -104,7 +104,9 @@ class Images:
         n = len(ids)
         return cls(
             id=ids,
-            file_name=_object_array(file_name if file_name is not None else [f"{i}" for i in ids.tolist()]),
+            file_name=_object_array(
+                file_name if file_name is not None else [f"{i}" for i in ids.tolist()]
+            ),
             width=np.zeros(n, np.int64) if width is None else np.asarray(width),
             height=np.zeros(n, np.int64) if height is None else np.asarray(height),
             scene_type=_object_array(scene_type if scene_type is not None else [""] * n),

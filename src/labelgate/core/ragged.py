@@ -46,7 +46,8 @@ def gather_ranges(starts: IntArray, stops: IntArray) -> IntArray:
     # position within its range, plus the range's start: one repeat and one cumsum
     row_of = np.repeat(np.arange(len(starts)), lengths)
     first = np.cumsum(lengths) - lengths
-    return starts[row_of] + (np.arange(total, dtype=np.int64) - first[row_of])
+    out: IntArray = starts[row_of] + (np.arange(total, dtype=np.int64) - first[row_of])
+    return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -11,7 +11,14 @@ import numpy as np
 from labelgate.core._typing import FloatArray, IntArray
 from labelgate.errors import ValidationError
 
-__all__ = ["TIER_RANGES", "AttributeSpec", "AttributeType", "ClassInfo", "PrecisionTier", "Taxonomy"]
+__all__ = [
+    "TIER_RANGES",
+    "AttributeSpec",
+    "AttributeType",
+    "ClassInfo",
+    "PrecisionTier",
+    "Taxonomy",
+]
 
 
 class PrecisionTier(enum.StrEnum):

@@ -3,4 +3,13 @@
 from labelgate.formats._base import Dropped, ErrorLog, WriteReport
 from labelgate.formats.registry import FORMATS, FormatInfo, detect_format, read, write
 
-__all__ = ["FORMATS", "Dropped", "ErrorLog", "FormatInfo", "WriteReport", "detect_format", "read", "write"]
+__all__ = [
+    "FORMATS",
+    "Dropped",
+    "ErrorLog",
+    "FormatInfo",
+    "WriteReport",
+    "detect_format",
+    "read",
+    "write",
+]

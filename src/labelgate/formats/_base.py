@@ -108,7 +108,9 @@ class WriteReport:
             "path": str(self.path),
             "images": self.images,
             "annotations": self.annotations,
-            "dropped": [{"what": d.what, "count": d.count, "detail": d.detail} for d in self.dropped],
+            "dropped": [
+                {"what": d.what, "count": d.count, "detail": d.detail} for d in self.dropped
+            ],
         }
 
 

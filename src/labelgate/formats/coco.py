@@ -413,7 +413,9 @@ def _columns(records: list[dict[str, Any]], *, results: bool) -> Annotations:
     """The fast path: whole columns at once; raises _SlowPath on anything unexpected."""
     n = len(records)
     if n == 0:
-        return Annotations.create(image_id=np.zeros(0, np.int64), class_id=[], bbox=np.zeros((0, 4)), check=False)
+        return Annotations.create(
+            image_id=np.zeros(0, np.int64), class_id=[], bbox=np.zeros((0, 4)), check=False
+        )
     try:
         image_id = _ints([r["image_id"] for r in records])
         class_id = _ints([r["category_id"] for r in records])
@@ -571,7 +573,9 @@ def _segmentations(
         rings = Ragged.empty(0, width=2)
     ring_offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(ring_counts, out=ring_offsets[1:])
-    rle = Ragged.from_rows(rle_rows, dtype=np.int64) if with_seg else Ragged.empty(n, dtype=np.int64)
+    rle = (
+        Ragged.from_rows(rle_rows, dtype=np.int64) if with_seg else Ragged.empty(n, dtype=np.int64)
+    )
     return rings, ring_offsets, rle, rle_size
 
 
@@ -692,7 +696,11 @@ def _to_coco(dataset: Dataset, report: WriteReport, *, results: bool) -> Any:
     xywh = ann.bbox.copy()
     xywh[:, 2:] -= xywh[:, :2]
     xywh_values = np.concatenate([xywh[:, :2], np.round(xywh[:, 2:], 10)], axis=1)
-    boxes = np.array(_numbers(xywh_values.reshape(-1)), dtype=object).reshape(n, 4).tolist() if n else []
+    boxes = (
+        np.array(_numbers(xywh_values.reshape(-1)), dtype=object).reshape(n, 4).tolist()
+        if n
+        else []
+    )
     ids = ann.id.tolist()
     image_ids = ann.image_id.tolist()
     class_ids = ann.class_id.tolist()
@@ -722,7 +730,9 @@ def _to_coco(dataset: Dataset, report: WriteReport, *, results: bool) -> Any:
                 "iscrowd": cr,
                 "segmentation": s if s is not None else [],
             }
-            for a, i, c, b, ar, cr, s in zip(ids, image_ids, class_ids, boxes, areas, crowd, segmentation)
+            for a, i, c, b, ar, cr, s in zip(
+                ids, image_ids, class_ids, boxes, areas, crowd, segmentation
+            )
         ]
         scored = np.flatnonzero(~np.isnan(ann.score))
         for row, value in zip(scored.tolist(), ann.score[scored].tolist()):
@@ -859,4 +869,3 @@ def write_coco(
     report.annotations = len(document) if results else len(document["annotations"])
     write_bytes_atomic(path, orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY))
     return report
-

@@ -35,8 +35,12 @@ class FormatInfo:
 FORMATS: dict[str, FormatInfo] = {
     info.name: info
     for info in (
-        FormatInfo("coco", "coco", "COCO instances / keypoints JSON, or a COCO results list", "file"),
-        FormatInfo("labelstudio", "label_studio", "Label Studio JSON export (list of tasks)", "file"),
+        FormatInfo(
+            "coco", "coco", "COCO instances / keypoints JSON, or a COCO results list", "file"
+        ),
+        FormatInfo(
+            "labelstudio", "label_studio", "Label Studio JSON export (list of tasks)", "file"
+        ),
         FormatInfo("cvat", "cvat", "CVAT for images 1.1 XML", "file"),
         FormatInfo("voc", "voc", "Pascal VOC XML folder (Annotations/*.xml)", "folder"),
         FormatInfo("yolo", "yolo", "YOLO txt labels with classes / data.yaml", "folder"),
@@ -69,7 +73,7 @@ def detect_format(path: Path | str) -> str:
     )
 
 
-def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None = None) -> Dataset:  # noqa: A002
+def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None = None) -> Dataset:
     """Read a data set, detecting the format unless ``format`` names it.
 
     Parameters
@@ -85,13 +89,19 @@ def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None
     path = Path(path)
     name = format or detect_format(path)
     if name not in FORMATS:
-        raise FormatError(f"unknown format {name!r}; expected one of {', '.join(FORMATS)}", path=path)
+        raise FormatError(
+            f"unknown format {name!r}; expected one of {', '.join(FORMATS)}", path=path
+        )
     return cast(Dataset, _function(name, "read")(path, errors=errors))
 
 
-def write(dataset: Dataset, path: Path | str, format: str, *, overwrite: bool = False) -> WriteReport:  # noqa: A002
+def write(
+    dataset: Dataset, path: Path | str, format: str, *, overwrite: bool = False
+) -> WriteReport:
     """Write a data set atomically; the report says what the format could not hold."""
     path = Path(path)
     if format not in FORMATS:
-        raise FormatError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}", path=path)
+        raise FormatError(
+            f"unknown format {format!r}; expected one of {', '.join(FORMATS)}", path=path
+        )
     return cast(WriteReport, _function(format, "write")(dataset, path, overwrite=overwrite))
