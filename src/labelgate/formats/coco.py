@@ -22,6 +22,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -94,12 +95,98 @@ def read_coco(
     path = Path(path)
     log = errors or ErrorLog(path)
     try:
-        data = orjson.loads(path.read_bytes())
+        raw = path.read_bytes()
     except OSError as exc:
         raise log.fatal(f"cannot read: {exc.strerror}") from exc
+    if not log.collect:
+        # typed decoding straight into structs: no dict per record, types checked in C
+        try:
+            document = _DECODER.decode(raw)
+        except msgspec.ValidationError:
+            document = None  # something unexpected: the checked path below names it
+        except msgspec.DecodeError as exc:
+            raise log.fatal(f"invalid JSON: {exc}") from exc
+        if document is not None:
+            try:
+                return _from_document(document, log, reference)
+            except _SlowPath:
+                pass
+    try:
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise log.fatal(f"invalid JSON: {exc}") from exc
     return dataset_from_coco(data, path=path, errors=log, reference=reference)
+
+
+class _Annotation(msgspec.Struct, gc=False):
+    """One annotation (or result) record; defaults equal what ``_columns`` treats as absent."""
+
+    image_id: int
+    category_id: int
+    id: int | None = None
+    bbox: list[float] | None = None
+    score: float | None = None
+    area: float | None = None
+    iscrowd: int | bool = 0
+    segmentation: Any = None
+    keypoints: list[float] | None = None
+    annotator_id: int = -1
+    z_order: int = 0
+    source: str = "human"
+    attributes: dict[str, Any] | None = None
+
+
+class _Document(msgspec.Struct, gc=False):
+    images: list[dict[str, Any]] = []
+    annotations: list[_Annotation] = []
+    categories: list[dict[str, Any]] = []
+    info: Any = None
+    licenses: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_Document | list[_Annotation])
+
+
+def _from_document(
+    document: _Document | list[_Annotation], log: ErrorLog, reference: Dataset | None
+) -> Dataset:
+    if isinstance(document, list):
+        ann = _columns(_StructColumns(document), results=True)
+        return _results_dataset(ann, np.arange(len(ann), dtype=np.int64), log, reference)
+    taxonomy = _read_categories(document.categories, log)
+    images, image_extra = _read_images(document.images, log)
+    ann = _columns(_StructColumns(document.annotations), results=False)
+    info = {
+        key: value
+        for key, value in (("info", document.info), ("licenses", document.licenses))
+        if value is not None
+    }
+    return _instances_dataset(
+        ann, np.arange(len(ann), dtype=np.int64), images, image_extra, taxonomy, info, log
+    )
+
+
+def _instances_dataset(
+    ann: Annotations,
+    origin: IntArray,
+    images: Images,
+    image_extra: list[dict[str, Any]],
+    taxonomy: Taxonomy,
+    info: dict[str, Any],
+    log: ErrorLog,
+) -> Dataset:
+    if image_extra:
+        info["image_extra"] = image_extra
+    ids = ann.id
+    return finish_dataset(
+        log,
+        ann,
+        images,
+        taxonomy,
+        record_of=lambda row: f"annotations[{origin[row]}] (id={ids[row]})",
+        field_names=_FIELD_NAMES,
+        info=info,
+    )
 
 
 def dataset_from_coco(
@@ -113,7 +200,8 @@ def dataset_from_coco(
     path = Path(path)
     log = errors or ErrorLog(path)
     if isinstance(data, list):
-        return _read_results(data, log, reference)
+        ann, origin = _read_annotations(data, log, results=True)
+        return _results_dataset(ann, origin, log, reference)
     if not isinstance(data, dict):
         raise log.fatal(f"expected a JSON object or a results list, got {type(data).__name__}")
     for key in ("images", "annotations", "categories"):
@@ -121,20 +209,9 @@ def dataset_from_coco(
             raise log.fatal(f"expected a list, got {type(data[key]).__name__}", field=key)
     taxonomy = _read_categories(data.get("categories", []), log)
     images, image_extra = _read_images(data.get("images", []), log)
-    records = data.get("annotations", [])
-    ann, origin = _read_annotations(records, log, results=False)
+    ann, origin = _read_annotations(data.get("annotations", []), log, results=False)
     info = {k: data[k] for k in ("info", "licenses") if k in data}
-    if image_extra:
-        info["image_extra"] = image_extra
-    return finish_dataset(
-        log,
-        ann,
-        images,
-        taxonomy,
-        record_of=lambda row: _record_name(records, int(origin[row])),
-        field_names=_FIELD_NAMES,
-        info=info,
-    )
+    return _instances_dataset(ann, origin, images, image_extra, taxonomy, info, log)
 
 
 def _record_name(records: Sequence[Any], index: int, key: str = "annotations") -> str:
@@ -144,8 +221,9 @@ def _record_name(records: Sequence[Any], index: int, key: str = "annotations") -
     return f"{key}[{index}]"
 
 
-def _read_results(records: list[Any], log: ErrorLog, reference: Dataset | None) -> Dataset:
-    ann, origin = _read_annotations(records, log, results=True)
+def _results_dataset(
+    ann: Annotations, origin: IntArray, log: ErrorLog, reference: Dataset | None
+) -> Dataset:
     if reference is not None:
         images, taxonomy = reference.images, reference.taxonomy
         unknown_class = taxonomy.position(ann.class_id) < 0
@@ -301,14 +379,14 @@ def _read_annotations(
         origin = origin[good]
         records = [records[i] for i in origin.tolist()]
     try:
-        return _columns(records, results=results), origin
+        return _columns(_DictColumns(records), results=results), origin
     except _SlowPath:
         pass
     # the fast path met something odd: name the records, then build from the good ones
     good = _check_records(records, log, results=results)
     picked = [records[i] for i in np.flatnonzero(good).tolist()]
     try:
-        return _columns(picked, results=results), origin[good]
+        return _columns(_DictColumns(picked), results=results), origin[good]
     except _SlowPath as exc:  # pragma: no cover - _check_records accepts only what _columns can
         raise log.fatal("records passed the checks but could not be read") from exc
 
@@ -409,31 +487,79 @@ def _segmentation_problem(seg: Any) -> str | None:
     return f"expected a polygon list or an RLE object, got {type(seg).__name__}"
 
 
-def _columns(records: list[dict[str, Any]], *, results: bool) -> Annotations:
+class _DictColumns:
+    """Column access over parsed JSON objects (``orjson``): nothing is type-checked yet."""
+
+    trusted = False
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def required(self, key: str) -> list[Any]:
+        try:
+            return [r[key] for r in self.records]
+        except (KeyError, TypeError) as exc:
+            raise _SlowPath from exc
+
+    def optional(self, key: str, default: Any) -> list[Any]:
+        try:
+            return [r.get(key, default) for r in self.records]
+        except AttributeError as exc:
+            raise _SlowPath from exc
+
+
+class _StructColumns:
+    """Column access over ``msgspec`` structs: the decoder already checked every type."""
+
+    trusted = True
+
+    def __init__(self, records: list[Any]) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def required(self, key: str) -> list[Any]:
+        return [getattr(r, key) for r in self.records]
+
+    def optional(self, key: str, default: Any) -> list[Any]:
+        # the struct's own default equals ``default`` (see _Annotation)
+        return [getattr(r, key) for r in self.records]
+
+
+def _columns(records: _DictColumns | _StructColumns, *, results: bool) -> Annotations:
     """The fast path: whole columns at once; raises _SlowPath on anything unexpected."""
     n = len(records)
     if n == 0:
         return Annotations.create(
             image_id=np.zeros(0, np.int64), class_id=[], bbox=np.zeros((0, 4)), check=False
         )
+    image_id = _ints(records.required("image_id"))
+    class_id = _ints(records.required("category_id"))
+    id_list = records.optional("id", None) if results else records.required("id")
+    ids = (
+        np.arange(1, n + 1, dtype=np.int64)
+        if results and all(v is None for v in id_list)
+        else _ints(id_list)
+    )
+    segs = records.optional("segmentation", None)
+    keypoint_lists = records.optional("keypoints", None)
+    box_list = records.optional("bbox", None)
+    has_bbox = [b is not None for b in box_list]
+    if not all(has_bbox):
+        if not results:
+            raise _SlowPath
+        box_list = [b if b is not None else [0, 0, 0, 0] for b in box_list]
     try:
-        image_id = _ints([r["image_id"] for r in records])
-        class_id = _ints([r["category_id"] for r in records])
-        ids = (
-            np.arange(1, n + 1, dtype=np.int64)
-            if results and "id" not in records[0]
-            else _ints([r["id"] for r in records])
-        )
-        segs = [r.get("segmentation") for r in records]
-        keypoint_lists = [r.get("keypoints") for r in records]
-        has_bbox = ["bbox" in r for r in records]
-        boxes = [r["bbox"] if h else [0, 0, 0, 0] for r, h in zip(records, has_bbox)]
-    except (KeyError, TypeError, AttributeError) as exc:
+        if set(map(len, box_list)) != {4}:
+            raise _SlowPath
+    except TypeError as exc:
         raise _SlowPath from exc
-    if set(map(len, boxes)) != {4}:
-        raise _SlowPath
-    flat = list(chain.from_iterable(boxes))
-    if not set(map(type, flat)) <= {int, float}:
+    flat = list(chain.from_iterable(box_list))
+    if not records.trusted and not set(map(type, flat)) <= {int, float}:
         raise _SlowPath
     xywh = np.array(flat, dtype=np.float64).reshape(n, 4)
     if (xywh[:, 2:] < 0).any():
@@ -442,10 +568,10 @@ def _columns(records: list[dict[str, Any]], *, results: bool) -> Annotations:
     bbox[:, 2:] += bbox[:, :2]
 
     def optional(key: str, default: Any, allowed: set[type]) -> list[Any] | None:
-        values = [r.get(key, default) for r in records]
-        kinds = set(map(type, values))
-        if kinds == {type(default)} and all(v == default for v in values):
+        values = records.optional(key, default)
+        if values.count(default) == n:  # list.count runs in C: the common all-absent case
             return None
+        kinds = set(map(type, values))
         if not kinds <= allowed | {type(default)}:
             raise _SlowPath
         return values
@@ -456,7 +582,7 @@ def _columns(records: list[dict[str, Any]], *, results: bool) -> Annotations:
     annotator_list = optional("annotator_id", -1, {int})
     z_list = optional("z_order", 0, {int})
     source_list = optional("source", "human", {str})
-    attribute_dicts = [r.get("attributes") for r in records]
+    attribute_dicts = records.optional("attributes", None)
 
     score = (
         np.full(n, np.nan)
@@ -634,12 +760,10 @@ def _attribute_columns(
     dicts: list[Any], flags: dict[str, np.ndarray[Any, Any]], track_id: IntArray
 ) -> dict[str, AttributeColumn]:
     """Split ``attributes`` objects into core flag columns, track ids and typed columns."""
-    names: set[str] = set()
-    for d in dicts:
-        if d is not None:
-            if not isinstance(d, dict):
-                raise _SlowPath
-            names.update(d)
+    present = [d for d in dicts if d is not None]
+    if not set(map(type, present)) <= {dict}:
+        raise _SlowPath
+    names = set(chain.from_iterable(present))
     columns: dict[str, AttributeColumn] = {}
     for name in sorted(names):
         values = [d.get(name) if d is not None else None for d in dicts]
@@ -834,7 +958,8 @@ def _write_attributes(records: list[dict[str, Any]], ann: Annotations) -> None:
     for name in _FLAG_ATTRIBUTES:
         values: np.ndarray[Any, Any] = getattr(ann, name)
         if values.any():
-            columns[name] = values.tolist()
+            # only the set flags: an absent flag reads back as False
+            columns[name] = [True if v else None for v in values.tolist()]
     if (ann.track_id >= 0).any():
         columns["track_id"] = [v if v >= 0 else None for v in ann.track_id.tolist()]
     for name, column in ann.attributes.items():
