@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from labelgate.cli.app import app
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout
+
+
+def test_info_json_counts_the_coco_subset(shared_data: Path) -> None:
+    path = shared_data / "faster-coco-eval/cocoapi/instances_val2014_100.json"
+    code, out = run("info", str(path), "--json")
+    assert code == 0
+    document = json.loads(out)
+    assert list(document) == ["format", "images", "annotations", "per_class", "objects_per_image"]
+    assert (document["format"], document["images"], document["annotations"]) == ("coco", 100, 839)
+    raw = json.loads(path.read_text())
+    names = {c["id"]: c["name"] for c in raw["categories"]}
+    expected: dict[str, int] = {}
+    for a in raw["annotations"]:
+        expected[names[a["category_id"]]] = expected.get(names[a["category_id"]], 0) + 1
+    assert {k: v for k, v in document["per_class"].items() if v} == expected
+    per_image = [sum(a["image_id"] == i["id"] for a in raw["annotations"]) for i in raw["images"]]
+    stats = document["objects_per_image"]
+    assert stats["max"] == max(per_image) and stats["min"] == min(per_image)
+    assert stats["mean"] == round(sum(per_image) / len(per_image), 4)
+    assert sum(stats["buckets"].values()) == 100
+
+
+def test_validate_lists_every_problem_and_exits_1(tmp_path: Path) -> None:
+    document = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "categories": [{"id": 1, "name": "car"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, -1, 1]},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]},
+            {"id": 3, "image_id": 1, "category_id": 7, "bbox": [0, 0, 1, 1]},
+        ],
+    }
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    code, out = run("validate", str(path), "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["valid"] is False and report["annotations"] == 1
+    assert [(p["record"], p["field"]) for p in report["problems"]] == [
+        ("annotations[0] (id=1)", "bbox"),
+        ("annotations[2] (id=3)", "category_id"),
+    ]
+
+
+def test_unreadable_input_exits_2_with_a_json_error(tmp_path: Path) -> None:
+    path = tmp_path / "cut.json"
+    path.write_text('{"images": [')
+    code, out = run("info", str(path), "--json")
+    assert code == 2
+    assert "invalid JSON" in json.loads(out)["error"]
+    code, _ = run("info", str(tmp_path / "missing.json"))
+    assert code == 2
+
+
+def test_convert_reports_what_the_target_drops_and_refuses_to_overwrite(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    coco = shared_data / "datumaro-assets/coco_dataset/coco_instances"
+    source = coco / "annotations/instances_val.json"
+    target = tmp_path / "out"
+    code, out = run("convert", str(source), str(target), "--to", "voc", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["format"] == "voc" and report["annotations"] == 2
+    dropped = {d["what"]: d["count"] for d in report["dropped"]}
+    assert dropped  # a polygon and a crowd mask cannot stay what they are in VOC
+    code, _ = run("convert", str(source), str(target), "--to", "voc")
+    assert code == 2
+    code, _ = run("convert", str(source), str(target), "--to", "voc", "--overwrite")
+    assert code == 0
+
+
+def test_demo_round_trips_every_format(tmp_path: Path) -> None:
+    code, out = run("demo", "--images", "40", "--out", str(tmp_path / "demo"), "--json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["ok"] is True
+    formats = [r["format"] for r in result["roundtrips"]]
+    assert formats == ["coco", "voc", "yolo", "cvat", "labelstudio"]
+    boxes = result["reference"]["annotations"]
+    assert all(r["annotations_read"] == boxes for r in result["roundtrips"])
+    assert 0 < result["annotator"]["missed_rate"] < 0.2
+    code, _ = run("demo", "--images", "40", "--out", str(tmp_path / "demo"))
+    assert code == 2  # an earlier demo is there and --overwrite was not given
+
+
+def test_quickstart_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sys.argv = ["quickstart.py", str(tmp_path)]
+    runpy.run_path(str(REPO / "examples/quickstart.py"), run_name="__main__")
+    assert "small people" in capsys.readouterr().out
