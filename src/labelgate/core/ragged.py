@@ -108,7 +108,9 @@ class Ragged:
         if len(rows) and lengths.sum():
             values = np.concatenate([np.asarray(r) for r in rows if len(r)])
         else:
-            values = np.zeros(0, dtype=dtype or np.float64)
+            # keep the rows' trailing shape, so empty keypoint rows stay (0, 3)
+            trailing = np.asarray(rows[0]).shape[1:] if len(rows) else ()
+            values = np.zeros((0, *trailing), dtype=dtype or np.float64)
         if dtype is not None:
             values = values.astype(dtype, copy=False)
         return cls(values, offsets)
