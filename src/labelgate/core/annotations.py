@@ -293,10 +293,19 @@ class Annotations:
         problems = self.problems(first_only=True)
         if problems:
             raise problems[0].error()
+        self._seal()
+
+    def _seal(self) -> Annotations:
+        """Make every array read-only; only for a container whose ``problems()`` is empty.
+
+        Readers build with ``check=False``, list every problem, and seal the container when
+        there were none, instead of paying for the same checks twice on a large file.
+        """
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
                 value.setflags(write=False)
+        return self
 
     # --- construction -------------------------------------------------------------------
 

@@ -48,6 +48,21 @@ class Dataset:
         if problems:
             raise problems[0].error()
 
+    @classmethod
+    def _unchecked(
+        cls, annotations: Annotations, images: Images, taxonomy: Taxonomy, info: dict[str, Any]
+    ) -> Dataset:
+        """Build without the cross-table checks; the caller runs ``problems()`` itself."""
+        self = object.__new__(cls)
+        for name, value in (
+            ("annotations", annotations),
+            ("images", images),
+            ("taxonomy", taxonomy),
+            ("info", info),
+        ):
+            object.__setattr__(self, name, value)
+        return self
+
     def problems(self, *, first_only: bool = False) -> list[Problem]:
         """Cross-table problems (the tables validate themselves on construction)."""
         ann = self.annotations

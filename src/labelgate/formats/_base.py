@@ -166,15 +166,16 @@ def finish_dataset(
 
     report(annotations.problems(first_only=not log.collect))
     keep: IntArray = np.flatnonzero(~bad)
-    try:
-        clean = annotations.take(keep)
-    except ValidationError as exc:  # pragma: no cover - problems() and the constructor agree
-        raise log.fatal(str(exc)) from exc
+    if bad.any():
+        try:
+            clean = annotations.take(keep)
+        except ValidationError as exc:  # pragma: no cover - problems() and the constructor agree
+            raise log.fatal(str(exc)) from exc
+    else:
+        # nothing to drop: seal the parsed columns rather than copy a large file's arrays
+        clean = annotations._seal()
     # cross-table checks on the clean rows, mapped back to the original rows
-    draft = Dataset.__new__(Dataset)
-    for name, value in (("annotations", clean), ("images", images), ("taxonomy", taxonomy)):
-        object.__setattr__(draft, name, value)
-    object.__setattr__(draft, "info", info or {})
+    draft = Dataset._unchecked(clean, images, taxonomy, info or {})
     cross = draft.problems(first_only=not log.collect)
     bad2 = np.zeros(len(clean), dtype=bool)
     for problem in cross:
@@ -186,4 +187,6 @@ def finish_dataset(
             field=names.get(problem.field, problem.field),
             path=path_of(original) if path_of else None,
         )
+    if not bad2.any():
+        return draft  # problems() came back empty: the draft is a valid data set
     return Dataset(clean[~bad2], images, taxonomy, info or {})

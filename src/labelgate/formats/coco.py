@@ -94,28 +94,58 @@ def read_coco(
     """
     path = Path(path)
     log = errors or ErrorLog(path)
+    if not log.collect:
+        parts = _fast_parts(path, log)
+        if parts is not None:
+            ann, images, image_extra, taxonomy, info = parts
+            origin = np.arange(len(ann), dtype=np.int64)
+            if images is None or taxonomy is None:
+                return _results_dataset(ann, origin, log, reference)
+            return _instances_dataset(ann, origin, images, image_extra, taxonomy, info, log)
+    try:
+        data = orjson.loads(path.read_bytes())
+    except OSError as exc:
+        raise log.fatal(f"cannot read: {exc.strerror}") from exc
+    except orjson.JSONDecodeError as exc:
+        raise log.fatal(f"invalid JSON: {exc}") from exc
+    return dataset_from_coco(data, path=path, errors=log, reference=reference)
+
+
+_Parts = tuple[Annotations, Images | None, list[dict[str, Any]], Taxonomy | None, dict[str, Any]]
+
+
+def _fast_parts(path: Path, log: ErrorLog) -> _Parts | None:
+    """Decode straight into typed structs and pull whole columns out of them.
+
+    Returns None when something unexpected needs the checked path to be named. The file's
+    bytes and the structs are dropped on return, before the checks allocate, which keeps
+    the peak memory of a large file below that of ``json.load``.
+    """
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise log.fatal(f"cannot read: {exc.strerror}") from exc
-    if not log.collect:
-        # typed decoding straight into structs: no dict per record, types checked in C
-        try:
-            document = _DECODER.decode(raw)
-        except msgspec.ValidationError:
-            document = None  # something unexpected: the checked path below names it
-        except msgspec.DecodeError as exc:
-            raise log.fatal(f"invalid JSON: {exc}") from exc
-        if document is not None:
-            try:
-                return _from_document(document, log, reference)
-            except _SlowPath:
-                pass
     try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        document = _DECODER.decode(raw)
+    except msgspec.ValidationError:
+        return None
+    except msgspec.DecodeError as exc:
         raise log.fatal(f"invalid JSON: {exc}") from exc
-    return dataset_from_coco(data, path=path, errors=log, reference=reference)
+    del raw
+    try:
+        if isinstance(document, list):
+            return _columns(_StructColumns(document), results=True), None, [], None, {}
+        taxonomy = _read_categories(document.categories, log)
+        images, image_extra = _read_images(document.images, log)
+        info = {
+            key: value
+            for key, value in (("info", document.info), ("licenses", document.licenses))
+            if value is not None
+        }
+        ann = _columns(_StructColumns(document.annotations), results=False)
+    except _SlowPath:
+        return None
+    return ann, images, image_extra, taxonomy, info
 
 
 class _Annotation(msgspec.Struct, gc=False):
@@ -145,25 +175,6 @@ class _Document(msgspec.Struct, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(_Document | list[_Annotation])
-
-
-def _from_document(
-    document: _Document | list[_Annotation], log: ErrorLog, reference: Dataset | None
-) -> Dataset:
-    if isinstance(document, list):
-        ann = _columns(_StructColumns(document), results=True)
-        return _results_dataset(ann, np.arange(len(ann), dtype=np.int64), log, reference)
-    taxonomy = _read_categories(document.categories, log)
-    images, image_extra = _read_images(document.images, log)
-    ann = _columns(_StructColumns(document.annotations), results=False)
-    info = {
-        key: value
-        for key, value in (("info", document.info), ("licenses", document.licenses))
-        if value is not None
-    }
-    return _instances_dataset(
-        ann, np.arange(len(ann), dtype=np.int64), images, image_extra, taxonomy, info, log
-    )
 
 
 def _instances_dataset(
@@ -545,71 +556,58 @@ def _columns(records: _DictColumns | _StructColumns, *, results: bool) -> Annota
         if results and all(v is None for v in id_list)
         else _ints(id_list)
     )
-    segs = records.optional("segmentation", None)
-    keypoint_lists = records.optional("keypoints", None)
     box_list = records.optional("bbox", None)
-    has_bbox = [b is not None for b in box_list]
-    if not all(has_bbox):
+    has_bbox = np.fromiter((b is not None for b in box_list), dtype=bool, count=n)
+    if not has_bbox.all():
         if not results:
             raise _SlowPath
         box_list = [b if b is not None else [0, 0, 0, 0] for b in box_list]
+    if not records.trusted and not set(map(type, chain.from_iterable(box_list))) <= {int, float}:
+        raise _SlowPath  # numpy would turn "1" into 1.0; the checked path names it instead
     try:
-        if set(map(len, box_list)) != {4}:
-            raise _SlowPath
-    except TypeError as exc:
+        xywh = np.array(box_list, dtype=np.float64)
+    except (ValueError, TypeError) as exc:
         raise _SlowPath from exc
-    flat = list(chain.from_iterable(box_list))
-    if not records.trusted and not set(map(type, flat)) <= {int, float}:
+    del box_list  # each column list is dropped once converted: a large file's peak memory
+    if xywh.shape != (n, 4) or (xywh[:, 2:] < 0).any():
         raise _SlowPath
-    xywh = np.array(flat, dtype=np.float64).reshape(n, 4)
-    if (xywh[:, 2:] < 0).any():
-        raise _SlowPath
-    bbox = xywh.copy()
+    bbox = xywh
     bbox[:, 2:] += bbox[:, :2]
 
-    def optional(key: str, default: Any, allowed: set[type]) -> list[Any] | None:
+    def optional(key: str, default: Any, allowed: set[type], dtype: Any) -> Any:
+        """The column as an array (None where absent), or None when no record has it."""
         values = records.optional(key, default)
         if values.count(default) == n:  # list.count runs in C: the common all-absent case
             return None
-        kinds = set(map(type, values))
-        if not kinds <= allowed | {type(default)}:
+        if not set(map(type, values)) <= allowed | {type(default)}:
             raise _SlowPath
-        return values
+        if default is None:
+            values = [np.nan if v is None else v for v in values]
+        return np.array(values, dtype=dtype)
 
-    score_list = optional("score", None, {int, float})
-    area_list = optional("area", None, {int, float})
-    crowd_list = optional("iscrowd", 0, {int, bool})
-    annotator_list = optional("annotator_id", -1, {int})
-    z_list = optional("z_order", 0, {int})
-    source_list = optional("source", "human", {str})
-    attribute_dicts = records.optional("attributes", None)
-
-    score = (
-        np.full(n, np.nan)
-        if score_list is None
-        else np.array([np.nan if v is None else v for v in score_list], dtype=np.float64)
-    )
-    area = (
-        np.full(n, np.nan)
-        if area_list is None
-        else np.array([np.nan if v is None else v for v in area_list], dtype=np.float64)
-    )
-    iscrowd = np.zeros(n, bool) if crowd_list is None else np.array(crowd_list, dtype=np.int64)
-    if iscrowd.dtype != bool and ((iscrowd != 0) & (iscrowd != 1)).any():
+    score = optional("score", None, {int, float}, np.float64)
+    area = optional("area", None, {int, float}, np.float64)
+    iscrowd = optional("iscrowd", 0, {int, bool}, np.int64)
+    if iscrowd is not None and ((iscrowd != 0) & (iscrowd != 1)).any():
         raise _SlowPath
+    annotator = optional("annotator_id", -1, {int}, np.int64)
+    z_order = optional("z_order", 0, {int}, np.int64)
+    source_names = optional("source", "human", {str}, object)
     source = np.zeros(n, np.uint8)
-    if source_list is not None:
+    if source_names is not None:
         try:
-            source = np.array([_SOURCE_BY_NAME[s] for s in source_list], dtype=np.uint8)
+            source = np.array([_SOURCE_BY_NAME[s] for s in source_names.tolist()], dtype=np.uint8)
         except KeyError as exc:
             raise _SlowPath from exc
 
     kind = np.full(n, Kind.BOX, dtype=np.uint8)
-    rings, ring_offsets, rle_counts, rle_size = _segmentations(segs, kind)
-    keypoints = _keypoints(keypoint_lists, kind)
-    if not all(has_bbox):
+    rings, ring_offsets, rle_counts, rle_size = _segmentations(
+        records.optional("segmentation", None), kind
+    )
+    keypoints = _keypoints(records.optional("keypoints", None), kind)
+    if not has_bbox.all():
         # results without a bbox: derive it as pycocotools' loadRes does
-        missing = ~np.array(has_bbox)
+        missing = ~has_bbox
         from_mask = missing & (rle_counts.lengths > 0)
         bbox[from_mask] = rle_bbox(rle_counts, rle_size)[from_mask]
         from_rings = missing & (np.diff(ring_offsets) > 0) & ~from_mask
@@ -621,8 +619,10 @@ def _columns(records: _DictColumns | _StructColumns, *, results: bool) -> Annota
     columns: dict[str, Any] = {}
     track_id = np.full(n, -1, dtype=np.int64)
     flags = {name: np.zeros(n, dtype=bool) for name in _FLAG_ATTRIBUTES}
-    if any(a is not None for a in attribute_dicts):
+    attribute_dicts = records.optional("attributes", None)
+    if attribute_dicts.count(None) != n:
         columns = _attribute_columns(attribute_dicts, flags, track_id)
+    del attribute_dicts
     return Annotations.create(
         id=ids,
         image_id=image_id,
@@ -630,13 +630,13 @@ def _columns(records: _DictColumns | _StructColumns, *, results: bool) -> Annota
         kind=kind,
         bbox=bbox,
         score=score,
-        annotator_id=None if annotator_list is None else np.array(annotator_list, dtype=np.int64),
+        annotator_id=annotator,
         source=source,
         track_id=track_id,
-        z_order=None if z_list is None else np.array(z_list, dtype=np.int64),
+        z_order=z_order,
         occluded=flags["occluded"],
         truncated=flags["truncated"],
-        iscrowd=iscrowd.astype(bool),
+        iscrowd=None if iscrowd is None else iscrowd.astype(bool),
         difficult=flags["difficult"],
         area=area,
         rings=rings,
