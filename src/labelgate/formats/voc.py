@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
 import numpy as np
@@ -484,6 +485,49 @@ def _report_common_drops(report: WriteReport, dataset: Dataset, written: Any) ->
     report.drop("image tags", int(sum(1 for tags in images.tags.tolist() if tags)))
 
 
+def _object_texts(
+    rows: Any,
+    class_pos: list[int],
+    names: tuple[str, ...],
+    attr_values: dict[str, list[Any]],
+    flag_values: dict[str, list[bool]],
+    bbox: list[list[float]],
+) -> dict[int, str]:
+    """The ``<object>`` element of every written row, as text (indented as ElementTree would).
+
+    Templates instead of building and serializing an ElementTree: ElementTree's pure-Python
+    serializer made writing 20,000 images six times slower than this.
+    """
+    escaped_names = [escape(name) for name in names]
+    pose = attr_values.get("pose")
+    others = {name: values for name, values in attr_values.items() if name != "pose"}
+    texts: dict[int, str] = {}
+    for row in rows.tolist():
+        parts = [f"  <object>\n    <name>{escaped_names[class_pos[row]]}</name>\n"]
+        if pose is not None and pose[row] is not None:
+            parts.append(f"    <pose>{escape(str(pose[row]))}</pose>\n")
+        parts.extend(
+            f"    <{flag}>{'1' if flag_values[flag][row] else '0'}</{flag}>\n" for flag in _FLAGS
+        )
+        x1, y1, x2, y2 = (_number(v) for v in bbox[row])
+        parts.append(
+            f"    <bndbox>\n      <xmin>{x1}</xmin>\n      <ymin>{y1}</ymin>\n"
+            f"      <xmax>{x2}</xmax>\n      <ymax>{y2}</ymax>\n    </bndbox>\n"
+        )
+        present = [(n, v[row]) for n, v in others.items() if v[row] is not None]
+        if present:
+            parts.append("    <attributes>\n")
+            parts.extend(
+                f"      <attribute>\n        <name>{escape(n)}</name>\n"
+                f"        <value>{escape(_attribute_text(v))}</value>\n      </attribute>\n"
+                for n, v in present
+            )
+            parts.append("    </attributes>\n")
+        parts.append("  </object>\n")
+        texts[row] = "".join(parts)
+    return texts
+
+
 def write_voc(dataset: Dataset, path: Path | str, *, overwrite: bool = False) -> WriteReport:
     """Write a data set as a Pascal VOC 2012 tree, atomically.
 
@@ -561,41 +605,18 @@ def write_voc(dataset: Dataset, path: Path | str, *, overwrite: bool = False) ->
     with atomic_dir(path, overwrite=overwrite) as tmp:
         (tmp / "Annotations").mkdir()
         (tmp / "ImageSets" / "Main").mkdir(parents=True)
+        objects = _object_texts(order, class_pos_list, names, attr_values, flag_values, bbox)
         for i in image_order:
-            root = StdET.Element("annotation")
-            StdET.SubElement(root, "folder").text = ""
-            StdET.SubElement(root, "filename").text = file_names[i]
-            size = StdET.SubElement(root, "size")
-            StdET.SubElement(size, "width").text = str(int(images.width[i]))
-            StdET.SubElement(size, "height").text = str(int(images.height[i]))
-            StdET.SubElement(size, "depth").text = "3"
-            StdET.SubElement(root, "segmented").text = "0"
-            for row in order[starts[i] : starts[i + 1]].tolist():
-                obj = StdET.SubElement(root, "object")
-                StdET.SubElement(obj, "name").text = names[class_pos_list[row]]
-                pose = attr_values.get("pose")
-                if pose is not None and pose[row] is not None:
-                    StdET.SubElement(obj, "pose").text = str(pose[row])
-                for flag in _FLAGS:
-                    StdET.SubElement(obj, flag).text = "1" if flag_values[flag][row] else "0"
-                box = StdET.SubElement(obj, "bndbox")
-                for key, value in zip(_COORDS, bbox[row]):
-                    StdET.SubElement(box, key).text = _number(value)
-                present = [
-                    (name, values[row])
-                    for name, values in attr_values.items()
-                    if name != "pose" and values[row] is not None
-                ]
-                if present:
-                    attrs = StdET.SubElement(obj, "attributes")
-                    for name, value in present:
-                        attr = StdET.SubElement(attrs, "attribute")
-                        StdET.SubElement(attr, "name").text = name
-                        StdET.SubElement(attr, "value").text = _attribute_text(value)
-            StdET.indent(root)
-            (tmp / "Annotations" / f"{stems[i]}.xml").write_bytes(
-                StdET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+            body = "".join(objects[row] for row in order[starts[i] : starts[i + 1]].tolist())
+            text = (
+                "<?xml version='1.0' encoding='utf-8'?>\n<annotation>\n  <folder />\n"
+                f"  <filename>{escape(file_names[i])}</filename>\n  <size>\n"
+                f"    <width>{int(images.width[i])}</width>\n"
+                f"    <height>{int(images.height[i])}</height>\n"
+                "    <depth>3</depth>\n  </size>\n  <segmented>0</segmented>\n"
+                f"{body}</annotation>\n"
             )
+            (tmp / "Annotations" / f"{stems[i]}.xml").write_bytes(text.encode("utf-8"))
         lines = ["# label:color_rgb:parts:actions"]
         lines += [f"{name}:{labelmap_colors.get(name, '::')}" for name in names]
         (tmp / _LABELMAP).write_text("\n".join(lines) + "\n", encoding="utf-8")
