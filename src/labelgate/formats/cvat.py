@@ -939,7 +939,9 @@ def _number(value: float) -> str:
     >>> [_number(v) for v in (58.0, 2.4, 1.23456, 1e-7)]
     ['58.00', '2.40', '1.23456', '0.0000001']
     """
-    text = np.format_float_positional(value, unique=True, trim="0")
+    text = repr(float(value))
+    if "e" in text or "n" in text:  # exponent form (or nan/inf): spell it out positionally
+        text = np.format_float_positional(value, unique=True, trim="0")
     decimals = len(text) - text.index(".") - 1
     return text + "0" * (2 - decimals) if decimals < 2 else text
 
