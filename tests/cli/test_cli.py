@@ -107,3 +107,20 @@ def test_quickstart_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[s
     sys.argv = ["quickstart.py", str(tmp_path)]
     runpy.run_path(str(REPO / "examples/quickstart.py"), run_name="__main__")
     assert "small people" in capsys.readouterr().out
+
+
+def test_a_folder_holding_one_export_file_is_read_as_that_file(shared_data: Path) -> None:
+    gts = shared_data / "review-object-detection-metrics/database/gts"
+    counts = {}
+    for folder in ("coco_format_v1", "coco_format_v2", "cvat_format", "pascalvoc_format"):
+        code, out = run("info", str(gts / folder), "--json")
+        assert code == 0, out
+        document = json.loads(out)
+        counts[folder] = (document["format"], document["images"], document["annotations"])
+    # the same 100 VOC images' ground truth, written by four tools
+    assert counts == {
+        "coco_format_v1": ("coco", 100, 273),
+        "coco_format_v2": ("coco", 100, 273),
+        "cvat_format": ("cvat", 100, 273),
+        "pascalvoc_format": ("voc", 100, 273),
+    }

@@ -68,9 +68,27 @@ def detect_format(path: Path | str) -> str:
     for name in FORMATS:
         if _function(name, "sniff")(path):
             return name
+    single = _single_file(path)
+    if single is not None:
+        for name in FORMATS:
+            if _function(name, "sniff")(single):
+                return name
     raise FormatError(
         f"cannot tell the format; expected one of {', '.join(FORMATS)} (pass --from)", path=path
     )
+
+
+def _single_file(path: Path) -> Path | None:
+    """The one annotation file (.json or .xml) of a folder that holds exactly one, else None.
+
+    Lets ``labelgate info export/`` work on a folder a tool exported a single file into.
+    """
+    if not path.is_dir():
+        return None
+    candidates = [
+        p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".xml")
+    ]
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None = None) -> Dataset:
@@ -88,6 +106,8 @@ def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None
     """
     path = Path(path)
     name = format or detect_format(path)
+    if FORMATS.get(name) is not None and FORMATS[name].layout == "file" and path.is_dir():
+        path = _single_file(path) or path
     if name not in FORMATS:
         raise FormatError(
             f"unknown format {name!r}; expected one of {', '.join(FORMATS)}", path=path
