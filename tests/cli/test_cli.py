@@ -124,3 +124,25 @@ def test_a_folder_holding_one_export_file_is_read_as_that_file(shared_data: Path
         "cvat_format": ("cvat", 100, 273),
         "pascalvoc_format": ("voc", 100, 273),
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        pytest.param("bad.json", '{"images": [{"id": 1, "width": -5, "height": 4}]}', id="coco"),
+        pytest.param(
+            "bomb.xml",
+            '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx"><!ENTITY y "&x;&x;">]>'
+            "<annotations><version>1.1</version><image id='0' name='a' width='2' height='2'>"
+            "<tag label='&y;'/></image></annotations>",
+            id="cvat-entity-bomb",
+        ),
+    ],
+)
+def test_a_failed_conversion_writes_nothing(tmp_path: Path, name: str, content: str) -> None:
+    source = tmp_path / name
+    source.write_text(content)
+    target = tmp_path / "out.json"
+    code, _ = run("convert", str(source), str(target), "--to", "coco")
+    assert code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
