@@ -257,7 +257,7 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     dataset = read(write_json(tmp_path / "ok.json", minimal()))
     target = tmp_path / "out.json"
     target.write_text("keep me")
-    with pytest.raises(FormatError, match="exists"):
+    with pytest.raises(FileExistsError, match="exists"):
         write_coco(dataset, target)
     assert target.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.json", "out.json"]

@@ -647,7 +647,7 @@ def test_shapes_before_meta_are_refused(tmp_path: Path) -> None:
 def test_existing_file_is_refused_without_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "out.xml"
     target.write_text("keep me")
-    with pytest.raises(FormatError, match="exists"):
+    with pytest.raises(FileExistsError, match="exists"):
         write_cvat(every_kind(), target)
     assert target.read_text() == "keep me"
     write_cvat(every_kind(), target, overwrite=True)

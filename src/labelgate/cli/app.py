@@ -173,9 +173,7 @@ def convert(
         dataset = read(source, from_format)
         report = write(dataset, target, to, overwrite=overwrite)
     except FileExistsError as exc:
-        _fail(
-            FormatError("exists and is not empty; pass --overwrite", path=target), as_json=as_json
-        )
+        _fail(FormatError("exists; pass --overwrite to replace it", path=target), as_json=as_json)
         raise AssertionError from exc  # unreachable: _fail exits
     except (LabelgateError, OSError) as exc:
         _fail(exc, as_json=as_json)

@@ -13,7 +13,17 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_dir", "atomic_file", "write_bytes_atomic"]
+__all__ = ["atomic_dir", "atomic_file", "refuse_existing", "write_bytes_atomic"]
+
+
+def refuse_existing(target: Path, *, overwrite: bool) -> None:
+    """Raise ``FileExistsError`` when ``target`` exists and ``overwrite`` is False.
+
+    Every writer calls it before doing any work, so all of them refuse the same way
+    (the CLI turns it into "pass --overwrite").
+    """
+    if not overwrite and Path(target).exists():
+        raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
 
 
 def _fsync_dir(path: Path) -> None:

@@ -33,8 +33,8 @@ from labelgate.core.images import Images
 from labelgate.core.masks import rle_bbox, rle_from_string, rle_to_string
 from labelgate.core.ragged import Ragged
 from labelgate.core.taxonomy import ClassInfo, PrecisionTier, Taxonomy
-from labelgate.errors import FormatError, ValidationError
-from labelgate.formats._atomic import write_bytes_atomic
+from labelgate.errors import ValidationError
+from labelgate.formats._atomic import refuse_existing, write_bytes_atomic
 from labelgate.formats._base import ErrorLog, WriteReport, finish_dataset, no_cyclic_gc
 
 __all__ = ["dataset_from_coco", "dataset_to_coco", "read_coco", "sniff_coco", "write_coco"]
@@ -984,12 +984,11 @@ def write_coco(
 
     Raises
     ------
-    FormatError
+    FileExistsError
         The target exists and ``overwrite`` is False.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FormatError("exists; pass overwrite=True (--overwrite) to replace it", path=path)
+    refuse_existing(path, overwrite=overwrite)
     report = WriteReport("coco", path, len(dataset.images), len(dataset.annotations))
     with no_cyclic_gc():  # a dict per annotation: collections would find nothing to free
         document = _to_coco(dataset, report, results=results)

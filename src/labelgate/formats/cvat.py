@@ -72,8 +72,7 @@ from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
 from labelgate.core.ragged import Ragged
 from labelgate.core.taxonomy import AttributeSpec, AttributeType, ClassInfo, Taxonomy
-from labelgate.errors import FormatError
-from labelgate.formats._atomic import atomic_file
+from labelgate.formats._atomic import atomic_file, refuse_existing
 from labelgate.formats._base import ErrorLog, WriteReport, finish_dataset
 
 __all__ = ["read_cvat", "sniff_cvat", "write_cvat"]
@@ -1295,12 +1294,11 @@ def write_cvat(dataset: Dataset, path: Path | str, *, overwrite: bool = False) -
 
     Raises
     ------
-    FormatError
+    FileExistsError
         The target exists and ``overwrite`` is False.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FormatError("exists; pass overwrite=True (--overwrite) to replace it", path=path)
+    refuse_existing(path, overwrite=overwrite)
     report = WriteReport("cvat", path, len(dataset.images), len(dataset.annotations))
     with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         _stream(handle, _render(dataset, report))

@@ -62,7 +62,7 @@ from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
 from labelgate.core.ragged import Ragged
 from labelgate.core.taxonomy import Taxonomy
-from labelgate.formats._atomic import write_bytes_atomic
+from labelgate.formats._atomic import refuse_existing, write_bytes_atomic
 from labelgate.formats._base import ErrorLog, WriteReport, finish_dataset, no_cyclic_gc
 from labelgate.formats._ls_rle import coco_to_ls_rle, ls_rle_to_coco
 
@@ -847,8 +847,7 @@ def write_label_studio(
 
 def _write(dataset: Dataset, path: Path, *, overwrite: bool) -> WriteReport:
     """The body of :func:`write_label_studio`."""
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    refuse_existing(path, overwrite=overwrite)
     ann = dataset.annotations
     images = dataset.images
     n = len(ann)
