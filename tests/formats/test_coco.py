@@ -276,5 +276,5 @@ def test_tags_are_reported_as_dropped(tmp_path: Path) -> None:
     tag = Annotations.create(image_id=[1], class_id=[1], bbox=[[np.nan] * 4], id=[99])
     dataset = Dataset(Annotations.concat([base.annotations, tag]), base.images, base.taxonomy)
     report = write_coco(dataset, tmp_path / "out.json")
-    assert [(d.what, d.count) for d in report.dropped] == [("tags (whole-image labels)", 1)]
+    assert [(d.what, d.count) for d in report.dropped] == [("tags", 1)]
     assert len(json.loads((tmp_path / "out.json").read_text())["annotations"]) == 1

@@ -810,7 +810,7 @@ def _to_coco(dataset: Dataset, report: WriteReport, *, results: bool) -> Any:
     n = len(ann)
     geometric = ann.kind != Kind.TAG
     report.drop(
-        "tags (whole-image labels)",
+        "tags",
         int((~geometric).sum()),
         "COCO instances have no image-level labels",
     )

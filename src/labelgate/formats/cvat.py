@@ -1216,7 +1216,7 @@ def _report_losses(dataset: Dataset, report: WriteReport) -> None:
             for c in taxonomy.classes
         ),
     )
-    report.drop("image scene types", int(sum(bool(s) for s in images.scene_type.tolist())))
+    report.drop("scene types", int(sum(bool(s) for s in images.scene_type.tolist())))
     report.drop("image tags", int(sum(bool(t) for t in images.tags.tolist())))
     if len(ann):
         renumbered = not np.array_equal(ann.id, np.arange(1, len(ann) + 1))

@@ -740,7 +740,7 @@ def _report_drops(dataset: Dataset, report: WriteReport, written: np.ndarray[Any
         "keypoint visibility 1 (written as visible)", int((on_written & (visibility == 1)).sum())
     )
     images = dataset.images
-    report.drop("image scene types", int((images.scene_type != "").sum()))
+    report.drop("scene types", int((images.scene_type != "").sum()))
     report.drop("image tags", int(sum(1 for tags in images.tags.tolist() if tags)))
     used = np.isin(dataset.taxonomy.ids, ann.class_id[written])
     report.drop(
