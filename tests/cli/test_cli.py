@@ -146,3 +146,20 @@ def test_a_failed_conversion_writes_nothing(tmp_path: Path, name: str, content: 
     code, _ = run("convert", str(source), str(target), "--to", "coco")
     assert code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_yolo_labels_without_images_take_the_given_size(tmp_path: Path) -> None:
+    (tmp_path / "classes.txt").write_text("car\nbus\n")
+    (tmp_path / "frame.1.txt").write_text("1 0.5 0.5 0.25 0.5\n0 0.1 0.2 0.2 0.2\n")
+    code, out = run("info", str(tmp_path), "--json")
+    assert code == 2
+    assert "--image-size" in json.loads(out)["error"]
+    target = tmp_path / "out.json"
+    code, _ = run("convert", str(tmp_path), str(target), "--to", "coco", "--image-size", "80x60")
+    assert code == 0
+    document = json.loads(target.read_text())
+    assert document["images"] == [{"id": 1, "file_name": "frame.1.jpg", "width": 80, "height": 60}]
+    # centre (40, 30), 20 x 30 -> x 30, y 15; centre (8, 12), 16 x 12 -> x 0, y 6
+    assert [a["bbox"] for a in document["annotations"]] == [[30, 15, 20, 30], [0, 6, 16, 12]]
+    code, _ = run("info", str(target), "--image-size", "80x60")
+    assert code == 2  # COCO stores its sizes: an image size makes no sense there

@@ -43,6 +43,28 @@ FormatName = Annotated[
     typer.Option("--from", help=f"Input format ({', '.join(FORMATS)}); detected when omitted."),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+ImageSize = Annotated[
+    str | None,
+    typer.Option(
+        "--image-size",
+        metavar="WxH",
+        help="YOLO: size of images that are not beside their labels, e.g. 1920x1080.",
+    ),
+]
+
+
+def _parse_size(text: str | None, *, as_json: bool) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        _fail(
+            FormatError(
+                f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}", path="--image-size"
+            ),
+            as_json=as_json,
+        )
+    return int(width), int(height)
 
 
 def _emit_json(document: Any) -> None:
@@ -72,12 +94,14 @@ def _error_fields(error: BaseException) -> dict[str, Any]:
 def info(
     path: Annotated[Path, typer.Argument(help="Annotation file or folder.")],
     from_format: FormatName = None,
+    image_size: ImageSize = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Count images, annotations, classes and objects per image."""
+    size = _parse_size(image_size, as_json=as_json)
     try:
         name = from_format or detect_format(path)
-        dataset = read(path, name)
+        dataset = read(path, name, image_size=size)
     except (LabelgateError, OSError) as exc:
         _fail(exc, as_json=as_json)
     summary = summarize(dataset)
@@ -109,15 +133,17 @@ def info(
 def validate(
     path: Annotated[Path, typer.Argument(help="Annotation file or folder.")],
     from_format: FormatName = None,
+    image_size: ImageSize = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List every problem in a file, not just the first (exit 1 when there are any)."""
+    size = _parse_size(image_size, as_json=as_json)
     log = ErrorLog(path, collect=True)
     name: str | None = None
     dataset = None
     try:
         name = from_format or detect_format(path)
-        dataset = read(path, name, errors=log)
+        dataset = read(path, name, errors=log, image_size=size)
     except FormatError as exc:
         if exc not in log.errors:
             log.errors.append(exc)
@@ -157,10 +183,12 @@ def convert(
     target: Annotated[Path, typer.Argument(help="Output file or folder.")],
     to: Annotated[str, typer.Option("--to", help=f"Output format: {', '.join(FORMATS)}.")],
     from_format: FormatName = None,
+    image_size: ImageSize = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Convert between formats; says what the target format could not hold."""
+    size = _parse_size(image_size, as_json=as_json)
     if to not in FORMATS:
         _fail(
             FormatError(
@@ -170,7 +198,7 @@ def convert(
         )
     started = time.perf_counter()
     try:
-        dataset = read(source, from_format)
+        dataset = read(source, from_format, image_size=size)
         report = write(dataset, target, to, overwrite=overwrite)
     except FileExistsError as exc:
         _fail(FormatError("exists; pass --overwrite to replace it", path=target), as_json=as_json)

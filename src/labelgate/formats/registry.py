@@ -91,7 +91,13 @@ def _single_file(path: Path) -> Path | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
-def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None = None) -> Dataset:
+def read(
+    path: Path | str,
+    format: str | None = None,
+    *,
+    errors: ErrorLog | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> Dataset:
     """Read a data set, detecting the format unless ``format`` names it.
 
     Parameters
@@ -103,6 +109,9 @@ def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None
     errors
         Pass ``ErrorLog(path, collect=True)`` to collect every problem instead of raising
         the first.
+    image_size
+        YOLO only: ``(width, height)`` of images that are not beside their labels (YOLO
+        files hold normalized coordinates; every other format carries its sizes).
     """
     path = Path(path)
     name = format or detect_format(path)
@@ -112,7 +121,15 @@ def read(path: Path | str, format: str | None = None, *, errors: ErrorLog | None
         raise FormatError(
             f"unknown format {name!r}; expected one of {', '.join(FORMATS)}", path=path
         )
-    return cast(Dataset, _function(name, "read")(path, errors=errors))
+    options: dict[str, Any] = {"errors": errors}
+    if image_size is not None:
+        if name != "yolo":
+            raise FormatError(
+                f"an image size applies to YOLO only; this is {name}, which stores sizes",
+                path=path,
+            )
+        options["image_size"] = image_size
+    return cast(Dataset, _function(name, "read")(path, **options))
 
 
 def write(

@@ -311,6 +311,7 @@ def read_yolo(
     *,
     errors: ErrorLog | None = None,
     image_sizes: Mapping[str, tuple[int, int]] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> Dataset:
     r"""Read YOLO txt labels (boxes and segmentation polygons).
 
@@ -326,6 +327,10 @@ def read_yolo(
         after :func:`write_yolo`, which does not copy images. A name matches a label by its
         path without suffix and layout folders (``images/train/1.jpg`` <-> ``labels/train/1.txt``),
         else by a unique stem; the matched name becomes the image's ``file_name``.
+    image_size
+        ``(width, height)`` of every image found neither on disk nor in ``image_sizes``
+        (a data set of equal frames, ``labelgate --image-size 1920x1080``); its
+        ``file_name`` is the label's path with ``.jpg``.
 
     Returns
     -------
@@ -382,11 +387,15 @@ def read_yolo(
             and len(stem_matches := sizes_by_stem.get(relative.stem.casefold(), [])) == 1
         ):
             name = stem_matches[0]
+        if name is None and image_size is not None:
+            file_name = f"{_key_path(relative.as_posix()).as_posix()}.jpg"
+            entries[key] = (file_name, int(image_size[0]), int(image_size[1]), label)
+            continue
         if name is None:
             log.fail(
                 f"expected an image named {relative.stem} with one of "
                 f"{', '.join(IMAGE_SUFFIXES)} to take its size from, got none "
-                "(pass image_sizes when the images are elsewhere)",
+                "(give the image sizes: --image-size WxH, or image_sizes= in Python)",
                 record="image",
                 field="size",
                 path=label,
