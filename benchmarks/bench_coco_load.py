@@ -100,6 +100,16 @@ def main() -> int:
                 sys.stdout.close()
                 sys.stdout = stdout
 
+        def load_faster_coco_eval() -> Any:
+            import faster_coco_eval
+
+            stdout, sys.stdout = sys.stdout, open("/dev/null", "w")  # noqa: SIM115
+            try:
+                return faster_coco_eval.COCO(str(path))
+            finally:
+                sys.stdout.close()
+                sys.stdout = stdout
+
         def load_labelgate() -> Any:
             return read_coco(path)
 
@@ -117,6 +127,7 @@ def main() -> int:
             "json.load": load_json,
             "orjson.loads": load_orjson,
             "pycocotools COCO()": load_pycocotools,
+            "faster-coco-eval COCO": load_faster_coco_eval,
             "labelgate read_coco": load_labelgate,
         }
         results = {name: timed(fn, args.repeat) for name, fn in loaders.items()}
