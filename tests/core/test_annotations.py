@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -245,3 +247,17 @@ def test_dataset_rejects_unknown_images_and_boxes_outside() -> None:
     Dataset(
         Annotations.create(image_id=[1], class_id=[1], bbox=[[-0.5, 0, 10.5, 10]]), images, taxonomy
     )
+
+
+def test_dense_keypoints_match_the_coco_flat_lists(shared_data: Path) -> None:
+    import json
+
+    from labelgate.formats import read
+
+    path = shared_data / "faster-coco-eval/keypoints_dataset/gt_dataset.json"
+    dense = read(path).annotations.keypoints_dense(17)
+    records = json.loads(path.read_text())["annotations"]
+    expected = np.array([r["keypoints"] for r in records], dtype=float).reshape(-1, 17, 3)
+    assert np.array_equal(dense, expected)
+    with pytest.raises(ValidationError, match="at most 3 keypoints"):
+        read(path).annotations.keypoints_dense(3)

@@ -779,6 +779,41 @@ class Annotations:
         ids, counts = np.unique(self.class_id, return_counts=True)
         return ids.astype(np.int64), counts.astype(np.int64)
 
+    def keypoints_dense(self, k: int | None = None) -> FloatArray:
+        """Keypoints as an (n, k, 3) array; rows with fewer keypoints are padded with zeros.
+
+        Zero padding is COCO's own convention for an unlabelled keypoint (``v = 0``), so
+        OKS and visibility masks work on the dense array unchanged.
+
+        Parameters
+        ----------
+        k
+            Keypoints per row; defaults to the longest row. Longer rows are an error.
+
+        Examples
+        --------
+        >>> ann = Annotations.create(
+        ...     image_id=[1, 1], class_id=[1, 1], bbox=[[0, 0, 4, 4]] * 2,
+        ...     kind=[Kind.KEYPOINTS, Kind.BOX],
+        ...     keypoints=Ragged(np.array([[1.0, 2, 2], [3, 4, 1]]), np.array([0, 2, 2])))
+        >>> ann.keypoints_dense().tolist()
+        [[[1.0, 2.0, 2.0], [3.0, 4.0, 1.0]], [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]
+        """
+        lengths = self.keypoints.lengths
+        width = int(lengths.max(initial=0)) if k is None else k
+        if (lengths > width).any():
+            row = int(np.flatnonzero(lengths > width)[0])
+            raise ValidationError(
+                f"expected at most {width} keypoints, got {lengths[row]}",
+                field="keypoints",
+                row=row,
+            )
+        out = np.zeros((len(self), width, 3), dtype=np.float64)
+        owner = self.keypoints.row_index()
+        position = np.arange(len(owner)) - self.keypoints.offsets[:-1][owner]
+        out[owner, position] = self.keypoints.values
+        return out
+
     def computed_area(self) -> FloatArray:
         """(n,) area from the geometry (RLE pixels, polygon shoelace, else box w*h)."""
         return _geometry_area(self.kind, self.bbox, self.rings, self.ring_offsets, self.rle_counts)
