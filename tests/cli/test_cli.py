@@ -163,3 +163,14 @@ def test_yolo_labels_without_images_take_the_given_size(tmp_path: Path) -> None:
     assert [a["bbox"] for a in document["annotations"]] == [[30, 15, 20, 30], [0, 6, 16, 12]]
     code, _ = run("info", str(target), "--image-size", "80x60")
     assert code == 2  # COCO stores its sizes: an image size makes no sense there
+
+
+def test_validate_of_an_unreadable_file_lists_why_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "cut.json"
+    path.write_text('{"images": [')
+    code, out = run("validate", str(path), "--json")
+    assert code == 2
+    report = json.loads(out)
+    assert report["valid"] is False and report["images"] is None
+    assert [p["file"] for p in report["problems"]] == [str(path)]
+    assert "invalid JSON" in report["problems"][0]["message"]

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats._base import ErrorLog
@@ -90,6 +91,14 @@ def _error_fields(error: BaseException) -> dict[str, Any]:
     return {}
 
 
+def _read_input(
+    path: Path, from_format: str | None, size: tuple[int, int] | None, log: ErrorLog | None = None
+) -> tuple[str, Dataset]:
+    """Detect the format unless given, then read; errors propagate to the command."""
+    name = from_format or detect_format(path)
+    return name, read(path, name, errors=log, image_size=size)
+
+
 @app.command()
 def info(
     path: Annotated[Path, typer.Argument(help="Annotation file or folder.")],
@@ -100,8 +109,7 @@ def info(
     """Count images, annotations, classes and objects per image."""
     size = _parse_size(image_size, as_json=as_json)
     try:
-        name = from_format or detect_format(path)
-        dataset = read(path, name, image_size=size)
+        name, dataset = _read_input(path, from_format, size)
     except (LabelgateError, OSError) as exc:
         _fail(exc, as_json=as_json)
     summary = summarize(dataset)
@@ -139,12 +147,11 @@ def validate(
     """List every problem in a file, not just the first (exit 1 when there are any)."""
     size = _parse_size(image_size, as_json=as_json)
     log = ErrorLog(path, collect=True)
-    name: str | None = None
-    dataset = None
+    name: str | None = from_format
+    dataset: Dataset | None = None
     try:
-        name = from_format or detect_format(path)
-        dataset = read(path, name, errors=log, image_size=size)
-    except FormatError as exc:
+        name, dataset = _read_input(path, from_format, size, log)
+    except FormatError as exc:  # nothing could be read: still a list of problems
         if exc not in log.errors:
             log.errors.append(exc)
     except (LabelgateError, OSError) as exc:
@@ -173,6 +180,8 @@ def validate(
             f"{len(dataset.annotations):,} annotations",
             highlight=False,
         )
+    if dataset is None:
+        raise typer.Exit(EXIT_BAD_INPUT)
     if problems:
         raise typer.Exit(EXIT_CHECK_FAILED)
 
@@ -198,7 +207,7 @@ def convert(
         )
     started = time.perf_counter()
     try:
-        dataset = read(source, from_format, image_size=size)
+        _, dataset = _read_input(source, from_format, size)
         report = write(dataset, target, to, overwrite=overwrite)
     except FileExistsError as exc:
         _fail(FormatError("exists; pass --overwrite to replace it", path=target), as_json=as_json)

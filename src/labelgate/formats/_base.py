@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from labelgate.core._typing import IntArray
 from labelgate.core.annotations import Annotations
@@ -26,7 +27,26 @@ from labelgate.core.images import Images
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import FormatError, ValidationError
 
-__all__ = ["Dropped", "ErrorLog", "WriteReport", "finish_dataset", "no_cyclic_gc"]
+__all__ = [
+    "Dropped",
+    "ErrorLog",
+    "WriteReport",
+    "finish_dataset",
+    "load_json",
+    "no_cyclic_gc",
+]
+
+
+def load_json(path: Path, log: ErrorLog) -> Any:
+    """Read and parse a JSON file; unreadable or invalid JSON stops reading with its reason."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise log.fatal(f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise log.fatal(f"invalid JSON: {exc}") from exc
 
 
 @contextlib.contextmanager

@@ -35,7 +35,13 @@ from labelgate.core.ragged import Ragged
 from labelgate.core.taxonomy import ClassInfo, PrecisionTier, Taxonomy
 from labelgate.errors import ValidationError
 from labelgate.formats._atomic import refuse_existing, write_bytes_atomic
-from labelgate.formats._base import ErrorLog, WriteReport, finish_dataset, no_cyclic_gc
+from labelgate.formats._base import (
+    ErrorLog,
+    WriteReport,
+    finish_dataset,
+    load_json,
+    no_cyclic_gc,
+)
 
 __all__ = ["dataset_from_coco", "dataset_to_coco", "read_coco", "sniff_coco", "write_coco"]
 
@@ -103,12 +109,7 @@ def read_coco(
             if images is None or taxonomy is None:
                 return _results_dataset(ann, origin, log, reference)
             return _instances_dataset(ann, origin, images, image_extra, taxonomy, info, log)
-    try:
-        data = orjson.loads(path.read_bytes())
-    except OSError as exc:
-        raise log.fatal(f"cannot read: {exc.strerror}") from exc
-    except orjson.JSONDecodeError as exc:
-        raise log.fatal(f"invalid JSON: {exc}") from exc
+    data = load_json(path, log)
     return dataset_from_coco(data, path=path, errors=log, reference=reference)
 
 
@@ -125,7 +126,7 @@ def _fast_parts(path: Path, log: ErrorLog) -> _Parts | None:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise log.fatal(f"cannot read: {exc.strerror}") from exc
+        raise log.fatal(f"cannot read: {exc.strerror or exc}") from exc
     try:
         document = _DECODER.decode(raw)
     except msgspec.ValidationError:

@@ -63,7 +63,13 @@ from labelgate.core.images import Images
 from labelgate.core.ragged import Ragged
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.formats._atomic import refuse_existing, write_bytes_atomic
-from labelgate.formats._base import ErrorLog, WriteReport, finish_dataset, no_cyclic_gc
+from labelgate.formats._base import (
+    ErrorLog,
+    WriteReport,
+    finish_dataset,
+    load_json,
+    no_cyclic_gc,
+)
 from labelgate.formats._ls_rle import coco_to_ls_rle, ls_rle_to_coco
 
 __all__ = ["read_label_studio", "sniff_label_studio", "write_label_studio"]
@@ -520,14 +526,7 @@ def _build(parsed: _Parsed, class_of: Mapping[str, int], image_ids: IntArray) ->
 
 
 def _load(path: Path, log: ErrorLog) -> list[Any]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise log.fatal(f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise log.fatal(f"invalid JSON: {exc}") from exc
+    document = load_json(path, log)
     if isinstance(document, dict):
         if "data" not in document:
             raise log.fatal("expected a list of tasks or one task with 'data', got an object")
