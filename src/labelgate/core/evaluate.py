@@ -1,0 +1,590 @@
+"""COCO detection evaluation, vectorized over the whole data set, equal to pycocotools' COCOeval.
+
+pycocotools evaluates one (image, class, area range) at a time with a triple Python loop
+(detection, threshold, ground truth). Here every step runs on flat arrays:
+
+1. Detections are sorted once by (image, class, -score) with stable sorts, which reproduces
+   COCOeval's ``np.argsort(-scores, kind='mergesort')`` per image and class; each detection
+   gets its rank in its group and ranks past ``max_dets[-1]`` are dropped.
+2. Candidate (detection, ground truth) pairs come from :func:`~labelgate.core.pairs.group_pairs`;
+   IoU runs on the flat pair list and pairs below the lowest threshold are dropped (they
+   can never match).
+3. Greedy matching iterates over the detection *rank* (at most ``max_dets[-1]`` rounds), not
+   over objects: each round resolves the detections of that rank in every group at once, for
+   every area range and IoU threshold together. COCOeval's rule, restated: among the
+   available ground truths with IoU >= threshold, a detection takes the one with the highest
+   IoU, ties going to the *last* in COCO's order, looking at ignored ground truths (crowd or
+   outside the area range, sorted last) only when no regular one qualifies.
+4. Accumulation sorts the detections once per class by (-score, image, rank) - COCOeval's
+   concatenation over images followed by a mergesort - and takes segmented cumulative sums.
+   The 101-point interpolated precision is read without a per-class loop: ``searchsorted``
+   on recall becomes an exact integer search on the true-positive count, and the right-to-left
+   max envelope becomes a range maximum over the recall thresholds' chunks.
+
+Every floating-point expression that reaches ``stats`` is the one COCOeval evaluates
+(``tp / (fp + tp + eps)``, ``tp / npig``, ``np.mean`` over the same array layout), so the
+numbers are bit-for-bit pycocotools' on the same boxes. Boxes are held as xyxy: where a COCO
+file gives ``x, w`` the right edge ``x + w`` is the one pycocotools computes, and the width is
+recomputed as ``x2 - x1``, which can differ from ``w`` in the last bit; only an IoU within
+~1e-15 of a threshold could then decide differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from labelgate.core._typing import BoolArray, FloatArray, IntArray
+from labelgate.core.annotations import Annotations, Kind
+from labelgate.core.dataset import Dataset
+from labelgate.core.pairs import group_pairs
+from labelgate.errors import ValidationError
+
+__all__ = [
+    "COCO_AREA_RANGES",
+    "COCO_IOU_THRESHOLDS",
+    "COCO_KEYPOINT_AREA_RANGES",
+    "COCO_RECALL_THRESHOLDS",
+    "Evaluation",
+    "IouType",
+    "box_iou_crowd_pairs",
+    "evaluate",
+]
+
+IouType = Literal["bbox", "segm", "keypoints"]
+
+#: COCOeval's ``iouThrs``: 0.50, 0.55, ..., 0.95 (the same linspace call, so the same floats).
+COCO_IOU_THRESHOLDS: FloatArray = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
+#: COCOeval's ``recThrs``: 0.00, 0.01, ..., 1.00.
+COCO_RECALL_THRESHOLDS: FloatArray = np.linspace(0.0, 1.0, int(np.round((1.0 - 0.0) / 0.01)) + 1)
+#: COCOeval's ``areaRng`` with its labels, in pixels squared; bounds are inclusive.
+COCO_AREA_RANGES: Mapping[str, tuple[float, float]] = {
+    "all": (0.0, 1e5**2),
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, 1e5**2),
+}
+#: COCOeval's area ranges for ``iouType="keypoints"``.
+COCO_KEYPOINT_AREA_RANGES: Mapping[str, tuple[float, float]] = {
+    "all": (0.0, 1e5**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, 1e5**2),
+}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Evaluation:
+    """COCO evaluation results, laid out as pycocotools' ``COCOeval.eval`` and ``stats``.
+
+    Attributes
+    ----------
+    iou_type : str
+        ``"bbox"``, ``"segm"`` or ``"keypoints"``.
+    stats : (12,) or (10,) float64
+        ``COCOeval.summarize()``'s numbers in its order; -1 where nothing was measurable.
+    stats_names : tuple of str
+        A short name per entry of ``stats`` (``AP``, ``AP50``, ..., ``AR_large``).
+    precision : (T, R, K, A, M) float64
+        Interpolated precision per IoU threshold, recall threshold, class, area range and
+        max-detections setting; -1 for a class without a non-ignored ground truth.
+    recall : (T, K, A, M) float64
+        Final recall; -1 as in ``precision``.
+    scores : (T, R, K, A, M) float64
+        Score of the detection where each recall threshold is reached (0 past the end).
+    class_ids : (K,) int64
+        The evaluated classes (the taxonomy's ids, sorted); ``[-1]`` with ``use_cats=False``.
+    iou_thresholds : (T,) float64
+        With ``per_class_thresholds``, T is 1 and the thresholds are in ``class_thresholds``.
+    class_thresholds : (K,) float64 or None
+        Each class's IoU threshold when evaluated at its own tier.
+    recall_thresholds : (R,) float64
+    area_ranges : tuple of (name, low, high)
+    max_dets : tuple of int
+    images, gt, dt : int
+        Images evaluated, ground-truth objects and detections taken into account.
+    """
+
+    iou_type: str
+    stats: FloatArray
+    stats_names: tuple[str, ...]
+    precision: FloatArray
+    recall: FloatArray
+    scores: FloatArray
+    class_ids: IntArray
+    iou_thresholds: FloatArray
+    class_thresholds: FloatArray | None
+    recall_thresholds: FloatArray
+    area_ranges: tuple[tuple[str, float, float], ...]
+    max_dets: tuple[int, ...]
+    images: int
+    gt: int
+    dt: int
+
+    def class_ap(self, iou_threshold: float | None = None) -> FloatArray:
+        """Per-class AP at all area sizes and the largest max-detections setting -> (K,).
+
+        ``iou_threshold`` None averages over every threshold (COCO's AP); a value selects the
+        threshold equal to it (0.5 gives AP50). -1 where the class has no ground truth or
+        the threshold is not one of ``iou_thresholds``.
+        """
+        s = self.precision[:, :, :, self._area_index("all"), -1]  # (T, R, K)
+        if iou_threshold is not None:
+            s = s[np.flatnonzero(self.iou_thresholds == iou_threshold)]
+        valid = s > -1
+        counts = valid.sum(axis=(0, 1))
+        sums = np.where(valid, s, 0.0).sum(axis=(0, 1))
+        out: FloatArray = np.full(len(self.class_ids), -1.0)
+        np.divide(sums, counts, out=out, where=counts > 0)
+        return out
+
+    def pr_curve(
+        self, class_index: int, *, iou_threshold: float = 0.5, area: str = "all"
+    ) -> tuple[FloatArray, FloatArray]:
+        """The interpolated precision-recall curve of one class: ``(recall, precision)``.
+
+        Both (R,); precision is -1 throughout for a class without ground truth.
+        """
+        t = np.flatnonzero(self.iou_thresholds == iou_threshold)
+        if len(t) == 0:
+            raise ValidationError(
+                f"expected one of {self.iou_thresholds.tolist()}, got {iou_threshold}",
+                field="iou_threshold",
+            )
+        curve = self.precision[t[0], :, class_index, self._area_index(area), -1]
+        return self.recall_thresholds.copy(), curve.copy()
+
+    def _area_index(self, name: str) -> int:
+        for index, (label, _, _) in enumerate(self.area_ranges):
+            if label == name:
+                return index
+        raise ValidationError(f"no area range named {name!r}", field="area")
+
+
+def box_iou_crowd_pairs(
+    dt_boxes: FloatArray, gt_boxes: FloatArray, gt_crowd: BoolArray
+) -> FloatArray:
+    """IoU of xyxy boxes row by row with COCO's crowd rule: (p, 4), (p, 4), (p,) -> (p,).
+
+    Where the ground truth is a crowd region the denominator is the detection's area alone,
+    so a detection inside a crowd box has IoU 1 however small it is. The arithmetic follows
+    pycocotools' ``bbIou``: ``inter / (area_gt + area_dt - inter)``, 0 without overlap.
+
+    Examples
+    --------
+    >>> dt = np.array([[0.0, 0, 2, 2], [0.0, 0, 2, 2]])
+    >>> gt = np.array([[1.0, 1, 3, 3], [0.0, 0, 10, 10]])
+    >>> box_iou_crowd_pairs(dt, gt, np.array([False, True]))
+    array([0.14285714, 1.        ])
+    """
+    width = np.minimum(dt_boxes[:, 2], gt_boxes[:, 2]) - np.maximum(dt_boxes[:, 0], gt_boxes[:, 0])
+    height = np.minimum(dt_boxes[:, 3], gt_boxes[:, 3]) - np.maximum(dt_boxes[:, 1], gt_boxes[:, 1])
+    overlap = (width > 0) & (height > 0)
+    inter = np.where(overlap, width * height, 0.0)
+    area_dt = (dt_boxes[:, 2] - dt_boxes[:, 0]) * (dt_boxes[:, 3] - dt_boxes[:, 1])
+    area_gt = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
+    union = np.where(gt_crowd, area_dt, area_gt + area_dt - inter)
+    out: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=overlap)
+    return out
+
+
+def evaluate(
+    gt: Dataset,
+    dt: Annotations,
+    *,
+    iou_type: IouType = "bbox",
+    max_dets: Sequence[int] | None = None,
+    area_ranges: Mapping[str, tuple[float, float]] | None = None,
+    iou_thresholds: FloatArray | Sequence[float] | None = None,
+    use_cats: bool = True,
+    per_class_thresholds: FloatArray | None = None,
+) -> Evaluation:
+    """Evaluate detections against ground truth exactly as pycocotools' COCOeval does.
+
+    Parameters
+    ----------
+    gt
+        Ground truth: its images (sorted ids) and taxonomy (sorted class ids) are COCOeval's
+        ``imgIds`` and ``catIds``; ``iscrowd`` marks crowd regions; ``area`` is the area the
+        area ranges test.
+    dt
+        Detections with ``score``. Rows on classes or images absent from ``gt`` are dropped,
+        as COCOeval does.
+    iou_type
+        Only ``"bbox"`` is implemented here.
+    max_dets
+        Default ``(1, 10, 100)``; the last one bounds detections per image and class.
+    area_ranges
+        Name -> (low, high), inclusive; default :data:`COCO_AREA_RANGES`.
+    iou_thresholds
+        (T,) default :data:`COCO_IOU_THRESHOLDS`; each is capped at ``1 - 1e-10`` as COCOeval
+        caps it.
+    use_cats
+        False pools all classes (proposal recall), COCOeval's ``useCats=0``.
+    per_class_thresholds
+        (K,) one IoU threshold per taxonomy class (sorted by id): each class is evaluated at
+        its own threshold, T is 1 and ``iou_thresholds`` is ignored.
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    ValidationError
+        On an unsupported ``iou_type``, a detection without a score, or thresholds of the
+        wrong shape.
+
+    Examples
+    --------
+    >>> from labelgate.core.images import Images
+    >>> from labelgate.core.taxonomy import Taxonomy
+    >>> truth = Dataset(
+    ...     Annotations.create(image_id=[1, 1], class_id=[1, 1],
+    ...                        bbox=[[0, 0, 10, 10], [20, 20, 40, 40]]),
+    ...     Images.create(id=[1], width=[100], height=[100]), Taxonomy.from_names(["car"]))
+    >>> found = Annotations.create(image_id=[1, 1], class_id=[1, 1], score=[0.9, 0.8],
+    ...                            bbox=[[0, 0, 10, 9], [50, 50, 60, 60]])
+    >>> result = evaluate(truth, found)
+    >>> result.stats_names[:3], result.stats[:3].round(4).tolist()  # 1 of 2 found, IoU 0.9
+    (('AP', 'AP50', 'AP75'), [0.4545, 0.505, 0.505])
+    """
+    if iou_type != "bbox":
+        raise ValidationError(
+            f"expected iou_type 'bbox', got {iou_type!r} (segm and keypoints: not yet)",
+            field="iou_type",
+        )
+    max_dets = tuple(int(m) for m in (max_dets if max_dets is not None else (1, 10, 100)))
+    ranges = tuple(
+        (str(name), float(lo), float(hi))
+        for name, (lo, hi) in (area_ranges if area_ranges is not None else COCO_AREA_RANGES).items()
+    )
+    class_ids = np.unique(gt.taxonomy.ids).astype(np.int64)
+    image_ids = np.unique(gt.images.id).astype(np.int64)
+    n_classes = len(class_ids)
+
+    if per_class_thresholds is not None:
+        class_thresholds = np.asarray(per_class_thresholds, dtype=np.float64).reshape(-1)
+        if class_thresholds.shape != (n_classes,):
+            raise ValidationError(
+                f"expected one threshold per class ({n_classes}), got {class_thresholds.shape}",
+                field="per_class_thresholds",
+            )
+        thresholds = np.array([np.nan])
+        threshold_table = class_thresholds[None, :]  # (1, K)
+    else:
+        class_thresholds = None
+        thresholds = np.asarray(
+            iou_thresholds if iou_thresholds is not None else COCO_IOU_THRESHOLDS, dtype=np.float64
+        ).reshape(-1)
+        threshold_table = np.repeat(thresholds[:, None], max(n_classes, 1), axis=1)
+    # COCOeval: ``iou = min([t, 1 - 1e-10])``
+    threshold_table = np.minimum(threshold_table, 1 - 1e-10)
+
+    # --- the objects COCOeval looks at (its imgIds / catIds filters)
+    g = gt.annotations
+    g = g.take(np.flatnonzero(g.kind != Kind.TAG))
+    g_class = np.searchsorted(class_ids, g.class_id)
+    g_image = np.searchsorted(image_ids, g.image_id)
+    d_class_raw = np.minimum(np.searchsorted(class_ids, dt.class_id), max(n_classes - 1, 0))
+    d_image_raw = np.minimum(np.searchsorted(image_ids, dt.image_id), max(len(image_ids) - 1, 0))
+    keep = (
+        (n_classes > 0)
+        & (len(image_ids) > 0)
+        & (dt.kind != Kind.TAG)
+        & (class_ids[d_class_raw] == dt.class_id if n_classes else False)
+        & (image_ids[d_image_raw] == dt.image_id if len(image_ids) else False)
+    )
+    d = dt.take(np.flatnonzero(keep))
+    if np.isnan(d.score).any():
+        row = int(np.flatnonzero(np.isnan(d.score))[0])
+        raise ValidationError("expected a score on every detection", field="score", row=row)
+    d_class = d_class_raw[keep]
+    d_image = d_image_raw[keep]
+
+    group_classes = n_classes if use_cats else 1
+    # COCO's order inside an (image, class) group is file order; with use_cats=False the
+    # image's list is built class by class (sorted ids), then file order.
+    g_key = g_image * group_classes + (g_class if use_cats else 0)
+    g_order = np.lexsort((g_class, g_key))
+    g_key, g_class = g_key[g_order], g_class[g_order]
+    g_crowd = g.iscrowd[g_order]
+    g_area = g.area[g_order]
+    g_boxes = g.bbox[g_order]
+    g_ann_id = g.id[g_order]
+
+    d_key = d_image * group_classes + (d_class if use_cats else 0)
+    d_order = np.lexsort((d_class, -d.score, d_key))
+    d_key, d_class, d_image = d_key[d_order], d_class[d_order], d_image[d_order]
+    d_score = d.score[d_order]
+    d_boxes = d.bbox[d_order]
+    # COCO.loadRes replaces a result's area by the box's (w * h), whatever the file says
+    d_area = (d_boxes[:, 2] - d_boxes[:, 0]) * (d_boxes[:, 3] - d_boxes[:, 1])
+    starts = (
+        np.flatnonzero(np.r_[True, d_key[1:] != d_key[:-1]]) if len(d_key) else np.zeros(0, int)
+    )
+    sizes = np.diff(np.r_[starts, len(d_key)])
+    d_rank = np.arange(len(d_key)) - np.repeat(starts, sizes)
+    within = np.flatnonzero(d_rank < max_dets[-1])
+    d_key, d_class, d_image, d_rank = (
+        d_key[within],
+        d_class[within],
+        d_image[within],
+        d_rank[within],
+    )
+    d_score, d_area, d_boxes = d_score[within], d_area[within], d_boxes[within]
+
+    # --- IoU on candidate pairs, keeping only pairs that can match at some threshold
+    pair_d, pair_g = group_pairs(d_key, g_key)
+    iou = box_iou_crowd_pairs(d_boxes[pair_d], g_boxes[pair_g], g_crowd[pair_g])
+    lowest = float(threshold_table.min()) if threshold_table.size else np.inf
+    useful = iou >= lowest
+    pair_d, pair_g, iou = pair_d[useful], pair_g[useful], iou[useful]
+
+    lows = np.array([r[1] for r in ranges], dtype=np.float64)[:, None]
+    highs = np.array([r[2] for r in ranges], dtype=np.float64)[:, None]
+    g_ignore = g_crowd[None, :] | (g_area[None, :] < lows) | (g_area[None, :] > highs)  # (A, G)
+    d_outside = (d_area[None, :] < lows) | (d_area[None, :] > highs)  # (A, D)
+
+    match = _greedy_match(
+        pair_d, pair_g, iou, d_rank, d_class, threshold_table, g_ignore, g_crowd, len(d_key)
+    )  # (A, T, D) ground-truth row or -1
+    matched = match >= 0
+    safe = np.where(matched, match, 0)
+    # COCOeval stores the matched gt *id* and tests it for truth: a gt with id 0 counts as
+    # no match at all; kept for exactness.
+    has_match = matched & (g_ann_id[safe] != 0) if len(g_ann_id) else matched
+    area_index = np.arange(len(ranges))[:, None, None]
+    d_ignored = (matched & g_ignore[area_index, safe]) if len(g_ann_id) else matched
+    d_ignored |= ~has_match & d_outside[:, None, :]
+    true_positive = has_match & ~d_ignored
+    false_positive = ~has_match & ~d_ignored
+
+    g_group_class = g_class if use_cats else np.zeros_like(g_class)
+    npig = np.stack(  # (K, A) regular (non-ignored) ground truths per class and area range
+        [
+            np.bincount(g_group_class, weights=~g_ignore[a], minlength=group_classes)
+            for a in range(len(ranges))
+        ],
+        axis=1,
+    ).astype(np.int64)
+    precision, recall, scores = _accumulate(
+        true_positive,
+        false_positive,
+        d_score,
+        d_class if use_cats else np.zeros_like(d_class),
+        d_image,
+        d_rank,
+        npig,
+        max_dets,
+        group_classes,
+    )
+    stats, names = _summarize(precision, recall, thresholds, ranges, max_dets)
+    return Evaluation(
+        iou_type=iou_type,
+        stats=stats,
+        stats_names=names,
+        precision=precision,
+        recall=recall,
+        scores=scores,
+        class_ids=class_ids if use_cats else np.array([-1], dtype=np.int64),
+        iou_thresholds=thresholds,
+        class_thresholds=class_thresholds,
+        recall_thresholds=COCO_RECALL_THRESHOLDS.copy(),
+        area_ranges=ranges,
+        max_dets=max_dets,
+        images=len(image_ids),
+        gt=len(g_key),
+        dt=len(d_key),
+    )
+
+
+def _segment_starts(keys: IntArray) -> IntArray:
+    """Positions where a sorted key array changes value (always including 0 when non-empty)."""
+    if len(keys) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).astype(np.int64)
+
+
+def _greedy_match(
+    pair_d: IntArray,
+    pair_g: IntArray,
+    iou: FloatArray,
+    d_rank: IntArray,
+    d_class: IntArray,
+    threshold_table: FloatArray,
+    g_ignore: BoolArray,
+    g_crowd: BoolArray,
+    n_dt: int,
+) -> IntArray:
+    """COCOeval's greedy matching for every area range and threshold -> (A, T, D) gt or -1.
+
+    Pairs are processed one detection rank at a time; within a rank every detection belongs
+    to a different (image, class) group, so all of them are resolved together.
+    """
+    n_area, n_gt = g_ignore.shape
+    n_thr = threshold_table.shape[0]
+    match = np.full((n_area, n_thr, n_dt), -1, dtype=np.int64)
+    if len(pair_d) == 0:
+        return match
+    order = np.argsort(d_rank[pair_d], kind="stable")  # keeps (group, det, gt) order per rank
+    pair_d, pair_g, iou = pair_d[order], pair_g[order], iou[order]
+    eligible = iou[None, :] >= threshold_table[:, d_class[pair_d]]  # (T, P)
+    pair_ignored = g_ignore[:, pair_g]  # (A, P)
+    pair_crowd = g_crowd[pair_g]
+    taken = np.zeros((n_area * n_thr, n_gt), dtype=bool)
+    rank_bounds = np.searchsorted(d_rank[pair_d], np.arange(int(d_rank.max()) + 2))
+    flat_match = match.reshape(n_area * n_thr, n_dt)
+    for rank in range(len(rank_bounds) - 1):
+        lo, hi = int(rank_bounds[rank]), int(rank_bounds[rank + 1])
+        if lo == hi:
+            continue
+        dets = pair_d[lo:hi]
+        gts = pair_g[lo:hi]
+        seg = _segment_starts(dets)
+        seg_of = np.cumsum(np.r_[False, dets[1:] != dets[:-1]])
+        free = eligible[None, :, lo:hi]  # (1, T, p)
+        if rank > 0:  # nothing is taken before the first detection of a group
+            free = free & (
+                ~taken[:, gts].reshape(n_area, n_thr, -1) | pair_crowd[None, None, lo:hi]
+            )
+        else:
+            free = np.broadcast_to(free, (n_area, n_thr, hi - lo))
+        ignored = pair_ignored[:, None, lo:hi]
+        regular = free & ~ignored
+        any_regular = np.logical_or.reduceat(regular, seg, axis=2)  # (A, T, s)
+        tier = np.where(any_regular[:, :, seg_of], regular, free & ignored)
+        key = np.where(tier, iou[None, None, lo:hi], -1.0)
+        best = np.maximum.reduceat(key, seg, axis=2)
+        winner = tier & (key == best[:, :, seg_of])
+        # ties go to the last ground truth in COCO's order (``iou >= best`` replaces m)
+        position = np.maximum.reduceat(
+            np.where(winner, np.arange(hi - lo), -1), seg, axis=2
+        ).reshape(n_area * n_thr, -1)
+        combo, which = np.nonzero(position >= 0)
+        won = gts[position[combo, which]]
+        taken[combo, won] = True
+        flat_match[combo, dets[seg[which]]] = won
+    return match
+
+
+def _accumulate(
+    true_positive: BoolArray,
+    false_positive: BoolArray,
+    d_score: FloatArray,
+    d_class: IntArray,
+    d_image: IntArray,
+    d_rank: IntArray,
+    npig: IntArray,
+    max_dets: tuple[int, ...],
+    n_classes: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """COCOeval.accumulate on flat arrays -> precision (T,R,K,A,M), recall (T,K,A,M), scores."""
+    n_area, n_thr, _ = true_positive.shape
+    rec_thr = COCO_RECALL_THRESHOLDS
+    n_rec = len(rec_thr)
+    precision = np.full((n_thr, n_rec, n_classes, n_area, len(max_dets)), -1.0)
+    recall = np.full((n_thr, n_classes, n_area, len(max_dets)), -1.0)
+    scores = np.full_like(precision, -1.0)
+    # per class: concatenation over images (sorted ids) of each image's rank-ordered list,
+    # then a mergesort on -score: the order is (class, -score, image, rank)
+    order = np.lexsort((d_rank, d_image, -d_score, d_class))
+    # smallest tp count whose recall tp / npig reaches each threshold, in floating point:
+    # fl(x / n) is monotone in x, so searchsorted on recall == searchsorted on tp counts
+    base = np.floor(rec_thr[None, None, :] * npig[:, :, None]).astype(np.int64) - 2
+    need = np.full(base.shape, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for step in range(4, -1, -1):
+            candidate = np.maximum(base + step, 0)
+            reached = candidate / npig[:, :, None] >= rec_thr[None, None, :]
+            need = np.where(reached, candidate, need)
+    for m, max_det in enumerate(max_dets):
+        rows = order[d_rank[order] < max_det]
+        n = len(rows)
+        cls = d_class[rows]
+        bounds = np.searchsorted(cls, np.arange(n_classes + 1))  # (K + 1,)
+        first, last = bounds[:-1], bounds[1:]
+        sorted_scores = d_score[rows]
+        for a in range(n_area):
+            valid = npig[:, a] > 0
+            tp_sum = np.cumsum(true_positive[a][:, rows], axis=1)  # (T, n) int
+            fp_sum = np.cumsum(false_positive[a][:, rows], axis=1)
+            zero = np.zeros((n_thr, 1), dtype=tp_sum.dtype)
+            tp_padded = np.concatenate([zero, tp_sum], axis=1)  # [:, i] = sum of the first i
+            fp_padded = np.concatenate([zero, fp_sum], axis=1)
+            before_tp, before_fp = tp_padded[:, first], fp_padded[:, first]  # (T, K)
+            segment = np.repeat(np.arange(n_classes), last - first)
+            tp = (tp_sum - before_tp[:, segment]).astype(np.float64)
+            fp = (fp_sum - before_fp[:, segment]).astype(np.float64)
+            pr = tp / (fp + tp + np.spacing(1))
+            final_tp = (tp_padded[:, last] - before_tp).astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rc_last = final_tp / npig[None, :, a]
+            recall[:, :, a, m] = np.where(valid[None, :], np.where(last > first, rc_last, 0.0), -1)
+            # first position in each class whose tp count reaches ``need``
+            target = need[:, a, :][None, :, :] + before_tp[:, :, None]  # (T, K, R)
+            offsets = np.arange(n_thr)[:, None, None] * (np.iinfo(np.int32).max * 8)
+            flat_cum = (tp_sum + np.arange(n_thr)[:, None] * (np.iinfo(np.int32).max * 8)).ravel()
+            pos = np.searchsorted(flat_cum, (target + offsets).ravel(), side="left")
+            pos = pos.reshape(n_thr, n_classes, n_rec) - np.arange(n_thr)[:, None, None] * n
+            pos = np.clip(pos, first[None, :, None], last[None, :, None])  # (T, K, R)
+            inside = pos < last[None, :, None]
+            # the max envelope at pos is max(pr[pos:last]); read it as the max over the
+            # chunks [pos_r, pos_r+1) ... [pos_R-1, last) of each class
+            bounds_r = np.concatenate(
+                [pos, np.broadcast_to(last[None, :, None], (n_thr, n_classes, 1))], axis=2
+            )
+            flat_pr = np.r_[pr.ravel(), 0.0]
+            index = (bounds_r + np.arange(n_thr)[:, None, None] * n).ravel()
+            chunk = np.maximum.reduceat(flat_pr, index).reshape(n_thr, n_classes, n_rec + 1)
+            nonempty = bounds_r[:, :, 1:] > bounds_r[:, :, :-1]
+            chunk = np.where(nonempty, chunk[:, :, :-1], 0.0)
+            envelope = np.maximum.accumulate(chunk[:, :, ::-1], axis=2)[:, :, ::-1]
+            q = np.where(inside, envelope, 0.0)
+            ss = np.where(inside, sorted_scores[np.minimum(pos, max(n - 1, 0))] if n else 0.0, 0.0)
+            precision[:, :, :, a, m] = np.where(valid[None, :, None], q, -1.0).transpose(0, 2, 1)
+            scores[:, :, :, a, m] = np.where(valid[None, :, None], ss, -1.0).transpose(0, 2, 1)
+    return precision, recall, scores
+
+
+def _summarize(
+    precision: FloatArray,
+    recall: FloatArray,
+    thresholds: FloatArray,
+    ranges: tuple[tuple[str, float, float], ...],
+    max_dets: tuple[int, ...],
+) -> tuple[FloatArray, tuple[str, ...]]:
+    """COCOeval.summarize's 12 numbers (``_summarizeDets``), same selections, same means."""
+    labels = [r[0] for r in ranges]
+
+    def one(ap: bool, iou: float | None, area: str, max_det: int) -> float:
+        a_index = [i for i, label in enumerate(labels) if label == area]
+        m_index = [i for i, m in enumerate(max_dets) if m == max_det]
+        s: Any = precision if ap else recall
+        if iou is not None:
+            s = s[np.where(iou == thresholds)[0]]
+        s = s[:, :, :, a_index, m_index] if ap else s[:, :, a_index, m_index]
+        kept = s[s > -1]
+        return -1.0 if len(kept) == 0 else float(np.mean(kept))
+
+    big = max_dets[2] if len(max_dets) > 2 else max_dets[-1]
+    small = max_dets[0]
+    middle = max_dets[1] if len(max_dets) > 1 else max_dets[-1]
+    rows: list[tuple[str, bool, float | None, str, int]] = [
+        ("AP", True, None, "all", 100),  # COCOeval hard-codes 100 here (-1 without it)
+        ("AP50", True, 0.5, "all", big),
+        ("AP75", True, 0.75, "all", big),
+        ("AP_small", True, None, "small", big),
+        ("AP_medium", True, None, "medium", big),
+        ("AP_large", True, None, "large", big),
+        (f"AR{small}", False, None, "all", small),
+        (f"AR{middle}", False, None, "all", middle),
+        (f"AR{big}", False, None, "all", big),
+        ("AR_small", False, None, "small", big),
+        ("AR_medium", False, None, "medium", big),
+        ("AR_large", False, None, "large", big),
+    ]
+    stats = np.array([one(ap, iou, area, m) for _, ap, iou, area, m in rows], dtype=np.float64)
+    return stats, tuple(r[0] for r in rows)

@@ -1,0 +1,285 @@
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from labelgate.core.annotations import Annotations
+from labelgate.core.dataset import Dataset
+from labelgate.core.evaluate import Evaluation, evaluate
+from labelgate.core.generate import NoiseModel, generate_dataset, perturb
+from labelgate.core.images import Images
+from labelgate.core.taxonomy import Taxonomy
+from labelgate.errors import ValidationError
+from labelgate.formats.coco import read_coco, write_coco
+
+coco_module = pytest.importorskip("pycocotools.coco")
+cocoeval_module = pytest.importorskip("pycocotools.cocoeval")
+
+TOLERANCE = 1e-9
+
+
+def run_pycocotools(gt_path: Path, results: Path | list[dict[str, Any]], **params: Any) -> Any:
+    """COCOeval on the files, with its prints swallowed; returns the evaluator."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = coco_module.COCO(str(gt_path))
+        coco_dt = coco_gt.loadRes(results if isinstance(results, list) else str(results))
+        evaluator = cocoeval_module.COCOeval(coco_gt, coco_dt, "bbox")
+        for name, value in params.items():
+            setattr(evaluator.params, name, value)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
+
+
+def assert_same(ours: Evaluation, theirs: Any) -> None:
+    np.testing.assert_allclose(ours.stats, theirs.stats, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(ours.precision, theirs.eval["precision"], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(ours.recall, theirs.eval["recall"], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(ours.scores, theirs.eval["scores"], rtol=0, atol=TOLERANCE)
+
+
+def expected_stats(markdown: Path, heading: str) -> list[float]:
+    """The numbers of the list that follows ``heading`` in an EXPECTED.md."""
+    text = markdown.read_text()
+    start = text.index(heading) + len(heading)
+    block = text[start : text.index("]", start)]
+    return [float(x) for x in re.findall(r"-?\d+\.\d+", block)]
+
+
+# --- the shared third-party files -------------------------------------------------------
+
+
+def test_fake_bbox_results_equal_pycocotools_and_the_published_stats(shared_data: Path) -> None:
+    gt_path = shared_data / "faster-coco-eval" / "cocoapi" / "instances_val2014_100.json"
+    dt_path = shared_data / "cocoapi-results" / "instances_val2014_fakebbox100_results.json"
+    truth = read_coco(gt_path)
+    result = evaluate(truth, read_coco(dt_path, reference=truth).annotations)
+    assert_same(result, run_pycocotools(gt_path, dt_path))
+    published = expected_stats(shared_data / "cocoapi-results" / "EXPECTED.md", "bbox = [")
+    np.testing.assert_allclose(result.stats, published, rtol=0, atol=1e-10)
+    assert result.images == 100
+
+
+def test_results_with_their_own_area_use_the_box_area_as_coco_does(shared_data: Path) -> None:
+    # dt_dataset.json carries ``area`` (the polygon's) on detections; loadRes replaces it
+    gt_path = shared_data / "faster-coco-eval" / "gt_dataset.json"
+    dt_path = shared_data / "faster-coco-eval" / "dt_dataset.json"
+    truth = read_coco(gt_path)
+    result = evaluate(truth, read_coco(dt_path, reference=truth).annotations)
+    assert_same(result, run_pycocotools(gt_path, dt_path))
+
+
+def test_review_object_detection_metrics_sample_equals_pycocotools(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    folder = shared_data / "review-object-detection-metrics" / "tests" / "test_coco_eval"
+    gt_path = folder / "gts" / "sampled_gts_bbox_area.json"
+    # the detections are an instances-style document; COCOeval takes its annotations list
+    records = json.loads((folder / "dets" / "sampled_bbox_results.json").read_text())
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(records["annotations"]))
+    truth = read_coco(gt_path)
+    result = evaluate(truth, read_coco(results, reference=truth).annotations)
+    assert_same(result, run_pycocotools(gt_path, results))
+    published = [0.503647, 0.696973, 0.571667, 0.593252, 0.557991, 0.489363]
+    published += [0.386813, 0.593680, 0.595353, 0.654764, 0.603130, 0.553744]
+    np.testing.assert_allclose(result.stats, published, rtol=0, atol=5e-7)
+
+
+def test_ignore_fixture_with_string_image_ids_equals_pycocotools(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    folder = shared_data / "faster-coco-eval"
+    document = json.loads((folder / "gt_ignore_test.json").read_text())
+    results = json.loads((folder / "dt_ignore_test.json").read_text())
+    # labelgate refuses string image ids; renumber both files the same way
+    numbers = {str(image["id"]): n for n, image in enumerate(document["images"], start=1)}
+    for image in document["images"]:
+        image["id"] = numbers[str(image["id"])]
+    for record in document["annotations"] + results:
+        record["image_id"] = numbers[str(record["image_id"])]
+    gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
+    gt_path.write_text(json.dumps(document))
+    dt_path.write_text(json.dumps(results))
+    truth = read_coco(gt_path)
+    result = evaluate(truth, read_coco(dt_path, reference=truth).annotations)
+    assert_same(result, run_pycocotools(gt_path, dt_path))
+
+
+# --- generated data with every awkward case ----------------------------------------------
+
+
+def awkward_pair(seed: int, n_images: int = 60) -> tuple[Dataset, Dataset]:
+    """Generated truth and predictions with crowds, score ties and missing images/classes."""
+    rng = np.random.default_rng(seed)
+    truth = generate_dataset(n_images, seed=seed)
+    ann = truth.annotations
+    n = len(ann)
+    # crowd regions, and COCO-style areas (a polygon's, below the box's)
+    crowd = rng.random(n) < 0.08
+    area = ann.area * rng.uniform(0.4, 1.0, n)
+    # one class keeps no ground truth at all (its detections are all false positives)
+    absent = int(truth.taxonomy.ids[rng.integers(len(truth.taxonomy))])
+    keep = ann.class_id != absent
+    ann = ann.replace(iscrowd=crowd, area=area).take(np.flatnonzero(keep))
+    truth = Dataset(ann, truth.images, truth.taxonomy)
+    noise = NoiseModel(jitter=0.08, duplicate_probability=0.05, false_positives_per_image=2.0)
+    predicted = perturb(
+        generate_dataset(n_images, seed=seed), noise, seed=seed + 1, as_predictions=True
+    ).annotations
+    # tied scores, images without detections
+    score = np.round(predicted.score, 1)
+    no_dets = rng.choice(truth.images.id, size=max(1, n_images // 10), replace=False)
+    rows = np.flatnonzero(~np.isin(predicted.image_id, no_dets))
+    predicted = predicted.replace(score=score).take(rows)
+    return truth, Dataset(predicted, truth.images, truth.taxonomy)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_generated_data_equals_pycocotools(seed: int, tmp_path: Path) -> None:
+    truth, predicted = awkward_pair(seed)
+    gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
+    write_coco(truth, gt_path)
+    write_coco(predicted, dt_path, results=True)
+    truth = read_coco(gt_path)
+    detections = read_coco(dt_path, reference=truth).annotations
+    assert truth.annotations.iscrowd.any()
+    assert_same(evaluate(truth, detections), run_pycocotools(gt_path, dt_path))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("max_dets", [(1, 2, 3), (1, 5, 10)])
+def test_max_dets_truncation_equals_pycocotools(
+    seed: int, max_dets: tuple[int, int, int], tmp_path: Path
+) -> None:
+    truth, predicted = awkward_pair(100 + seed)
+    gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
+    write_coco(truth, gt_path)
+    write_coco(predicted, dt_path, results=True)
+    truth = read_coco(gt_path)
+    detections = read_coco(dt_path, reference=truth).annotations
+    ours = evaluate(truth, detections, max_dets=max_dets)
+    assert_same(ours, run_pycocotools(gt_path, dt_path, maxDets=list(max_dets)))
+    assert ours.stats_names[6:9] == tuple(f"AR{m}" for m in max_dets)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pooled_classes_equal_pycocotools_use_cats_0(seed: int, tmp_path: Path) -> None:
+    truth, predicted = awkward_pair(200 + seed)
+    gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
+    write_coco(truth, gt_path)
+    write_coco(predicted, dt_path, results=True)
+    truth = read_coco(gt_path)
+    detections = read_coco(dt_path, reference=truth).annotations
+    ours = evaluate(truth, detections, use_cats=False)
+    assert_same(ours, run_pycocotools(gt_path, dt_path, useCats=0))
+
+
+@pytest.mark.parametrize("thresholds", [[0.3], [0.1, 0.9, 0.99], [0.0, 1.0]])
+def test_custom_iou_thresholds_equal_pycocotools(thresholds: list[float], tmp_path: Path) -> None:
+    truth, predicted = awkward_pair(300, n_images=30)
+    gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
+    write_coco(truth, gt_path)
+    write_coco(predicted, dt_path, results=True)
+    truth = read_coco(gt_path)
+    detections = read_coco(dt_path, reference=truth).annotations
+    ours = evaluate(truth, detections, iou_thresholds=thresholds)
+    assert_same(ours, run_pycocotools(gt_path, dt_path, iouThrs=np.array(thresholds)))
+
+
+# --- hand-made cases -----------------------------------------------------------------------
+
+
+def small_truth(boxes: list[list[float]], crowd: list[bool] | None = None) -> Dataset:
+    return Dataset(
+        Annotations.create(
+            image_id=[1] * len(boxes), class_id=[1] * len(boxes), bbox=boxes, iscrowd=crowd
+        ),
+        Images.create(id=[1, 2], width=[200, 200], height=[200, 200]),
+        Taxonomy.from_names(["car", "bus"]),
+    )
+
+
+def detections(boxes: list[list[float]], scores: list[float], image: int = 1) -> Annotations:
+    return Annotations.create(
+        image_id=[image] * len(boxes), class_id=[1] * len(boxes), bbox=boxes, score=scores
+    )
+
+
+def test_detection_inside_a_crowd_box_is_ignored_not_a_false_positive() -> None:
+    truth = small_truth([[0, 0, 50, 50], [100, 100, 200, 200]], crowd=[False, True])
+    alone = evaluate(truth, detections([[0, 0, 50, 50]], [0.9]))
+    with_crowd = evaluate(truth, detections([[0, 0, 50, 50], [110, 110, 120, 120]], [0.9, 0.95]))
+    assert alone.stats[0] == pytest.approx(1.0)
+    assert with_crowd.stats[0] == pytest.approx(1.0)
+
+
+def test_duplicate_detection_is_a_false_positive() -> None:
+    truth = small_truth([[0, 0, 50, 50]])
+    result = evaluate(truth, detections([[0, 0, 50, 50], [0, 0, 50, 50]], [0.9, 0.8]))
+    assert result.stats[0] == pytest.approx(1.0)  # the duplicate ranks below the match
+    flipped = evaluate(truth, detections([[0, 0, 50, 50], [0, 0, 50, 40]], [0.8, 0.9]))
+    # the better-scored box (IoU 0.8) takes the gt; AP is 1 up to IoU 0.8, then 0.5
+    assert 0.5 < flipped.stats[0] < 1.0
+
+
+def test_class_without_ground_truth_has_ap_minus_one() -> None:
+    truth = small_truth([[0, 0, 50, 50]])
+    result = evaluate(truth, detections([[0, 0, 50, 50]], [0.9]))
+    assert result.class_ap().tolist() == pytest.approx([1.0, -1.0])
+    assert result.class_ap(0.5).tolist() == pytest.approx([1.0, -1.0])
+
+
+def test_detections_on_unknown_classes_and_images_are_dropped() -> None:
+    truth = small_truth([[0, 0, 50, 50]])
+    stray = Annotations.create(
+        id=[2, 3], image_id=[1, 7], class_id=[9, 1], bbox=[[0, 0, 50, 50]] * 2, score=[0.99, 0.99]
+    )
+    found = Annotations.concat([detections([[0, 0, 50, 50]], [0.5]), stray])
+    result = evaluate(truth, found)
+    assert result.dt == 1
+    assert result.stats[0] == pytest.approx(1.0)
+
+
+def test_per_class_thresholds_evaluate_each_class_at_its_own_iou() -> None:
+    truth = small_truth([[0, 0, 100, 100]])
+    found = detections([[0, 0, 100, 70]], [0.9])  # IoU 0.7
+    loose = evaluate(truth, found, per_class_thresholds=np.array([0.5, 0.9]))
+    tight = evaluate(truth, found, per_class_thresholds=np.array([0.75, 0.5]))
+    assert loose.class_ap().tolist() == pytest.approx([1.0, -1.0])
+    assert tight.class_ap().tolist() == [0.0, -1.0]
+    assert loose.precision.shape[0] == 1
+
+
+def test_empty_detections_give_zero_ap_and_recall() -> None:
+    truth = small_truth([[0, 0, 50, 50]])
+    result = evaluate(truth, Annotations.empty())
+    assert result.stats[0] == 0.0
+    assert result.stats[8] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "message"),
+    [
+        (np.array([0.5]), "one threshold per class"),
+    ],
+)
+def test_bad_thresholds_are_refused(thresholds: Any, message: str) -> None:
+    truth = small_truth([[0, 0, 50, 50]])
+    with pytest.raises(ValidationError, match=message):
+        evaluate(truth, Annotations.empty(), per_class_thresholds=thresholds)
+
+
+def test_unscored_detection_is_refused() -> None:
+    truth = small_truth([[0, 0, 50, 50]])
+    unscored = Annotations.create(image_id=[1], class_id=[1], bbox=[[0, 0, 5, 5]])
+    with pytest.raises(ValidationError, match="score"):
+        evaluate(truth, unscored)
