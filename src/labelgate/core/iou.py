@@ -10,11 +10,13 @@ Semantics follow the COCO API (pycocotools) exactly:
 
 - **Crowd.** Where the ground truth is a crowd region, the union is the detection's area
   alone: ``iou = inter / area(a)`` (``maskUtils.iou(d, g, iscrowd)``).
-- **Masks** are compared on their run-length encodings without decoding a single image:
-  every foreground run becomes a start and an end event, the events of all pairs are sorted
-  once by (pair, position), and the running count of open runs is 2 exactly where both masks
-  cover a pixel. Only the runs inside the columns both masks' boxes share take part.
-  Intersections are integers, so the IoU is bit-for-bit pycocotools' ``rleIou``.
+- **Masks** are compared on their run-length encodings without decoding a single image.
+  The foreground runs of all masks sit in one sorted key array (mask, position) with the
+  running count of foreground pixels, so the pixels of a mask before any position are one
+  ``np.interp`` (the count is piecewise linear, exact on integers); the overlap of a run
+  ``[s, e)`` with the other mask is then ``C(e) - C(s)``. Per pair only the side with fewer
+  runs in the columns both masks' boxes span asks, all pairs in one call. Intersections are
+  whole pixels, so the IoU is bit-for-bit pycocotools' ``rleIou``.
 - **Polygons** use shapely 2 vectorized over the pair list. An annotation's rings are the
   separate parts of one region (COCO semantics: pycocotools rasterizes each ring and merges
   the masks), so overlapping rings count once. Rings that are not valid (self-intersecting,
@@ -35,7 +37,6 @@ import shapely
 
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind
-from labelgate.core.masks import rle_bbox
 from labelgate.core.pairs import box_iou_pairs, group_pairs
 from labelgate.core.ragged import Ragged, gather_ranges
 from labelgate.errors import ValidationError
@@ -129,11 +130,14 @@ def box_iou_pairs_crowd(
 
 
 class _Runs:
-    """Foreground intervals of some masks, flattened, in a global sortable coordinate.
+    """Foreground intervals of some masks, flattened, in one global sorted coordinate.
 
-    Mask ``i`` (a position in ``rows``) owns intervals ``offsets[i]:offsets[i + 1]``; an
-    interval ``[start, stop)`` is in column-major pixel positions. ``key_start`` and
-    ``key_stop`` add ``i * stride`` so that one ``searchsorted`` serves every mask.
+    Mask ``i`` (a position in the selected rows) owns intervals ``offsets[i]:offsets[i + 1]``;
+    an interval ``[start, stop)`` is in column-major pixel positions. Keys add
+    ``i * stride``, so every mask's intervals sort after the previous mask's and one
+    search serves all masks. ``keys`` / ``covered`` interleave every interval's start and
+    stop (after a sentinel) with the foreground pixels before them, summed over all masks:
+    the pixels of a mask in ``[0, x)`` are then one lookup, see :meth:`covered_before`.
     """
 
     def __init__(self, rle: Ragged, size: IntArray, stride: int) -> None:
@@ -145,67 +149,133 @@ class _Runs:
         stop = total - before[owner]
         # odd runs are foreground; empty runs would put a start after its stop
         foreground = (position % 2 == 1) & (counts > 0)
-        self.owner = owner[foreground]
-        self.start = (stop - counts)[foreground]
+        owner = owner[foreground]
+        length = counts[foreground]
         self.stop = stop[foreground]
-        self.offsets = np.zeros(len(rle) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(self.owner, minlength=len(rle)), out=self.offsets[1:])
-        self.key_start = self.owner * stride + self.start
-        self.key_stop = self.owner * stride + self.stop
-        self.area = np.bincount(self.owner, weights=counts[foreground], minlength=len(rle))
-        self.bbox = rle_bbox(rle, size)
+        self.start = self.stop - length
+        n = len(rle)
+        self.offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(owner, minlength=n), out=self.offsets[1:])
+        self.key_start = owner * stride + self.start
+        self.key_stop = owner * stride + self.stop
+        pixels = np.concatenate([[0], np.cumsum(length)])
+        self.area = (pixels[self.offsets[1:]] - pixels[self.offsets[:-1]]).astype(np.float64)
+        keys = np.empty(2 * len(length) + 1, dtype=np.int64)
+        keys[0] = -1
+        keys[1::2] = self.key_start
+        keys[2::2] = self.key_stop
+        covered = np.empty_like(keys)
+        covered[0] = 0
+        covered[1::2] = pixels[:-1]
+        covered[2::2] = pixels[1:]
+        # runs split by an empty background run touch: drop the shared boundary twice
+        touching = np.flatnonzero(keys[2:-1:2] == keys[3::2])
+        drop = np.concatenate([2 * touching + 2, 2 * touching + 3])
+        keep = np.ones(len(keys), dtype=bool)
+        keep[drop] = False
+        # float64 holds these integers exactly (below 2**53): np.interp then is exact
+        self.keys = keys[keep].astype(np.float64)
+        self.covered = covered[keep].astype(np.float64)
         self.height = size[:, 0]
+        self.bbox = self._bbox(self.height, owner)
+
+    def _bbox(self, height: IntArray, owner: IntArray) -> IntArray:
+        """(n, 4) xyxy pixel box of every mask; all zeros (no overlap ever) when empty."""
+        n = len(self.offsets) - 1
+        out = np.zeros((n, 4), dtype=np.int64)
+        filled = np.flatnonzero(np.diff(self.offsets) > 0)
+        if not len(filled):
+            return out
+        h = height[owner]
+        last = self.stop - 1
+        one_column = self.start // h == last // h
+        top = np.where(one_column, self.start % h, 0)
+        bottom = np.where(one_column, last % h, h - 1) + 1
+        first_interval = self.offsets[:-1][filled]
+        out[filled, 0] = self.start[first_interval] // height[filled]
+        out[filled, 2] = last[self.offsets[1:][filled] - 1] // height[filled] + 1
+        out[filled, 1] = np.minimum.reduceat(top, first_interval)
+        out[filled, 3] = np.maximum.reduceat(bottom, first_interval)
+        return out
+
+    def covered_before(self, key: IntArray) -> FloatArray:
+        """Foreground pixels of all masks before global position ``key``.
+
+        The count is piecewise linear in the key (slope 1 inside a run, 0 between runs),
+        so ``np.interp`` evaluates it exactly; its search starts from the previous answer,
+        which makes nearly sorted keys cheap.
+        """
+        out: FloatArray = np.interp(key.astype(np.float64), self.keys, self.covered)
+        return out
+
+
+def _covered_pairs(
+    query: _Runs,
+    begin: IntArray,
+    end: IntArray,
+    table: _Runs,
+    table_mask: IntArray,
+    stride: int,
+) -> FloatArray:
+    """Pixels of ``query``'s intervals ``begin:end`` covered by mask ``table_mask``, per pair.
+
+    The overlap of an interval ``[s, e)`` with a mask is ``C(e) - C(s)``, where ``C`` counts
+    the mask's pixels before a position, so no pair's runs are merged or sorted.
+    """
+    p = len(begin)
+    out = np.zeros(p, dtype=np.float64)
+    # visit pairs by table mask: the searches then walk the table nearly in order
+    order = np.argsort(table_mask, kind="stable")
+    sizes = (end - begin)[order]
+    cum = np.cumsum(sizes)
+    chunk_of = (cum - 1) // _EVENTS_PER_CHUNK
+    bounds = (np.flatnonzero(np.diff(chunk_of)) + 1).tolist()
+    # a loop over a few large chunks bounds memory on huge pair lists
+    for lo, hi in zip([0, *bounds], [*bounds, p]):
+        pairs = order[lo:hi]
+        index = gather_ranges(begin[pairs], end[pairs])
+        if not len(index):
+            continue
+        base = np.repeat(table_mask[pairs] * stride, sizes[lo:hi])
+        # starts and stops interleaved keep the keys ascending within a pair
+        bounds_key = np.empty(2 * len(index), dtype=np.int64)
+        bounds_key[0::2] = base + query.start[index]
+        bounds_key[1::2] = base + query.stop[index]
+        covered = table.covered_before(bounds_key)
+        totals = np.concatenate([[0.0], np.cumsum(covered[1::2] - covered[0::2])])
+        stops = np.cumsum(sizes[lo:hi])
+        out[pairs] = totals[stops] - totals[stops - sizes[lo:hi]]
+    return out
 
 
 def _mask_inter(
     runs_a: _Runs, ia: IntArray, runs_b: _Runs, ib: IntArray, stride: int
 ) -> FloatArray:
     """Intersection in pixels of masks ``ia`` (of ``runs_a``) and ``ib`` pair by pair."""
-    p = len(ia)
-    inter = np.zeros(p, dtype=np.float64)
+    inter = np.zeros(len(ia), dtype=np.float64)
     box_a, box_b = runs_a.bbox[ia], runs_b.bbox[ib]
     lo = np.maximum(box_a, box_b)
     hi = np.minimum(box_a, box_b)
-    overlap = (hi[:, 2] > lo[:, 0]) & (hi[:, 3] > lo[:, 1])
-    pairs = np.flatnonzero(overlap)
+    pairs = np.flatnonzero((hi[:, 2] > lo[:, 0]) & (hi[:, 3] > lo[:, 1]))
     if not len(pairs):
         return inter
-    # only runs in the columns both boxes span can meet; outside them one mask is empty
+    # only intervals reaching into the columns both boxes span can meet
     height = runs_a.height[ia[pairs]]
-    first = lo[pairs, 0].astype(np.int64) * height
-    last = hi[pairs, 2].astype(np.int64) * height
-    ranges = []
+    first, last = lo[pairs, 0] * height, hi[pairs, 2] * height
+    spans = []
     for runs, index in ((runs_a, ia[pairs]), (runs_b, ib[pairs])):
         base = index * stride
         begin = np.searchsorted(runs.key_stop, base + first, side="right")
         end = np.maximum(np.searchsorted(runs.key_start, base + last, side="left"), begin)
-        ranges.append((begin, end))
-    events = 2 * ((ranges[0][1] - ranges[0][0]) + (ranges[1][1] - ranges[1][0]))
-    # pairs are cut into chunks of bounded event count; a loop over a few large chunks
-    cum = np.cumsum(events)
-    chunk_of = cum // _EVENTS_PER_CHUNK
-    bounds = np.flatnonzero(np.diff(chunk_of)) + 1
-    for lo_pair, hi_pair in zip(
-        np.concatenate([[0], bounds]).tolist(), np.concatenate([bounds, [len(pairs)]]).tolist()
-    ):
-        part = slice(lo_pair, hi_pair)
-        local = np.arange(hi_pair - lo_pair, dtype=np.int64)
-        keys = []
-        for (begin, end), runs in zip(ranges, (runs_a, runs_b)):
-            index = gather_ranges(begin[part], end[part])
-            pair_base = np.repeat(local * stride, end[part] - begin[part])
-            # low bit 1 for a start: at one position stops sort before starts
-            keys.append(((pair_base + runs.start[index]) << 1) | 1)
-            keys.append((pair_base + runs.stop[index]) << 1)
-        merged = np.sort(np.concatenate(keys))
-        if not len(merged):
-            continue
-        open_runs = np.cumsum((merged & 1) * 2 - 1)
-        position = merged >> 1
-        # a pair's last event closes every run, so no segment spans two pairs with count 2
-        length = np.where(open_runs[:-1] == 2, np.diff(position), 0)
-        owner = position[:-1] // stride
-        inter[pairs[part]] = np.bincount(owner, weights=length, minlength=hi_pair - lo_pair)
+        spans.append((begin, end))
+    (begin_a, end_a), (begin_b, end_b) = spans
+    # look the side with fewer intervals up in the other one
+    a_asks = (end_a - begin_a) <= (end_b - begin_b)
+    ask, answer = pairs[a_asks], pairs[~a_asks]
+    inter[ask] = _covered_pairs(runs_a, begin_a[a_asks], end_a[a_asks], runs_b, ib[ask], stride)
+    inter[answer] = _covered_pairs(
+        runs_b, begin_b[~a_asks], end_b[~a_asks], runs_a, ia[answer], stride
+    )
     return inter
 
 
@@ -220,8 +290,8 @@ def mask_iou_pairs(
     """IoU of the RLE masks of row pairs, computed on the run lengths: (p,) -> (p,).
 
     Equal to ``pycocotools.mask.iou([a], [b], [crowd])`` pair by pair, bit for bit: the
-    intersection is counted in whole pixels by merging the runs of both masks (all pairs in
-    one sort), never by decoding images. Empty masks have IoU 0.
+    intersection is counted in whole pixels on the runs (one search per run of the smaller
+    side, all pairs at once), never by decoding images. Empty masks have IoU 0.
 
     Parameters
     ----------
@@ -274,8 +344,14 @@ def mask_iou_pairs(
             row=k,
         )
     stride = int(max(np.prod(a.rle_size[unique_a], axis=1).max(initial=0), 0)) + 1
+    if (max(len(unique_a), len(unique_b)) + 1) * stride >= 2**53:
+        # the global keys are searched as float64, exact only below 2**53
+        raise ValidationError(
+            "too many mask pixels for one call: split the pair list", field="rle_size"
+        )
     runs_a = _Runs(a.rle_counts.take(unique_a), a.rle_size[unique_a], stride)
-    runs_b = _Runs(b.rle_counts.take(unique_b), b.rle_size[unique_b], stride)
+    same = b is a and np.array_equal(unique_a, unique_b)
+    runs_b = runs_a if same else _Runs(b.rle_counts.take(unique_b), b.rle_size[unique_b], stride)
     inter = _mask_inter(runs_a, ia, runs_b, ib, stride)
     area_a = runs_a.area[ia]
     union = np.where(crowd, area_a, area_a + runs_b.area[ib] - inter)
