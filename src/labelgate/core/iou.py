@@ -248,6 +248,13 @@ def _covered_pairs(
     return out
 
 
+def _selected(ragged: Ragged, unique: IntArray) -> Ragged:
+    """Rows ``unique`` (sorted, distinct) of ``ragged``, without a copy when that is all."""
+    if len(unique) == len(ragged):
+        return ragged
+    return ragged.take(unique)
+
+
 def _mask_inter(
     runs_a: _Runs, ia: IntArray, runs_b: _Runs, ib: IntArray, stride: int
 ) -> FloatArray:
@@ -338,10 +345,9 @@ def mask_iou_pairs(
     if differ.any():
         k = int(np.flatnonzero(differ)[0])
         raise ValidationError(
-            f"masks of different sizes: a row {rows_a[k]} is {size_a[k].tolist()} (h, w), "
-            f"b row {rows_b[k]} is {size_b[k].tolist()}",
+            f"pair {k}: masks of different sizes: a row {rows_a[k]} is {size_a[k].tolist()} "
+            f"(h, w), b row {rows_b[k]} is {size_b[k].tolist()}",
             field="rle_size",
-            row=k,
         )
     stride = int(max(np.prod(a.rle_size[unique_a], axis=1).max(initial=0), 0)) + 1
     if (max(len(unique_a), len(unique_b)) + 1) * stride >= 2**53:
@@ -349,9 +355,11 @@ def mask_iou_pairs(
         raise ValidationError(
             "too many mask pixels for one call: split the pair list", field="rle_size"
         )
-    runs_a = _Runs(a.rle_counts.take(unique_a), a.rle_size[unique_a], stride)
+    runs_a = _Runs(_selected(a.rle_counts, unique_a), a.rle_size[unique_a], stride)
     same = b is a and np.array_equal(unique_a, unique_b)
-    runs_b = runs_a if same else _Runs(b.rle_counts.take(unique_b), b.rle_size[unique_b], stride)
+    runs_b = (
+        runs_a if same else _Runs(_selected(b.rle_counts, unique_b), b.rle_size[unique_b], stride)
+    )
     inter = _mask_inter(runs_a, ia, runs_b, ib, stride)
     area_a = runs_a.area[ia]
     union = np.where(crowd, area_a, area_a + runs_b.area[ib] - inter)
