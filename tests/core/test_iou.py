@@ -158,7 +158,7 @@ def test_mask_iou_handles_many_pairs_across_chunks(monkeypatch: pytest.MonkeyPat
     ann = masks_container(masks)
     rows_a, rows_b = group_pairs(np.zeros(len(ann), np.int64), np.zeros(len(ann), np.int64))
     whole = mask_iou_pairs(ann, rows_a, ann, rows_b)
-    monkeypatch.setattr(iou_module, "_EVENTS_PER_CHUNK", 64)
+    monkeypatch.setattr(iou_module, "_QUERIES_PER_CHUNK", 64)
     assert np.array_equal(mask_iou_pairs(ann, rows_a, ann, rows_b), whole)
 
 

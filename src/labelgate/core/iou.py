@@ -56,8 +56,8 @@ _PERSON_SIGMAS = [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.
 COCO_SIGMAS: FloatArray = np.array([*_PERSON_SIGMAS, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]) / 10.0
 COCO_SIGMAS.setflags(write=False)
 
-# Sort events of at most this many in one go: bounds memory on large pair lists.
-_EVENTS_PER_CHUNK = 1 << 22
+# Look up at most this many run boundaries in one go: bounds memory on large pair lists.
+_QUERIES_PER_CHUNK = 1 << 22
 
 
 def _rows(rows: Any, n: int, side: str) -> IntArray:
@@ -228,7 +228,7 @@ def _covered_pairs(
     order = np.argsort(table_mask, kind="stable")
     sizes = (end - begin)[order]
     cum = np.cumsum(sizes)
-    chunk_of = (cum - 1) // _EVENTS_PER_CHUNK
+    chunk_of = (cum - 1) // _QUERIES_PER_CHUNK
     bounds = (np.flatnonzero(np.diff(chunk_of)) + 1).tolist()
     # a loop over a few large chunks bounds memory on huge pair lists
     for lo, hi in zip([0, *bounds], [*bounds, p]):
