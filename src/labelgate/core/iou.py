@@ -141,19 +141,21 @@ class _Runs:
     """
 
     def __init__(self, rle: Ragged, size: IntArray, stride: int) -> None:
-        counts = rle.values.astype(np.int64)
-        owner = rle.row_index()
-        position = np.arange(len(counts)) - rle.offsets[:-1][owner]
+        counts = rle.values.astype(np.int64, copy=False)
         total = np.cumsum(counts)
-        before = np.concatenate([[0], total])[rle.offsets[:-1]]
-        stop = total - before[owner]
-        # odd runs are foreground; empty runs would put a start after its stop
-        foreground = (position % 2 == 1) & (counts > 0)
-        owner = owner[foreground]
-        length = counts[foreground]
-        self.stop = stop[foreground]
-        self.start = self.stop - length
         n = len(rle)
+        before = np.concatenate([[0], total])[rle.offsets[:-1]]
+        # odd runs are foreground: mask i's are offsets[i] + 1, + 3, ... (no per-run parity)
+        per_mask = rle.lengths // 2
+        owner = np.repeat(np.arange(n, dtype=np.int64), per_mask)
+        first = np.cumsum(per_mask) - per_mask
+        index = rle.offsets[:-1][owner] + 1 + 2 * (np.arange(len(owner)) - first[owner])
+        # empty runs would put a start after its stop
+        nonempty = np.flatnonzero(counts[index] > 0)
+        index, owner = index[nonempty], owner[nonempty]
+        length = counts[index]
+        self.stop = total[index] - before[owner]
+        self.start = self.stop - length
         self.offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(owner, minlength=n), out=self.offsets[1:])
         self.key_start = owner * stride + self.start
