@@ -449,9 +449,12 @@ def polygon_iou_pairs(
     # the exact intersection only where the bounding boxes overlap
     candidates = np.flatnonzero((hi[:, 2] > lo[:, 0]) & (hi[:, 3] > lo[:, 1]))
     inter = np.zeros(len(rows_a), dtype=np.float64)
-    inter[candidates] = shapely.area(
-        shapely.intersection(geometry_a[ia[candidates]], geometry_b[ib[candidates]])
-    )
+    left, right = geometry_a[ia[candidates]], geometry_b[ib[candidates]]
+    # an unchanged copy (an accepted pre-label) is common, and overlaying a polygon with
+    # itself is GEOS's slowest case (all edges collinear): equal vertices give the area
+    same = shapely.equals_exact(left, right, tolerance=0.0)
+    inter[candidates[same]] = area_a[ia[candidates[same]]]
+    inter[candidates[~same]] = shapely.area(shapely.intersection(left[~same], right[~same]))
     pair_area_a = area_a[ia]
     union = np.where(crowd, pair_area_a, pair_area_a + area_b[ib] - inter)
     out[:] = _ratio(inter, union)
