@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from labelgate.cli.agreement import agreement_command
 from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
 from labelgate.errors import FormatError, LabelgateError
@@ -333,6 +334,9 @@ def formats() -> None:
     for f in FORMATS.values():
         table.add_row(f.name, f.layout, f.description)
     console.print(table)
+
+
+app.command(name="agreement")(agreement_command)
 
 
 def main() -> None:
