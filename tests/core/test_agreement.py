@@ -16,6 +16,7 @@ from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
 from labelgate.core.agreement import (
     bootstrap_ci,
+    bootstrap_cis,
     categorical_agreement,
     category_counts,
     cohen_kappa,
@@ -306,6 +307,22 @@ def test_bootstrap_chunks_give_the_same_interval(monkeypatch):
     whole = bootstrap_ci(statistic, 12, n_resamples=100, seed=1)
     monkeypatch.setattr(module, "_BLOCK_ELEMENTS", 30)
     assert bootstrap_ci(statistic, 12, n_resamples=100, seed=1) == pytest.approx(whole)
+
+
+def test_shared_resamples_give_each_statistic_its_own_interval():
+    counts = counts_of(KRIPPENDORFF_2011)
+    statistics = {
+        "percent": lambda w: percent_agreement_batch(counts, w),
+        "alpha": lambda w: krippendorff_alpha_batch(counts, w),
+    }
+    together = bootstrap_cis(statistics, 12, n_resamples=150, seed=9)
+    for name, statistic in statistics.items():
+        assert together[name] == bootstrap_ci(statistic, 12, n_resamples=150, seed=9)
+
+
+def test_bootstrap_rejects_a_confidence_outside_0_1():
+    with pytest.raises(ValidationError, match="confidence"):
+        bootstrap_ci(lambda w: w.sum(axis=1), 3, confidence=1.0)
 
 
 # --- hypothesis --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ Undefined values (no variation at all, so the expected disagreement is zero) are
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ __all__ = [
     "CategoricalAgreement",
     "Level",
     "bootstrap_ci",
+    "bootstrap_cis",
     "categorical_agreement",
     "category_counts",
     "cohen_kappa",
@@ -555,31 +556,72 @@ def bootstrap_ci(
     >>> bool(0.0 <= low <= percent_agreement(counts) <= high <= 1.0)
     True
     """
+    intervals = bootstrap_cis(
+        {"statistic": statistic},
+        n_items,
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+    )
+    return intervals["statistic"]
+
+
+def bootstrap_cis(
+    statistics: Mapping[str, Callable[[FloatArray], FloatArray]],
+    n_items: int,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int | np.random.Generator = 0,
+) -> dict[str, tuple[float, float]]:
+    """Intervals of several statistics of the same items from one set of resamples.
+
+    Drawing the resamples costs more than evaluating most statistics on them, so statistics
+    of the same items share the draws; see :func:`bootstrap_ci` for the parameters.
+
+    Examples
+    --------
+    >>> counts = np.array([[2, 0], [0, 2], [1, 1], [2, 0], [0, 2], [2, 0]])
+    >>> cis = bootstrap_cis({"percent": lambda w: percent_agreement_batch(counts, w),
+    ...                      "alpha": lambda w: krippendorff_alpha_batch(counts, w)}, 6)
+    >>> sorted(cis)
+    ['alpha', 'percent']
+    """
     if not 0.0 < confidence < 1.0:
         raise ValidationError(
             f"expected confidence in (0, 1), got {confidence}", field="confidence"
         )
+    nan = (float("nan"), float("nan"))
     if n_resamples < 1 or n_items < 1:
-        return (float("nan"), float("nan"))
+        return dict.fromkeys(statistics, nan)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    values = np.empty(n_resamples)
+    values = {name: np.empty(n_resamples) for name in statistics}
     step = max(1, _BLOCK_ELEMENTS // n_items)
     for start in range(0, n_resamples, step):
         b = min(step, n_resamples - start)
         drawn = rng.integers(0, n_items, size=(b, n_items))
-        flat = (drawn + (np.arange(b) * n_items)[:, None]).ravel()
-        weights = np.bincount(flat, minlength=b * n_items).reshape(b, n_items).astype(np.float64)
-        values[start : start + b] = statistic(weights)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return (float("nan"), float("nan"))
+        drawn += (np.arange(b) * n_items)[:, None]  # one bincount for the whole block
+        counts = np.bincount(drawn.ravel(), minlength=b * n_items).reshape(b, n_items)
+        weights = counts.astype(np.float64)
+        for name, statistic in statistics.items():
+            values[name][start : start + b] = statistic(weights)
     tail = (1.0 - confidence) / 2
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return (float(low), float(high))
+    out: dict[str, tuple[float, float]] = {}
+    for name, resampled in values.items():
+        finite = resampled[np.isfinite(resampled)]
+        if finite.size == 0:
+            out[name] = nan
+            continue
+        low, high = np.quantile(finite, [tail, 1.0 - tail])
+        out[name] = (float(low), float(high))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # all at once
+
+
+_CI_ORDER = ("percent_agreement", "cohen_kappa", "fleiss_kappa", "krippendorff_alpha")
 
 
 def _finite(value: float | None) -> float | None:
@@ -688,46 +730,39 @@ def categorical_agreement(
     m = np.asarray(counts.sum(axis=1)).ravel()
     pairable = counts[m >= 2]
 
-    ci: dict[str, tuple[float | None, float | None]] = {}
-
-    def interval(name: str, statistic: Callable[[FloatArray], FloatArray], n: int) -> None:
-        if n_resamples > 0:
-            low, high = bootstrap_ci(
-                statistic, n, n_resamples=n_resamples, confidence=confidence, seed=seed
-            )
-            ci[name] = (_finite(low), _finite(high))
+    # statistics of the same items share one set of resamples
+    pairable_statistics: dict[str, Callable[[FloatArray], FloatArray]] = {}
+    cohen_statistics: dict[str, Callable[[FloatArray], FloatArray]] = {}
 
     percent = _finite(percent_agreement(pairable)) if pairable.shape[0] else None
-    interval("percent_agreement", lambda w: percent_agreement_batch(pairable, w), pairable.shape[0])
     alpha = (
         _finite(krippendorff_alpha(pairable, level=level, values=values))
         if pairable.shape[0]
         else None
     )
-    interval(
-        "krippendorff_alpha",
-        lambda w: krippendorff_alpha_batch(pairable, w, level=level, values=values),
-        pairable.shape[0],
+    pairable_statistics["percent_agreement"] = lambda w: percent_agreement_batch(pairable, w)
+    pairable_statistics["krippendorff_alpha"] = lambda w: krippendorff_alpha_batch(
+        pairable, w, level=level, values=values
     )
 
     cohen: float | None = None
     cohen_reason: str | None = None
+    n_common = 0
     if n_annotators != 2:
         cohen_reason = f"needs exactly two annotators, got {n_annotators}"
     else:
         a, b = paired_labels(
             item_id, annotator_id, label_id, int(annotators[0]), int(annotators[1])
         )
-        if a.size == 0:
+        n_common = a.size
+        if n_common == 0:
             cohen_reason = "the two annotators rated no item in common"
         else:
             cohen = _finite(cohen_kappa(a, b, n_categories=n_cat))
             if cohen is None:
                 cohen_reason = "undefined: chance agreement is 1 (a single category)"
-            interval(
-                "cohen_kappa",
-                lambda w: cohen_kappa_batch(a, b, w, n_categories=n_cat),
-                a.size,
+            cohen_statistics["cohen_kappa"] = lambda w: cohen_kappa_batch(
+                a, b, w, n_categories=n_cat
             )
 
     fleiss_value, fleiss_reason = fleiss_kappa(counts)
@@ -735,7 +770,22 @@ def categorical_agreement(
     if fleiss_value is not None and fleiss is None:
         fleiss_reason = "undefined: chance agreement is 1 (a single category)"
     if fleiss_value is not None:
-        interval("fleiss_kappa", lambda w: fleiss_kappa_batch(counts, w), counts.shape[0])
+        # equal ratings per item, at least two: every item is pairable, in the same order
+        pairable_statistics["fleiss_kappa"] = lambda w: fleiss_kappa_batch(pairable, w)
+
+    ci: dict[str, tuple[float | None, float | None]] = {}
+    if n_resamples > 0:
+        for statistics, n in (
+            (pairable_statistics, pairable.shape[0]),
+            (cohen_statistics, n_common),
+        ):
+            if not statistics or n == 0:
+                continue
+            found = bootstrap_cis(
+                statistics, n, n_resamples=n_resamples, confidence=confidence, seed=seed
+            )
+            ci.update({name: (_finite(low), _finite(high)) for name, (low, high) in found.items()})
+        ci = {name: ci[name] for name in _CI_ORDER if name in ci}
 
     return CategoricalAgreement(
         items=int(counts.shape[0]),
