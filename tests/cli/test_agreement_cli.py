@@ -137,6 +137,7 @@ def test_toy_ysda_answers_from_shared_data(shared_data: Path, tmp_path: Path):
         pytest.param("item,label\n1,x\n", "header lacks column(s) annotator", id="missing column"),
         pytest.param("item,annotator,label\n1,a,\n", "line 2: label: empty", id="empty label"),
         pytest.param("", "empty file", id="empty file"),
+        pytest.param("item,annotator,label\n", "line 2: no ratings", id="header only"),
     ],
 )
 def test_bad_input_exits_2_naming_the_line(tmp_path: Path, content, message):

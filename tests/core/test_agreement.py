@@ -109,12 +109,26 @@ def test_ordinal_alpha_ignores_unused_categories_and_spacing():
     )
 
 
-def test_ordinal_alpha_follows_the_given_order_of_categories():
+def test_ordinal_alpha_is_unchanged_when_the_order_is_reversed():
     counts = counts_of(KRIPPENDORFF_2011)
     reversed_values = -np.arange(6.0)
     assert krippendorff_alpha(counts, level="ordinal", values=reversed_values) == pytest.approx(
-        0.815, abs=5e-4
+        krippendorff_alpha(counts, level="ordinal"), abs=1e-12
     )
+
+
+def test_ordinal_alpha_follows_the_given_order_of_categories():
+    counts = counts_of(KRIPPENDORFF_2011)
+    shuffled = np.array([0.0, 1, 4, 2, 3, 5])  # category 2 ranked after 3 and 4
+    reordered = krippendorff_alpha(counts, level="ordinal", values=shuffled)
+    # the oracle sees the same ranks when each value is replaced by its rank
+    ranks = np.argsort(np.argsort(shuffled))
+    relabelled = np.where(np.isnan(KRIPPENDORFF_2011), np.nan, 0.0)
+    present = ~np.isnan(KRIPPENDORFF_2011)
+    relabelled[present] = ranks[KRIPPENDORFF_2011[present].astype(int)]
+    oracle = krippendorff.alpha(reliability_data=relabelled, level_of_measurement="ordinal")
+    assert reordered == pytest.approx(oracle, abs=1e-12)
+    assert round(reordered, 3) != 0.815
 
 
 # --- Fleiss ------------------------------------------------------------------------------

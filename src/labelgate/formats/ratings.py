@@ -66,7 +66,7 @@ def _number(text: str) -> float | None:
 
 
 def read_ratings(path: Path | str, *, numeric: bool = False) -> Ratings:
-    """Read ``item,annotator,label`` rows (header required, extra columns ignored).
+    r"""Read ``item,annotator,label`` rows (header required, extra columns ignored).
 
     Parameters
     ----------
@@ -82,9 +82,18 @@ def read_ratings(path: Path | str, *, numeric: bool = False) -> Ratings:
     Raises
     ------
     FormatError
-        Naming the file, the line and the column: a missing header column, an empty
-        field, a label that is not a number when ``numeric``, or a second rating of the same
+        Naming the file, the line and the column: a missing header column, no rows, an
+        empty field, a label that is not a number when ``numeric``, or a second rating of the same
         item by the same annotator.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ratings.csv"
+    >>> _ = path.write_text("item,annotator,label\n1,ann,dog\n1,bob,cat\n2,ann,dog\n")
+    >>> ratings = read_ratings(path)
+    >>> ratings.categories, ratings.label_id, ratings.item_id, ratings.annotators
+    (('cat', 'dog'), array([1, 0, 1]), array([0, 0, 1]), ('ann', 'bob'))
     """
     path = Path(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -122,6 +131,8 @@ def read_ratings(path: Path | str, *, numeric: bool = False) -> Ratings:
                 column.append(cell)
             lines.append(line)
     items, annotators, labels = columns
+    if not labels:
+        raise FormatError("no ratings after the header", path=path, record="line 2")
     numbers = [_number(text) for text in labels]
     parsed = all(value is not None for value in numbers)
     if numeric and not parsed:
