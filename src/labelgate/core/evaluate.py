@@ -421,45 +421,89 @@ def _greedy_match(
 ) -> IntArray:
     """COCOeval's greedy matching for every area range and threshold -> (A, T, D) gt or -1.
 
-    Pairs are processed one detection rank at a time; within a rank every detection belongs
-    to a different (image, class) group, so all of them are resolved together.
+    ``pair_d, pair_g`` are in (group, detection rank, gt) order. A detection none of whose
+    non-crowd candidates is a candidate of a better-ranked detection cannot find one taken:
+    its match is the best candidate by (tier, IoU, order), the same at every threshold it
+    passes, so all of those are resolved at once on (A, P) arrays. Only the remaining,
+    contested detections go through rounds, one detection rank per round; within a rank every
+    detection belongs to a different (image, class) group, so a round resolves all of them.
     """
     n_area, n_gt = g_ignore.shape
     n_thr = threshold_table.shape[0]
     match = np.full((n_area, n_thr, n_dt), -1, dtype=np.int64)
     if len(pair_d) == 0:
         return match
-    order = np.argsort(d_rank[pair_d], kind="stable")  # keeps (group, det, gt) order per rank
+    flat_match = match.reshape(n_area * n_thr, n_dt)
+    taken = np.zeros((n_area * n_thr, n_gt), dtype=bool)
+
+    pair_rank = d_rank[pair_d]
+    first_rank = np.full(n_gt, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_rank, pair_g, pair_rank)
+    contested_pair = (pair_rank > first_rank[pair_g]) & ~g_crowd[pair_g]
+    contested_det = np.zeros(n_dt, dtype=bool)
+    contested_det[pair_d[contested_pair]] = True
+    contested = contested_det[pair_d]
+
+    # --- uncontested detections: the best candidate per tier, then a threshold test
+    direct = np.flatnonzero(~contested)
+    if len(direct):
+        dets, gts, values = pair_d[direct], pair_g[direct], iou[direct]
+        seg = _segment_starts(dets)
+        seg_of = np.cumsum(np.r_[False, dets[1:] != dets[:-1]])
+        ignored = g_ignore[:, gts]  # (A, p)
+        positions = np.arange(len(dets))
+        choices = []
+        for tier in (~ignored, ignored):
+            key = np.where(tier, values[None, :], -np.inf)
+            best = np.maximum.reduceat(key, seg, axis=1)  # (A, s)
+            # ties go to the last ground truth in COCO's order (``iou >= best`` replaces m)
+            winner = tier & (key == best[:, seg_of])
+            last = np.maximum.reduceat(np.where(winner, positions, -1), seg, axis=1)
+            choices.append((best, np.where(last >= 0, gts[np.maximum(last, 0)], -1)))
+        (best_regular, gt_regular), (best_ignored, gt_ignored) = choices
+        owner = dets[seg]
+        thresholds = threshold_table[:, d_class[owner]][None, :, :]  # (1, T, s)
+        chosen = np.where(
+            best_regular[:, None, :] >= thresholds,
+            gt_regular[:, None, :],
+            np.where(best_ignored[:, None, :] >= thresholds, gt_ignored[:, None, :], -1),
+        )  # (A, T, s)
+        match[:, :, owner] = chosen
+        # only takes of ground truths that a contested detection also wants matter later
+        wanted = np.zeros(n_gt, dtype=bool)
+        wanted[pair_g[contested]] = True
+        relevant = np.flatnonzero(np.logical_or.reduceat(wanted[gts], seg))
+        if len(relevant):
+            kept = chosen[:, :, relevant].reshape(n_area * n_thr, -1)
+            combo, which = np.nonzero(kept >= 0)
+            taken[combo, kept[combo, which]] = True
+
+    # --- contested detections: one rank per round, reading what better ranks took
+    rest = np.flatnonzero(contested)
+    if len(rest) == 0:
+        return match
+    order = rest[np.argsort(pair_rank[rest], kind="stable")]  # (group, det, gt) per rank
     pair_d, pair_g, iou = pair_d[order], pair_g[order], iou[order]
+    ranks = pair_rank[order]
     eligible = iou[None, :] >= threshold_table[:, d_class[pair_d]]  # (T, P)
     pair_ignored = g_ignore[:, pair_g]  # (A, P)
     pair_crowd = g_crowd[pair_g]
-    taken = np.zeros((n_area * n_thr, n_gt), dtype=bool)
-    rank_bounds = np.searchsorted(d_rank[pair_d], np.arange(int(d_rank.max()) + 2))
-    flat_match = match.reshape(n_area * n_thr, n_dt)
-    for rank in range(len(rank_bounds) - 1):
-        lo, hi = int(rank_bounds[rank]), int(rank_bounds[rank + 1])
-        if lo == hi:
-            continue
+    bounds = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1], True])
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         dets = pair_d[lo:hi]
         gts = pair_g[lo:hi]
         seg = _segment_starts(dets)
         seg_of = np.cumsum(np.r_[False, dets[1:] != dets[:-1]])
-        free = eligible[None, :, lo:hi]  # (1, T, p)
-        if rank > 0:  # nothing is taken before the first detection of a group
-            free = free & (
-                ~taken[:, gts].reshape(n_area, n_thr, -1) | pair_crowd[None, None, lo:hi]
-            )
-        else:
-            free = np.broadcast_to(free, (n_area, n_thr, hi - lo))
-        ignored = pair_ignored[:, None, lo:hi]
-        regular = free & ~ignored
+        free = eligible[None, :, lo:hi] & (
+            ~taken[:, gts].reshape(n_area, n_thr, -1) | pair_crowd[None, None, lo:hi]
+        )
+        ignored_now = pair_ignored[:, None, lo:hi]
+        regular = free & ~ignored_now
         any_regular = np.logical_or.reduceat(regular, seg, axis=2)  # (A, T, s)
-        tier = np.where(any_regular[:, :, seg_of], regular, free & ignored)
-        key = np.where(tier, iou[None, None, lo:hi], -1.0)
+        tier = np.where(any_regular[:, :, seg_of], regular, free & ignored_now)
+        key = np.where(tier, iou[None, None, lo:hi], -np.inf)
         best = np.maximum.reduceat(key, seg, axis=2)
         winner = tier & (key == best[:, :, seg_of])
-        # ties go to the last ground truth in COCO's order (``iou >= best`` replaces m)
         position = np.maximum.reduceat(
             np.where(winner, np.arange(hi - lo), -1), seg, axis=2
         ).reshape(n_area * n_thr, -1)
@@ -481,7 +525,12 @@ def _accumulate(
     max_dets: tuple[int, ...],
     n_classes: int,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """COCOeval.accumulate on flat arrays -> precision (T,R,K,A,M), recall (T,K,A,M), scores."""
+    """COCOeval.accumulate on flat arrays -> precision (T,R,K,A,M), recall (T,K,A,M), scores.
+
+    Precision only rises at a true positive, so the max envelope ``max(pr[i:])`` at a
+    recall threshold is the max over the true positives from the one that reaches it: the
+    arithmetic runs on true-positive events, not on every detection.
+    """
     n_area, n_thr, _ = true_positive.shape
     rec_thr = COCO_RECALL_THRESHOLDS
     n_rec = len(rec_thr)
@@ -494,56 +543,62 @@ def _accumulate(
     # smallest tp count whose recall tp / npig reaches each threshold, in floating point:
     # fl(x / n) is monotone in x, so searchsorted on recall == searchsorted on tp counts
     base = np.floor(rec_thr[None, None, :] * npig[:, :, None]).astype(np.int64) - 2
-    need = np.full(base.shape, np.iinfo(np.int64).max // 4, dtype=np.int64)
+    need = np.full(base.shape, np.iinfo(np.int64).max // 4, dtype=np.int64)  # (K, A, R)
     with np.errstate(divide="ignore", invalid="ignore"):
         for step in range(4, -1, -1):
             candidate = np.maximum(base + step, 0)
             reached = candidate / npig[:, :, None] >= rec_thr[None, None, :]
             need = np.where(reached, candidate, need)
+    tp_sorted = true_positive[:, :, order]
+    fp_sorted = false_positive[:, :, order]
+    sorted_rank = d_rank[order]
     for m, max_det in enumerate(max_dets):
-        rows = order[d_rank[order] < max_det]
+        keep = sorted_rank < max_det
+        rows = order[keep]
         n = len(rows)
         cls = d_class[rows]
         bounds = np.searchsorted(cls, np.arange(n_classes + 1))  # (K + 1,)
         first, last = bounds[:-1], bounds[1:]
-        sorted_scores = d_score[rows]
+        has_dets = last > first
+        sorted_scores = np.r_[d_score[rows], 0.0]
+        top_score = np.where(has_dets, sorted_scores[first], 0.0)  # (K,)
+        row_offset = np.arange(n_thr, dtype=np.int64)[:, None] * n
+        flat_first, flat_last = row_offset + first, row_offset + last  # (T, K)
         for a in range(n_area):
             valid = npig[:, a] > 0
-            tp_sum = np.cumsum(true_positive[a][:, rows], axis=1)  # (T, n) int
-            fp_sum = np.cumsum(false_positive[a][:, rows], axis=1)
-            zero = np.zeros((n_thr, 1), dtype=tp_sum.dtype)
-            tp_padded = np.concatenate([zero, tp_sum], axis=1)  # [:, i] = sum of the first i
-            fp_padded = np.concatenate([zero, fp_sum], axis=1)
-            before_tp, before_fp = tp_padded[:, first], fp_padded[:, first]  # (T, K)
-            segment = np.repeat(np.arange(n_classes), last - first)
-            tp = (tp_sum - before_tp[:, segment]).astype(np.float64)
-            fp = (fp_sum - before_fp[:, segment]).astype(np.float64)
-            pr = tp / (fp + tp + np.spacing(1))
-            final_tp = (tp_padded[:, last] - before_tp).astype(np.float64)
+            tp_rows = tp_sorted[a][:, keep] if n < len(order) else tp_sorted[a]
+            fp_rows = fp_sorted[a][:, keep] if n < len(order) else fp_sorted[a]
+            # true positives as flat (threshold, position) indices, grouped by (threshold,
+            # class); a false positive count is an index among the non-ignored detections
+            counted = np.flatnonzero(tp_rows | fp_rows)
+            where_tp = np.flatnonzero(tp_rows.ravel()[counted])
+            events = counted[where_tp]
+            tp_before = np.searchsorted(events, flat_first)  # (T, K)
+            total_tp = np.searchsorted(events, flat_last) - tp_before
+            fp_before = np.searchsorted(counted, flat_first) - tp_before
             with np.errstate(divide="ignore", invalid="ignore"):
-                rc_last = final_tp / npig[None, :, a]
-            recall[:, :, a, m] = np.where(valid[None, :], np.where(last > first, rc_last, 0.0), -1)
-            # first position in each class whose tp count reaches ``need``
-            target = need[:, a, :][None, :, :] + before_tp[:, :, None]  # (T, K, R)
-            offsets = np.arange(n_thr)[:, None, None] * (np.iinfo(np.int32).max * 8)
-            flat_cum = (tp_sum + np.arange(n_thr)[:, None] * (np.iinfo(np.int32).max * 8)).ravel()
-            pos = np.searchsorted(flat_cum, (target + offsets).ravel(), side="left")
-            pos = pos.reshape(n_thr, n_classes, n_rec) - np.arange(n_thr)[:, None, None] * n
-            pos = np.clip(pos, first[None, :, None], last[None, :, None])  # (T, K, R)
-            inside = pos < last[None, :, None]
-            # the max envelope at pos is max(pr[pos:last]); read it as the max over the
-            # chunks [pos_r, pos_r+1) ... [pos_R-1, last) of each class
-            bounds_r = np.concatenate(
-                [pos, np.broadcast_to(last[None, :, None], (n_thr, n_classes, 1))], axis=2
-            )
-            flat_pr = np.r_[pr.ravel(), 0.0]
-            index = (bounds_r + np.arange(n_thr)[:, None, None] * n).ravel()
-            chunk = np.maximum.reduceat(flat_pr, index).reshape(n_thr, n_classes, n_rec + 1)
-            nonempty = bounds_r[:, :, 1:] > bounds_r[:, :, :-1]
-            chunk = np.where(nonempty, chunk[:, :, :-1], 0.0)
+                rc_last = total_tp / npig[None, :, a]
+            recall[:, :, a, m] = np.where(valid[None, :], np.where(has_dets, rc_last, 0.0), -1)
+            per_event = total_tp.ravel()
+            event_index = np.arange(len(events))
+            tp = event_index + 1 - np.repeat(tp_before.ravel(), per_event)
+            fp = where_tp - event_index - np.repeat(fp_before.ravel(), per_event)
+            pr = tp.astype(np.float64) / (fp.astype(np.float64) + tp + np.spacing(1))
+            event_start, event_end = tp_before, tp_before + total_tp  # (T, K)
+            # recall threshold r is reached at the need-th event (need 0: at the first one)
+            count = np.maximum(need[None, :, a, :], 1)  # (1, K, R)
+            inside = count <= total_tp[:, :, None]  # (T, K, R)
+            start = np.minimum(event_start[:, :, None] + count - 1, event_end[:, :, None])
+            # max(pr[start_r:end]) as the max over chunks [start_r, start_r+1) ... [.., end)
+            chunk_bounds = np.concatenate([start, event_end[:, :, None]], axis=2)
+            chunk = np.maximum.reduceat(np.r_[pr, 0.0], chunk_bounds.ravel())
+            chunk = chunk.reshape(n_thr, n_classes, n_rec + 1)[:, :, :-1]
+            chunk = np.where(chunk_bounds[:, :, 1:] > chunk_bounds[:, :, :-1], chunk, 0.0)
             envelope = np.maximum.accumulate(chunk[:, :, ::-1], axis=2)[:, :, ::-1]
             q = np.where(inside, envelope, 0.0)
-            ss = np.where(inside, sorted_scores[np.minimum(pos, max(n - 1, 0))] if n else 0.0, 0.0)
+            reached = np.r_[events, 0][np.minimum(start, len(events))] % max(n, 1)
+            ss = np.where(inside, sorted_scores[reached], 0.0)
+            ss = np.where(need[None, :, a, :] == 0, top_score[None, :, None], ss)
             precision[:, :, :, a, m] = np.where(valid[None, :, None], q, -1.0).transpose(0, 2, 1)
             scores[:, :, :, a, m] = np.where(valid[None, :, None], ss, -1.0).transpose(0, 2, 1)
     return precision, recall, scores
