@@ -283,3 +283,35 @@ def test_unscored_detection_is_refused() -> None:
     unscored = Annotations.create(image_id=[1], class_id=[1], bbox=[[0, 0, 5, 5]])
     with pytest.raises(ValidationError, match="score"):
         evaluate(truth, unscored)
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def test_eval_command_prints_the_pycocotools_stats_as_json(shared_data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from labelgate.cli.app import app
+
+    gt_path = shared_data / "faster-coco-eval" / "cocoapi" / "instances_val2014_100.json"
+    dt_path = shared_data / "cocoapi-results" / "instances_val2014_fakebbox100_results.json"
+    outcome = CliRunner().invoke(app, ["eval", str(gt_path), str(dt_path), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    document = json.loads(outcome.output)
+    published = expected_stats(shared_data / "cocoapi-results" / "EXPECTED.md", "bbox = [")
+    np.testing.assert_allclose(document["stats"], published, rtol=0, atol=1e-10)
+    assert document["stats_names"][0] == "AP"
+    assert (document["images"], document["dt"]) == (100, 734)
+    person = next(row for row in document["per_class"] if row["name"] == "person")
+    assert 0 < person["ap"] < person["ap50"] <= 1
+
+
+def test_eval_command_exits_2_on_bad_input(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from labelgate.cli.app import app
+
+    missing = tmp_path / "missing.json"
+    outcome = CliRunner().invoke(app, ["eval", str(missing), str(missing), "--json"])
+    assert outcome.exit_code == 2
+    assert "missing.json" in json.loads(outcome.output)["error"]

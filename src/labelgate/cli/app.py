@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from labelgate.cli.agreement import agreement_command
+from labelgate.cli.evaluate import eval_command
 from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
 from labelgate.errors import FormatError, LabelgateError
@@ -337,6 +338,7 @@ def formats() -> None:
 
 
 app.command(name="agreement")(agreement_command)
+app.command(name="eval")(eval_command)
 
 
 def main() -> None:

@@ -1,0 +1,111 @@
+"""``labelgate eval GT DT``: COCO evaluation of detections, equal to pycocotools' numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from labelgate.core.dataset import Dataset
+from labelgate.core.evaluate import Evaluation, evaluate
+from labelgate.errors import FormatError, LabelgateError
+from labelgate.formats.coco import read_coco
+
+__all__ = ["eval_command", "evaluation_to_dict"]
+
+
+def eval_command(
+    gt: Annotated[Path, typer.Argument(help="Ground truth: a COCO instances file.")],
+    dt: Annotated[Path, typer.Argument(help="Detections: a COCO results list (with scores).")],
+    iou_type: Annotated[
+        str, typer.Option("--iou-type", help="bbox (segm and keypoints: not yet).")
+    ] = "bbox",
+    per_class_tier: Annotated[
+        bool,
+        typer.Option(
+            "--per-class-tier",
+            help="Evaluate each class at its own taxonomy IoU threshold (its precision tier).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """COCO AP/AR of DT against GT: pycocotools' 12 stats, and AP per class."""
+    from labelgate.cli.app import EXIT_BAD_INPUT, _emit_json, _fail, console
+
+    try:
+        if iou_type != "bbox":
+            raise FormatError(
+                f"expected bbox, got {iou_type!r} (segm and keypoints are not implemented yet)",
+                path="--iou-type",
+            )
+        truth = read_coco(gt)
+        detections = read_coco(dt, reference=truth)
+        thresholds = (
+            np.array([c.threshold for c in sorted(truth.taxonomy.classes, key=lambda c: c.id)])
+            if per_class_tier
+            else None
+        )
+        result = evaluate(truth, detections.annotations, per_class_thresholds=thresholds)
+    except (LabelgateError, OSError) as exc:
+        _fail(exc, as_json=as_json)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: _fail exits
+    document = evaluation_to_dict(result, truth)
+    if as_json:
+        _emit_json(document)
+        return
+    console.print(
+        f"[bold]{gt.name}[/] vs [bold]{dt.name}[/] ({result.iou_type}): {result.images:,} images, "
+        f"{result.gt:,} ground truth, {result.dt:,} detections",
+        highlight=False,
+    )
+    stats = Table("metric", "value", title="COCO stats (pycocotools order)")
+    for name, value in zip(document["stats_names"], document["stats"]):
+        stats.add_row(name, f"{value:.3f}")
+    console.print(stats)
+    per_class = Table("class", "AP", "AP50", "AP75", title="per class")
+    for row in document["per_class"]:
+        per_class.add_row(row["name"], *(_cell(row[key]) for key in ("ap", "ap50", "ap75")))
+    console.print(per_class)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def evaluation_to_dict(result: Evaluation, truth: Dataset) -> dict[str, Any]:
+    """The ``labelgate eval --json`` document (see docs/eval.md)."""
+    ap = result.class_ap()
+    if result.class_thresholds is not None:
+        # each class at its own threshold: AP is at that threshold; AP50/AP75 do not apply
+        ap50 = ap75 = np.full(len(ap), -1.0)
+    else:
+        ap50, ap75 = result.class_ap(0.5), result.class_ap(0.75)
+    names = dict(zip(truth.taxonomy.ids.tolist(), truth.taxonomy.names))
+
+    def value(x: float) -> float | None:
+        return None if x < 0 else float(x)
+
+    per_class: list[dict[str, Any]] = []
+    for index, class_id in enumerate(result.class_ids.tolist()):
+        row: dict[str, Any] = {
+            "class_id": class_id,
+            "name": names.get(class_id, "all"),
+            "ap": value(ap[index]),
+            "ap50": value(ap50[index]),
+            "ap75": value(ap75[index]),
+        }
+        if result.class_thresholds is not None:
+            row["iou_threshold"] = float(result.class_thresholds[index])
+        per_class.append(row)
+    return {
+        "iou_type": result.iou_type,
+        "stats": [float(x) for x in result.stats],
+        "stats_names": list(result.stats_names),
+        "per_class": per_class,
+        "images": result.images,
+        "gt": result.gt,
+        "dt": result.dt,
+    }
