@@ -285,9 +285,9 @@ def evaluate(
 
     # --- the objects COCOeval looks at (its imgIds / catIds filters)
     g = gt.annotations
-    g = g.take(np.flatnonzero(g.kind != Kind.TAG))
-    g_class = np.searchsorted(class_ids, g.class_id)
-    g_image = np.searchsorted(image_ids, g.image_id)
+    g_rows = np.flatnonzero(g.kind != Kind.TAG)  # columns only: no container rebuilt
+    g_class = np.searchsorted(class_ids, g.class_id[g_rows])
+    g_image = np.searchsorted(image_ids, g.image_id[g_rows])
     d_class_raw = np.minimum(np.searchsorted(class_ids, dt.class_id), max(n_classes - 1, 0))
     d_image_raw = np.minimum(np.searchsorted(image_ids, dt.image_id), max(len(image_ids) - 1, 0))
     keep = (
@@ -297,12 +297,13 @@ def evaluate(
         & (class_ids[d_class_raw] == dt.class_id if n_classes else False)
         & (image_ids[d_image_raw] == dt.image_id if len(image_ids) else False)
     )
-    d = dt.take(np.flatnonzero(keep))
-    if np.isnan(d.score).any():
-        row = int(np.flatnonzero(np.isnan(d.score))[0])
+    d_rows = np.flatnonzero(keep)
+    d_score = dt.score[d_rows]
+    if np.isnan(d_score).any():
+        row = int(d_rows[np.flatnonzero(np.isnan(d_score))[0]])
         raise ValidationError("expected a score on every detection", field="score", row=row)
-    d_class = d_class_raw[keep]
-    d_image = d_image_raw[keep]
+    d_class = d_class_raw[d_rows]
+    d_image = d_image_raw[d_rows]
 
     group_classes = n_classes if use_cats else 1
     # COCO's order inside an (image, class) group is file order; with use_cats=False the
@@ -310,16 +311,18 @@ def evaluate(
     g_key = g_image * group_classes + (g_class if use_cats else 0)
     g_order = np.lexsort((g_class, g_key))
     g_key, g_class = g_key[g_order], g_class[g_order]
-    g_crowd = g.iscrowd[g_order]
-    g_area = g.area[g_order]
-    g_boxes = g.bbox[g_order]
-    g_ann_id = g.id[g_order]
+    g_take = g_rows[g_order]
+    g_crowd = g.iscrowd[g_take]
+    g_area = g.area[g_take]
+    g_boxes = g.bbox[g_take]
+    g_ann_id = g.id[g_take]
 
     d_key = d_image * group_classes + (d_class if use_cats else 0)
-    d_order = np.lexsort((d_class, -d.score, d_key))
+    # with use_cats the class is constant within a group: one key fewer to sort on
+    d_order = np.lexsort((-d_score, d_key) if use_cats else (d_class, -d_score, d_key))
     d_key, d_class, d_image = d_key[d_order], d_class[d_order], d_image[d_order]
-    d_score = d.score[d_order]
-    d_boxes = d.bbox[d_order]
+    d_score = d_score[d_order]
+    d_boxes = dt.bbox[d_rows[d_order]]
     # COCO.loadRes replaces a result's area by the box's (w * h), whatever the file says
     d_area = (d_boxes[:, 2] - d_boxes[:, 0]) * (d_boxes[:, 3] - d_boxes[:, 1])
     starts = (
@@ -355,7 +358,7 @@ def evaluate(
     safe = np.where(matched, match, 0)
     # COCOeval stores the matched gt *id* and tests it for truth: a gt with id 0 counts as
     # no match at all; kept for exactness.
-    has_match = matched & (g_ann_id[safe] != 0) if len(g_ann_id) else matched
+    has_match = matched & (g_ann_id[safe] != 0) if (g_ann_id == 0).any() else matched
     area_index = np.arange(len(ranges))[:, None, None]
     d_ignored = (matched & g_ignore[area_index, safe]) if len(g_ann_id) else matched
     d_ignored |= ~has_match & d_outside[:, None, :]
