@@ -317,9 +317,10 @@ def evaluate(
     g_boxes = g.bbox[g_take]
     g_ann_id = g.id[g_take]
 
-    d_key = d_image * group_classes + (d_class if use_cats else 0)
+    d_key: IntArray = np.asarray(d_image * group_classes + (d_class if use_cats else 0), np.int64)
     # with use_cats the class is constant within a group: one key fewer to sort on
-    d_order = np.lexsort((-d_score, d_key) if use_cats else (d_class, -d_score, d_key))
+    sort_keys: tuple[Any, ...] = (-d_score, d_key) if use_cats else (d_class, -d_score, d_key)
+    d_order = np.lexsort(sort_keys)
     d_key, d_class, d_image = d_key[d_order], d_class[d_order], d_image[d_order]
     d_score = d_score[d_order]
     d_boxes = dt.bbox[d_rows[d_order]]
