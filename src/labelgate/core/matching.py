@@ -11,6 +11,7 @@ of different classes that overlap >= threshold: class swaps.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from scipy.sparse.csgraph import connected_components  # type: ignore[import-unt
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.pairs import box_iou_pairs, group_pairs
+from labelgate.core.ragged import gather_ranges
 from labelgate.core.taxonomy import Taxonomy
 
 __all__ = ["Matching", "PairIoU", "match"]
@@ -89,34 +91,67 @@ def _max_weight_pairs(rows_a: IntArray, rows_b: IntArray, weight: FloatArray) ->
     """Indices of the pairs of a maximum-weight one-to-one matching of a bipartite pair list.
 
     ``rows_a, rows_b`` name the two sides of each candidate pair (every pair is an edge);
-    the result holds positions into them. Pairs whose objects have no other candidate are
-    taken in bulk; the rest splits into connected components, each solved exactly by
-    ``linear_sum_assignment`` on its small dense matrix (non-edges weigh 0 and are dropped).
+    the result holds positions into them. The pair graph splits into connected components,
+    solved in bulk where the answer is plain: a lone pair is taken, and a star (one node on
+    either side) takes its heaviest pair. Only the remaining components go, one each, to
+    ``linear_sum_assignment`` on a small dense matrix (non-edges weigh 0 and are dropped).
     """
     p = len(rows_a)
     if p == 0:
         return np.zeros(0, dtype=np.int64)
+    # a pair whose two objects have no other candidate is matched as it is
+    degree_a = np.bincount(rows_a)
+    degree_b = np.bincount(rows_b)
+    alone = (degree_a[rows_a] == 1) & (degree_b[rows_b] == 1)
+    lone = np.flatnonzero(alone)
+    shared = np.flatnonzero(~alone)
+    if len(shared) == 0:
+        return lone
+    sub = _max_weight_shared(rows_a[shared], rows_b[shared], weight[shared])
+    return np.sort(np.concatenate([lone, shared[sub]]))
+
+
+def _max_weight_shared(rows_a: IntArray, rows_b: IntArray, weight: FloatArray) -> IntArray:
+    """:func:`_max_weight_pairs` on pairs that share an object: components, then solvers."""
+    p = len(rows_a)
     node_a, local_a = np.unique(rows_a, return_inverse=True)
     node_b, local_b = np.unique(rows_b, return_inverse=True)
-    degree_a = np.bincount(local_a, minlength=len(node_a))
-    degree_b = np.bincount(local_b, minlength=len(node_b))
-    alone = (degree_a[local_a] == 1) & (degree_b[local_b] == 1)
-    chosen = [np.flatnonzero(alone)]
-    rest = np.flatnonzero(~alone)
+    local_a, local_b = local_a.ravel(), local_b.ravel()
+    n_a, n_b = len(node_a), len(node_b)
+    graph = coo_matrix((np.ones(p, dtype=np.int8), (local_a, local_b + n_a)), (n_a + n_b,) * 2)
+    _, label = connected_components(graph, directed=False)
+    component = label[local_a]
+    # nodes per component on each side
+    count_a = np.bincount(label[:n_a], minlength=label.max() + 1)
+    count_b = np.bincount(label[n_a:], minlength=label.max() + 1)
+    star = (count_a[component] == 1) | (count_b[component] == 1)
+    # heaviest pair of each star (a lone pair is a star of one); ties: the first pair
+    first = np.flatnonzero(star)
+    order = first[np.lexsort((-weight[first], component[first]))]
+    head = np.ones(len(order), dtype=bool)
+    head[1:] = component[order][1:] != component[order][:-1]
+    chosen = [order[head]]
+    rest = np.flatnonzero(~star)
     if len(rest):
         la, lb = local_a[rest], local_b[rest]
-        n_a, n_b = len(node_a), len(node_b)
-        graph = coo_matrix((np.ones(len(rest), dtype=np.int8), (la, lb + n_a)), (n_a + n_b,) * 2)
-        _, label = connected_components(graph, directed=False)
-        component = label[la]
-        order = np.argsort(component, kind="stable")
-        rest, la, lb, component = rest[order], la[order], lb[order], component[order]
+        comp = component[rest]
+        order = np.argsort(comp, kind="stable")
+        rest, la, lb, comp = rest[order], la[order], lb[order], comp[order]
         # local row/column index of each node inside its component: rank among its side
-        row = _rank_within(component, la)
-        col = _rank_within(component, lb)
-        bounds = np.flatnonzero(np.r_[True, component[1:] != component[:-1], True])
+        row = _rank_within(comp, la)
+        col = _rank_within(comp, lb)
+        side = np.maximum(count_a, count_b)[comp]
+        for size in range(2, _BRUTE_FORCE_MAX + 1):
+            at = np.flatnonzero(side == size)
+            if len(at):
+                chosen.append(_brute_force(rest[at], comp[at], row[at], col[at], weight, size))
+        large = np.flatnonzero(side > _BRUTE_FORCE_MAX)
+        rest, row, col, comp = rest[large], row[large], col[large], comp[large]
+        bounds = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1], True])
+        if len(rest) == 0:
+            bounds = bounds[:1]
         values = weight[rest]
-        # one compiled call per ambiguous component; the benchmark measures how many there are
+        # one compiled call per large ambiguous component (rare: dense clusters)
         for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
             r, c = row[lo:hi], col[lo:hi]
             dense = np.zeros((int(r.max()) + 1, int(c.max()) + 1))
@@ -129,6 +164,34 @@ def _max_weight_pairs(rows_a: IntArray, rows_b: IntArray, weight: FloatArray) ->
     return np.sort(np.concatenate(chosen))
 
 
+#: components with at most this many nodes on each side are solved by trying every assignment
+_BRUTE_FORCE_MAX = 4
+
+
+def _brute_force(
+    pairs: IntArray, comp: IntArray, row: IntArray, col: IntArray, weight: FloatArray, size: int
+) -> IntArray:
+    """Best assignment of many small components at once: every permutation, scored in bulk.
+
+    Each component is padded to a ``size x size`` matrix (absent pairs weigh 0); a
+    permutation's score is the sum of its entries, and the chosen pairs are the real ones
+    on the best permutation. Weights are >= 0, so padding never beats a real pair.
+    """
+    _, which = np.unique(comp, return_inverse=True)
+    which = which.ravel()
+    n = int(which.max()) + 1
+    matrix = np.zeros((n, size, size))
+    slot = np.full((n, size, size), -1, dtype=np.int64)
+    matrix[which, row, col] = weight[pairs]
+    slot[which, row, col] = pairs
+    perms = np.array(list(itertools.permutations(range(size))), dtype=np.int64)  # (P, size)
+    lines = np.arange(size)
+    score = matrix[:, lines[None, :], perms].sum(axis=2)  # (n, P)
+    best = perms[np.argmax(score, axis=1)]  # (n, size)
+    picked: IntArray = slot[np.arange(n)[:, None], lines[None, :], best].ravel()
+    return picked[picked >= 0]
+
+
 def _rank_within(component: IntArray, node: IntArray) -> IntArray:
     """For pairs sorted by component: each node's dense rank among its component's nodes."""
     key = np.stack([component, node], axis=1)
@@ -139,17 +202,84 @@ def _rank_within(component: IntArray, node: IntArray) -> IntArray:
     return rank
 
 
-def _dense_keys(*columns: IntArray) -> list[IntArray]:
-    """Renumber equal tuples across several equal-length column groups to dense int keys."""
-    sizes = [len(c) for c in columns[0::2]]
-    stacked = np.stack(
-        [np.concatenate(columns[0::2]), np.concatenate(columns[1::2])], axis=1
-    ).astype(np.int64)
-    if len(stacked) == 0:
-        return [np.zeros(0, dtype=np.int64) for _ in sizes]
-    _, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    inverse = inverse.ravel().astype(np.int64)
-    return np.split(inverse, np.cumsum(sizes)[:-1])
+def _group_keys(
+    image_a: IntArray, class_a: IntArray, image_b: IntArray, class_b: IntArray
+) -> tuple[IntArray, IntArray]:
+    """One int64 key per (image, class) row, equal across both sides for equal tuples."""
+    classes = np.unique(np.concatenate([class_a, class_b]))
+    images = np.concatenate([image_a, image_b])
+    if len(images) == 0:
+        return image_a.astype(np.int64), image_b.astype(np.int64)
+    low, high = int(images.min()), int(images.max())
+    if (high - low + 1) * len(classes) >= 2**62:  # sparse huge ids: renumber them first
+        uniq = np.unique(images)
+        image_a, image_b = np.searchsorted(uniq, image_a), np.searchsorted(uniq, image_b)
+        low = 0
+    width = len(classes)
+    key_a = (image_a.astype(np.int64) - low) * width + np.searchsorted(classes, class_a)
+    key_b = (image_b.astype(np.int64) - low) * width + np.searchsorted(classes, class_b)
+    return key_a, key_b
+
+
+def _window_pairs(
+    key_a: IntArray, x_a: FloatArray, reach_a: FloatArray, key_b: IntArray, x_b: FloatArray
+) -> tuple[IntArray, IntArray]:
+    """All ``(i, j)`` with ``key_a[i] == key_b[j]`` and ``|x_a[i] - x_b[j]| <= reach_a[i]``.
+
+    Each key gets its own band of one float axis (``band * span + x``), so a single sort of
+    ``b`` and two ``searchsorted`` calls find every window. The windows are widened by a
+    rounding margin: callers compute the exact IoU of the returned pairs anyway.
+    """
+    if len(key_a) == 0 or len(key_b) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    bands = np.unique(key_b)
+    band_b = np.searchsorted(bands, key_b)
+    band_a = np.minimum(np.searchsorted(bands, key_a), len(bands) - 1)
+    present = bands[band_a] == key_a
+    low = min(float(x_a.min()), float(x_b.min()))
+    extent = max(float(x_a.max()), float(x_b.max())) - low + 1.0
+    span = 3.0 * extent
+    reach = np.clip(np.nan_to_num(reach_a, nan=-1.0), -1.0, extent)
+    margin = 1e-9 * span * (len(bands) + 1)
+    position_b = band_b * span + (x_b - low)
+    order = np.argsort(position_b, kind="stable")
+    sorted_b = position_b[order]
+    centre = band_a * span + (x_a - low)
+    start = np.searchsorted(sorted_b, centre - reach - margin, side="left")
+    stop = np.searchsorted(sorted_b, centre + reach + margin, side="right")
+    stop = np.where(present & (reach >= 0), np.maximum(stop, start), start)
+    rows_a = np.repeat(np.arange(len(key_a), dtype=np.int64), stop - start)
+    rows_b = order[gather_ranges(start, stop)].astype(np.int64)
+    return rows_a, rows_b
+
+
+def _candidates(
+    ref: Annotations,
+    ref_rows: IntArray,
+    key_ref: IntArray,
+    other: Annotations,
+    other_rows: IntArray,
+    key_other: IntArray,
+    threshold: FloatArray,
+    boxes_only: bool,
+) -> tuple[IntArray, IntArray]:
+    """Candidate pairs with equal keys; for box IoU, only those that can reach the threshold.
+
+    Box IoU never exceeds the IoU of the x intervals, so IoU >= t needs
+    ``|x1_a - x1_b| <= (1 - t) / t * width_a``: a window per reference box on the sorted
+    left edges. Other geometries (masks, polygons, keypoints) get every pair of the group.
+    """
+    if not boxes_only:
+        pa, pb = group_pairs(key_ref, key_other)
+        return ref_rows[pa], other_rows[pb]
+    x_a = ref.bbox[ref_rows, 0]
+    width = ref.bbox[ref_rows, 2] - x_a
+    t = threshold[ref_rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.where(t > 0, (1.0 - t) / t * width, np.inf)
+    reach = np.where(np.isnan(t), np.nan, reach)
+    pa, pb = _window_pairs(key_ref, x_a, reach, key_other, other.bbox[other_rows, 0])
+    return ref_rows[pa], other_rows[pb]
 
 
 def match(
@@ -215,12 +345,14 @@ def match(
 
     ref_live = np.flatnonzero(ref.kind != Kind.TAG)
     other_live = np.flatnonzero(other.kind != Kind.TAG)
-    key_ref, key_other = _dense_keys(
+    key_ref, key_other = _group_keys(
         ref.image_id[ref_live], ref.class_id[ref_live],
         other.image_id[other_live], other.class_id[other_live],
     )  # fmt: skip
-    pa, pb = group_pairs(key_ref, key_other)
-    rows_a, rows_b = ref_live[pa], other_live[pb]
+    boxes_only = pair_iou is None
+    rows_a, rows_b = _candidates(
+        ref, ref_live, key_ref, other, other_live, key_other, ref_threshold, boxes_only
+    )
     iou = compute(ref, rows_a, other, rows_b)
     keep = iou >= ref_threshold[rows_a]
     rows_a, rows_b, iou = rows_a[keep], rows_b[keep], iou[keep]
@@ -236,8 +368,16 @@ def match(
         left_other[other_rows] = False
         ref_left = ref_live[left_ref[ref_live]]
         other_left = other_live[left_other[other_live]]
-        pa, pb = group_pairs(ref.image_id[ref_left], other.image_id[other_left])
-        sa, sb = ref_left[pa], other_left[pb]
+        sa, sb = _candidates(
+            ref,
+            ref_left,
+            ref.image_id[ref_left],
+            other,
+            other_left,
+            other.image_id[other_left],
+            ref_threshold,
+            boxes_only,
+        )
         differ = ref.class_id[sa] != other.class_id[sb]
         sa, sb = sa[differ], sb[differ]
         s_iou = compute(ref, sa, other, sb)
