@@ -190,3 +190,79 @@ def test_never_pairs_an_object_twice(rows_a, rows_b, threshold):
     count, total = hungarian_totals(ref, other, np.full(len(ref), threshold))
     assert len(m.ref_rows) == count
     assert m.iou.sum() == pytest.approx(total, abs=1e-9)
+
+
+def _coco_pair(gt: Annotations, dt: Annotations, n_images: int):
+    from pycocotools.coco import COCO
+
+    def boxes(ann: Annotations):
+        xywh = np.c_[ann.bbox[:, :2], ann.bbox[:, 2:] - ann.bbox[:, :2]]
+        return xywh.tolist()
+
+    images = [{"id": i, "width": 2000, "height": 2000} for i in range(1, n_images + 1)]
+    cats = [{"id": int(c)} for c in np.unique(np.r_[gt.class_id, dt.class_id])]
+    gt_anns = [
+        {"id": r + 1, "image_id": int(i), "category_id": int(c), "bbox": b,
+         "area": b[2] * b[3], "iscrowd": int(k)}
+        for r, (i, c, b, k) in enumerate(
+            zip(gt.image_id.tolist(), gt.class_id.tolist(), boxes(gt), gt.iscrowd.tolist())
+        )
+    ]  # fmt: skip
+    coco_gt = COCO()
+    coco_gt.dataset = {"images": images, "categories": cats, "annotations": gt_anns}
+    coco_gt.createIndex()
+    dt_anns = [
+        {"id": r + 1, "image_id": int(i), "category_id": int(c), "bbox": b,
+         "area": b[2] * b[3], "score": float(s), "iscrowd": 0}
+        for r, (i, c, b, s) in enumerate(
+            zip(dt.image_id.tolist(), dt.class_id.tolist(), boxes(dt), dt.score.tolist())
+        )
+    ]  # fmt: skip
+    coco_dt = COCO()
+    coco_dt.dataset = {"images": images, "categories": cats, "annotations": dt_anns}
+    coco_dt.createIndex()
+    return coco_gt, coco_dt
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.75])
+def test_greedy_matches_pycocotools_evaluate_img(threshold):
+    import contextlib
+    import io
+
+    from pycocotools.cocoeval import COCOeval
+
+    from labelgate.core.matching import match_greedy
+
+    n_images = 300
+    dataset = generate_dataset(n_images, seed=11)
+    noisy = perturb(
+        dataset, NoiseModel(jitter=0.15, duplicate_probability=0.2), seed=12, as_predictions=True
+    )
+    gt, dt = dataset.annotations, noisy.annotations
+    rng = np.random.default_rng(0)
+    crowd = rng.random(len(gt)) < 0.1
+    gt = Annotations.create(image_id=gt.image_id, class_id=gt.class_id, bbox=gt.bbox, iscrowd=crowd)
+    dt = Annotations.create(
+        image_id=dt.image_id, class_id=dt.class_id, bbox=dt.bbox, score=dt.score
+    )
+    assert crowd.sum() > 50
+    coco_gt, coco_dt = _coco_pair(gt, dt, n_images)
+    evaluator = COCOeval(coco_gt, coco_dt, "bbox")
+    evaluator.params.iouThrs = np.array([threshold])
+    evaluator.params.areaRng = [[0, 1e10]]
+    evaluator.params.areaRngLbl = ["all"]
+    evaluator.params.maxDets = [10_000]
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator.evaluate()
+    expected_dt = np.zeros(len(dt), dtype=np.int64)  # matched gt id (row + 1), 0 when none
+    for result in evaluator.evalImgs:
+        if result is None:
+            continue
+        ids = np.asarray(result["dtIds"], dtype=np.int64)
+        expected_dt[ids - 1] = np.asarray(result["dtMatches"][0], dtype=np.int64)
+    m = match_greedy(gt, dt, iou_threshold=threshold)
+    got_dt = np.zeros(len(dt), dtype=np.int64)
+    got_dt[m.other_rows] = m.ref_rows + 1
+    assert (expected_dt > 0).sum() > 100
+    assert np.any(gt.iscrowd[m.ref_rows])
+    np.testing.assert_array_equal(got_dt, expected_dt)

@@ -26,7 +26,7 @@ from labelgate.core.pairs import box_iou_pairs, group_pairs
 from labelgate.core.ragged import gather_ranges
 from labelgate.core.taxonomy import Taxonomy
 
-__all__ = ["Matching", "PairIoU", "match"]
+__all__ = ["Matching", "PairIoU", "match", "match_greedy"]
 
 PairIoU = Callable[[Annotations, IntArray, Annotations, IntArray], FloatArray]
 
@@ -394,4 +394,103 @@ def match(
         swap_iou=swap_iou.astype(np.float64),
         n_ref=len(ref),
         n_other=len(other),
+    )
+
+
+def match_greedy(gt: Annotations, dt: Annotations, *, iou_threshold: float) -> Matching:
+    """COCO evaluation's greedy matching of detections to ground truth at one IoU threshold.
+
+    As pycocotools' ``evaluateImg`` (area range "all", no detection limit): per (image,
+    class), detections by score descending (stable) each take the free non-crowd ground
+    truth of highest IoU >= ``min(iou_threshold, 1 - 1e-10)`` (ties: the later one), or
+    else the best crowd region, which any number of detections may match. IoU against a
+    crowd region is the intersection over the detection's area. One round per detection
+    rank: all detections of equal rank belong to different groups, so a round is vectorized.
+
+    Parameters
+    ----------
+    gt, dt
+        Ground truth (``iscrowd`` marks crowd regions) and scored detections, boxes.
+    iou_threshold
+        The IoU threshold.
+
+    Returns
+    -------
+    Matching
+        ``ref_rows`` are ground-truth rows (a crowd row may repeat), ``other_rows`` the
+        detections matched to them; no swaps.
+
+    Examples
+    --------
+    >>> gt = Annotations.create(image_id=[1], class_id=[1], bbox=[[0, 0, 10, 10]])
+    >>> dt = Annotations.create(image_id=[1, 1], class_id=[1, 1], score=[0.5, 0.9],
+    ...                         bbox=[[0, 0, 10, 10], [1, 0, 10, 10]])
+    >>> match_greedy(gt, dt, iou_threshold=0.5).other_rows.tolist()
+    [1]
+    """
+    threshold = min(float(iou_threshold), 1 - 1e-10)
+    gt_live = np.flatnonzero(gt.kind != Kind.TAG)
+    dt_live = np.flatnonzero(dt.kind != Kind.TAG)
+    key_gt, key_dt = _group_keys(
+        gt.image_id[gt_live], gt.class_id[gt_live], dt.image_id[dt_live], dt.class_id[dt_live]
+    )
+    # detection rank within its group: score descending, stable (mergesort on -score)
+    order = np.lexsort((np.arange(len(dt_live)), -dt.score[dt_live], key_dt))
+    sorted_key = key_dt[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]]) if len(order) else order
+    group_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    rank = np.empty(len(dt_live), dtype=np.int64)
+    rank[order] = np.arange(len(order)) - group_start
+    pd, pg = group_pairs(key_dt, key_gt)
+    rows_d, rows_g = dt_live[pd], gt_live[pg]
+    crowd = gt.iscrowd[rows_g]
+    box_d, box_g = dt.bbox[rows_d], gt.bbox[rows_g]
+    iou = box_iou_pairs(box_d, box_g)
+    if crowd.any():
+        width = np.minimum(box_d[:, 2], box_g[:, 2]) - np.maximum(box_d[:, 0], box_g[:, 0])
+        height = np.minimum(box_d[:, 3], box_g[:, 3]) - np.maximum(box_d[:, 1], box_g[:, 1])
+        inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+        area = (box_d[:, 2] - box_d[:, 0]) * (box_d[:, 3] - box_d[:, 1])
+        crowd_iou = np.divide(inter, area, out=np.zeros_like(inter), where=area > 0)
+        iou = np.where(crowd, crowd_iou, iou)
+    keep = iou >= threshold
+    rows_d, rows_g, iou, crowd = rows_d[keep], rows_g[keep], iou[keep], crowd[keep]
+    # COCO's gt order: non-crowd first, then by row; a later equal IoU replaces the best
+    pair_rank = rank[np.searchsorted(dt_live, rows_d)]
+    by = np.lexsort((rows_g, crowd, rows_d, pair_rank))
+    rows_d, rows_g, iou, crowd, pair_rank = (
+        rows_d[by], rows_g[by], iou[by], crowd[by], pair_rank[by]
+    )  # fmt: skip
+    taken = np.zeros(len(gt), dtype=bool)
+    out_d, out_g, out_iou = [], [], []
+    bounds = np.flatnonzero(np.r_[True, pair_rank[1:] != pair_rank[:-1], True])
+    if len(rows_d) == 0:
+        bounds = bounds[:1]
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        d, g, v, c = rows_d[lo:hi], rows_g[lo:hi], iou[lo:hi], crowd[lo:hi]
+        free = ~taken[g] | c
+        seg = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])
+        seg_of = np.cumsum(np.r_[False, d[1:] != d[:-1]])
+        regular = free & ~c
+        any_regular = np.logical_or.reduceat(regular, seg)
+        tier = np.where(any_regular[seg_of], regular, free & c)
+        key = np.where(tier, v, -np.inf)
+        best = np.maximum.reduceat(key, seg)
+        winner = tier & (key == best[seg_of])
+        last = np.maximum.reduceat(np.where(winner, np.arange(hi - lo), -1), seg)
+        last = last[last >= 0]
+        taken[g[last]] = True
+        out_d.append(d[last])
+        out_g.append(g[last])
+        out_iou.append(v[last])
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    return Matching(
+        ref_rows=np.concatenate([empty_i, *out_g]).astype(np.int64),
+        other_rows=np.concatenate([empty_i, *out_d]).astype(np.int64),
+        iou=np.concatenate([empty_f, *out_iou]).astype(np.float64),
+        swap_ref_rows=empty_i,
+        swap_other_rows=empty_i,
+        swap_iou=empty_f,
+        n_ref=len(gt),
+        n_other=len(dt),
     )
