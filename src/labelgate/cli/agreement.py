@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
 from labelgate.core.agreement import LEVELS, CategoricalAgreement, categorical_agreement
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats.ratings import read_ratings
@@ -44,10 +45,8 @@ def agreement_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Percent agreement, Cohen's and Fleiss' kappa, Krippendorff's alpha, with intervals."""
-    from labelgate.cli.app import EXIT_BAD_INPUT, _emit_json, _fail, console
-
     if level not in LEVELS:
-        _fail(
+        fail(
             FormatError(f"expected one of {', '.join(LEVELS)}, got {level!r}", path="--level"),
             as_json=as_json,
         )
@@ -65,10 +64,10 @@ def agreement_command(
             seed=seed,
         )
     except (LabelgateError, OSError) as exc:
-        _fail(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
         raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: _fail exits
     if as_json:
-        _emit_json(result.to_dict())
+        emit_json(result.to_dict())
         return
     _render(labels, result, console)
 

@@ -7,17 +7,24 @@ result: a rich table for people, exactly one JSON document with ``--json``. Exit
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
-import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from labelgate.cli._output import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    console,
+    emit_json,
+    err_console,
+    error_fields,
+    fail,
+)
 from labelgate.cli.agreement import agreement_command
+from labelgate.cli.compare import compare_command
 from labelgate.cli.evaluate import eval_command
 from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
@@ -34,12 +41,6 @@ app = typer.Typer(
     add_completion=False,
     help="Quality-gated image annotation: measure labels early, block bad batches.",
 )
-console = Console()
-err_console = Console(stderr=True)
-
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 FormatName = Annotated[
     str | None,
@@ -61,36 +62,13 @@ def _parse_size(text: str | None, *, as_json: bool) -> tuple[int, int] | None:
         return None
     width, _, height = text.lower().partition("x")
     if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
-        _fail(
+        fail(
             FormatError(
                 f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}", path="--image-size"
             ),
             as_json=as_json,
         )
     return int(width), int(height)
-
-
-def _emit_json(document: Any) -> None:
-    sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def _fail(error: LabelgateError | OSError, *, as_json: bool) -> NoReturn:
-    if as_json:
-        _emit_json({"error": str(error), **_error_fields(error)})
-    else:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
-    raise typer.Exit(EXIT_BAD_INPUT)
-
-
-def _error_fields(error: BaseException) -> dict[str, Any]:
-    if isinstance(error, FormatError):
-        return {
-            "file": str(error.path),
-            "record": error.record,
-            "field": error.field,
-            "message": error.reason,
-        }
-    return {}
 
 
 def _read_input(
@@ -113,10 +91,10 @@ def info(
     try:
         name, dataset = _read_input(path, from_format, size)
     except (LabelgateError, OSError) as exc:
-        _fail(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     summary = summarize(dataset)
     if as_json:
-        _emit_json({"format": name, **summary.to_dict()})
+        emit_json({"format": name, **summary.to_dict()})
         return
     console.print(
         f"[bold]{path}[/]  format [cyan]{name}[/]  images {summary.images:,}  "
@@ -157,10 +135,10 @@ def validate(
         if exc not in log.errors:
             log.errors.append(exc)
     except (LabelgateError, OSError) as exc:
-        _fail(exc, as_json=as_json)
-    problems = [_error_fields(e) for e in log.errors]
+        fail(exc, as_json=as_json)
+    problems = [error_fields(e) for e in log.errors]
     if as_json:
-        _emit_json(
+        emit_json(
             {
                 "path": str(path),
                 "format": name,
@@ -201,7 +179,7 @@ def convert(
     """Convert between formats; says what the target format could not hold."""
     size = _parse_size(image_size, as_json=as_json)
     if to not in FORMATS:
-        _fail(
+        fail(
             FormatError(
                 f"unknown output format {to!r}; expected one of {', '.join(FORMATS)}", path=target
             ),
@@ -212,13 +190,13 @@ def convert(
         _, dataset = _read_input(source, from_format, size)
         report = write(dataset, target, to, overwrite=overwrite)
     except FileExistsError as exc:
-        _fail(FormatError("exists; pass --overwrite to replace it", path=target), as_json=as_json)
+        fail(FormatError("exists; pass --overwrite to replace it", path=target), as_json=as_json)
         raise AssertionError from exc  # unreachable: _fail exits
     except (LabelgateError, OSError) as exc:
-        _fail(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     seconds = time.perf_counter() - started
     if as_json:
-        _emit_json({**report.to_dict(), "seconds": round(seconds, 3)})
+        emit_json({**report.to_dict(), "seconds": round(seconds, 3)})
         return
     console.print(
         f"[green]wrote[/] {target} ({to}): {report.images:,} images, "
@@ -246,12 +224,12 @@ def demo(
     try:
         result = run_demo(out, images=images, seed=seed, overwrite=overwrite)
     except FileExistsError as exc:
-        _fail(FormatError("holds an earlier demo; pass --overwrite", path=out), as_json=as_json)
+        fail(FormatError("holds an earlier demo; pass --overwrite", path=out), as_json=as_json)
         raise AssertionError from exc  # unreachable: _fail exits
     except (LabelgateError, OSError) as exc:
-        _fail(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     if as_json:
-        _emit_json(result.to_dict())
+        emit_json(result.to_dict())
     else:
         _render_demo(result)
     if not result.ok:
@@ -337,6 +315,7 @@ def formats() -> None:
     console.print(table)
 
 
+app.command(name="compare")(compare_command)
 app.command(name="agreement")(agreement_command)
 app.command(name="eval")(eval_command)
 

@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
 from labelgate.core.dataset import Dataset
 from labelgate.core.evaluate import Evaluation, evaluate
 from labelgate.errors import FormatError, LabelgateError
@@ -33,8 +34,6 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """COCO AP/AR of DT against GT: pycocotools' 12 stats, and AP per class."""
-    from labelgate.cli.app import EXIT_BAD_INPUT, _emit_json, _fail, console
-
     try:
         if iou_type != "bbox":
             raise FormatError(
@@ -50,11 +49,11 @@ def eval_command(
         )
         result = evaluate(truth, detections.annotations, per_class_thresholds=thresholds)
     except (LabelgateError, OSError) as exc:
-        _fail(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
         raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: _fail exits
     document = evaluation_to_dict(result, truth)
     if as_json:
-        _emit_json(document)
+        emit_json(document)
         return
     console.print(
         f"[bold]{gt.name}[/] vs [bold]{dt.name}[/] ({result.iou_type}): {result.images:,} images, "

@@ -1,0 +1,115 @@
+"""``labelgate compare REF OTHER``: how a label set differs from a reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
+from labelgate.core.compare import Comparison, compare
+from labelgate.errors import FormatError, LabelgateError
+from labelgate.formats.registry import detect_format, read
+
+__all__ = ["compare_command"]
+
+
+def compare_command(
+    reference: Annotated[Path, typer.Argument(help="Reference labels (gold, or annotator A).")],
+    other: Annotated[Path, typer.Argument(help="Labels under test.")],
+    iou_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--iou-threshold",
+            min=0.0,
+            max=1.0,
+            help="One IoU threshold for every class (default: each class's tier threshold "
+            "from the reference taxonomy).",
+        ),
+    ] = None,
+    from_format: Annotated[
+        str | None, typer.Option("--from", help="Format of both inputs (detected if omitted).")
+    ] = None,
+    no_swaps: Annotated[
+        bool, typer.Option("--no-swaps", help="Do not pair leftovers of different classes.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Match OTHER to REF per image and class; count misses, extras, swaps, IoU and box bias."""
+    try:
+        ref_dataset = read(reference, from_format or detect_format(reference))
+        other_dataset = read(other, from_format or detect_format(other))
+        _check_same_classes(ref_dataset.taxonomy.ids.tolist(), other_dataset, other)
+        result = compare(
+            ref_dataset,
+            other_dataset.annotations,
+            iou_threshold=iou_threshold,
+            swaps=not no_swaps,
+        )
+    except (LabelgateError, OSError) as exc:
+        fail(exc, as_json=as_json)
+        raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: _fail exits
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    _render(result, console)
+
+
+def _check_same_classes(ref_ids: list[int], other_dataset: Any, path: Path) -> None:
+    """OTHER must use the reference's class ids: a class unknown to REF cannot be judged."""
+    used = set(other_dataset.annotations.class_id.tolist())
+    unknown = sorted(used - set(ref_ids))
+    if unknown:
+        raise FormatError(
+            f"uses class ids {unknown[:10]} that the reference does not define; both files "
+            "must share one taxonomy",
+            path=path,
+            field="category_id",
+        )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _render(result: Comparison, console: Any) -> None:
+    overall = result.overall
+    threshold = result.iou_threshold
+    console.print(
+        f"[bold]compare[/] at IoU {'per-class tiers' if threshold is None else threshold}: "
+        f"{overall['ref_count']:,} reference, {overall['other_count']:,} other; "
+        f"matched {overall['matched']:,}, missed {overall['missed']:,}, "
+        f"extra {overall['extra']:,}, swaps {overall['class_swaps']:,}; "
+        f"precision {_pct(overall['precision'])}, recall {_pct(overall['recall'])}, "
+        f"IoU median {_num(overall['iou']['median'])} (p10 {_num(overall['iou']['p10'])})",
+        highlight=False,
+    )
+    table = Table(
+        "class", "thr", "ref", "other", "matched", "missed", "extra", "swaps", "P", "R",
+        "IoU med", "IoU p10", "log w", "log h", title="per class",
+    )  # fmt: skip
+    for row in result.per_class:
+        if not row["ref_count"] and not row["other_count"]:
+            continue
+        table.add_row(
+            row["name"], _num(row["iou_threshold"], 2), f"{row['ref_count']:,}",
+            f"{row['other_count']:,}", f"{row['matched']:,}", f"{row['missed']:,}",
+            f"{row['extra']:,}", f"{row['class_swaps']:,}", _pct(row["precision"]),
+            _pct(row["recall"]), _num(row["iou"]["median"]), _num(row["iou"]["p10"]),
+            _num(row["bias"]["log_width_ratio"]), _num(row["bias"]["log_height_ratio"]),
+        )  # fmt: skip
+    console.print(table)
+    density = Table("objects/image", "ref", "missed", "recall", "IoU med", title="by density")
+    for row in result.by_density:
+        if row["ref_count"] or row["other_count"]:
+            density.add_row(
+                row["bucket"], f"{row['ref_count']:,}", f"{row['missed']:,}",
+                _pct(row["recall"]), _num(row["iou"]["median"]),
+            )  # fmt: skip
+    console.print(density)
