@@ -206,7 +206,11 @@ def _group_keys(
     image_a: IntArray, class_a: IntArray, image_b: IntArray, class_b: IntArray
 ) -> tuple[IntArray, IntArray]:
     """One int64 key per (image, class) row, equal across both sides for equal tuples."""
-    classes = np.unique(np.concatenate([class_a, class_b]))
+    every_class = np.concatenate([class_a, class_b])
+    if len(every_class) and every_class.min() >= 0 and every_class.max() < 1 << 20:
+        classes = np.flatnonzero(np.bincount(every_class)).astype(np.int64)
+    else:
+        classes = np.unique(every_class)
     images = np.concatenate([image_a, image_b])
     if len(images) == 0:
         return image_a.astype(np.int64), image_b.astype(np.int64)
@@ -232,15 +236,20 @@ def _window_pairs(
     """
     if len(key_a) == 0 or len(key_b) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    bands = np.unique(key_b)
-    band_b = np.searchsorted(bands, key_b)
-    band_a = np.minimum(np.searchsorted(bands, key_a), len(bands) - 1)
-    present = bands[band_a] == key_a
     low = min(float(x_a.min()), float(x_b.min()))
     extent = max(float(x_a.max()), float(x_b.max())) - low + 1.0
     span = 3.0 * extent
+    top = int(max(key_a.max(), key_b.max()))
+    if int(min(key_a.min(), key_b.min())) >= 0 and (top + 1) * span < 2.0**40:
+        # keys are already small: each is its own band, no renumbering sort
+        band_a, band_b, present, n_bands = key_a, key_b, np.ones(len(key_a), bool), top + 1
+    else:
+        bands = np.unique(key_b)
+        band_b = np.searchsorted(bands, key_b)
+        band_a = np.minimum(np.searchsorted(bands, key_a), len(bands) - 1)
+        present, n_bands = bands[band_a] == key_a, len(bands)
     reach = np.clip(np.nan_to_num(reach_a, nan=-1.0), -1.0, extent)
-    margin = 1e-9 * span * (len(bands) + 1)
+    margin = 1e-9 * span * (n_bands + 1)
     position_b = band_b * span + (x_b - low)
     order = np.argsort(position_b, kind="stable")
     sorted_b = position_b[order]
