@@ -40,6 +40,7 @@ import numpy as np
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.dataset import Dataset
+from labelgate.core.iou import box_iou_pairs_crowd
 from labelgate.core.pairs import group_pairs
 from labelgate.errors import ValidationError
 
@@ -50,7 +51,6 @@ __all__ = [
     "COCO_RECALL_THRESHOLDS",
     "Evaluation",
     "IouType",
-    "box_iou_crowd_pairs",
     "evaluate",
 ]
 
@@ -161,33 +161,6 @@ class Evaluation:
             if label == name:
                 return index
         raise ValidationError(f"no area range named {name!r}", field="area")
-
-
-def box_iou_crowd_pairs(
-    dt_boxes: FloatArray, gt_boxes: FloatArray, gt_crowd: BoolArray
-) -> FloatArray:
-    """IoU of xyxy boxes row by row with COCO's crowd rule: (p, 4), (p, 4), (p,) -> (p,).
-
-    Where the ground truth is a crowd region the denominator is the detection's area alone,
-    so a detection inside a crowd box has IoU 1 however small it is. The arithmetic follows
-    pycocotools' ``bbIou``: ``inter / (area_gt + area_dt - inter)``, 0 without overlap.
-
-    Examples
-    --------
-    >>> dt = np.array([[0.0, 0, 2, 2], [0.0, 0, 2, 2]])
-    >>> gt = np.array([[1.0, 1, 3, 3], [0.0, 0, 10, 10]])
-    >>> box_iou_crowd_pairs(dt, gt, np.array([False, True]))
-    array([0.14285714, 1.        ])
-    """
-    width = np.minimum(dt_boxes[:, 2], gt_boxes[:, 2]) - np.maximum(dt_boxes[:, 0], gt_boxes[:, 0])
-    height = np.minimum(dt_boxes[:, 3], gt_boxes[:, 3]) - np.maximum(dt_boxes[:, 1], gt_boxes[:, 1])
-    overlap = (width > 0) & (height > 0)
-    inter = np.where(overlap, width * height, 0.0)
-    area_dt = (dt_boxes[:, 2] - dt_boxes[:, 0]) * (dt_boxes[:, 3] - dt_boxes[:, 1])
-    area_gt = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
-    union = np.where(gt_crowd, area_dt, area_gt + area_dt - inter)
-    out: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=overlap)
-    return out
 
 
 def evaluate(
@@ -342,7 +315,7 @@ def evaluate(
 
     # --- IoU on candidate pairs, keeping only pairs that can match at some threshold
     pair_d, pair_g = group_pairs(d_key, g_key)
-    iou = box_iou_crowd_pairs(d_boxes[pair_d], g_boxes[pair_g], g_crowd[pair_g])
+    iou = box_iou_pairs_crowd(d_boxes[pair_d], g_boxes[pair_g], g_crowd[pair_g])
     lowest = float(threshold_table.min()) if threshold_table.size else np.inf
     useful = iou >= lowest
     pair_d, pair_g, iou = pair_d[useful], pair_g[useful], iou[useful]
