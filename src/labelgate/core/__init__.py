@@ -1,4 +1,9 @@
-"""Pure computation: the columnar annotation model and everything measured on it (no I/O)."""
+"""Pure computation: the columnar annotation model and everything measured on it (no I/O).
+
+Only the data model is re-exported here. The measurement modules (``iou``, ``matching``,
+``compare``, ``agreement``, ``evaluate``, ``generate``) are imported from their own
+modules: they pull in scipy and shapely, which would triple the time of ``import labelgate``.
+"""
 
 from labelgate.core.annotations import (
     Annotations,
