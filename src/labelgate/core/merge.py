@@ -1,0 +1,363 @@
+"""Consensus merge of several annotators' labels of the same images.
+
+:func:`merge` groups the objects of ``k`` annotators into *clusters* holding at most one
+object per annotator, labels each cluster by vote, merges its geometry by median and scores
+it by how much its members agree. Clusters drawn by too few annotators (below ``quorum``)
+go to an adjudication list instead of the result.
+
+Algorithm
+---------
+Clusters grow by a running consensus, one annotator at a time, in the order of ``sets``:
+
+1. Every object of annotator 0 seeds a cluster.
+2. For annotator ``j = 1 .. k - 1``, the clusters' current consensus boxes (coordinate-wise
+   median of their members so far) are matched to annotator ``j``'s boxes with
+   :func:`~labelgate.core.matching.match`: one-to-one per image, maximum total IoU over
+   pairs with IoU >= threshold. Matching is *class-agnostic* (every class id is set to 0),
+   so objects that annotators put in different classes still land in one cluster and the
+   class is decided by vote. A matched object joins its cluster; an unmatched one seeds a
+   new cluster.
+
+One-to-one matching guarantees at most one object per annotator in a cluster. The result is
+deterministic: the same inputs in the same order give the same clusters. It depends on the
+order of ``sets`` only where matching is ambiguous (a box that fits two clusters equally).
+Tags (objects without geometry) are not clustered and do not appear in the result.
+
+Per cluster, with ``members`` the number of annotators that drew it:
+
+- **label**: the class with most votes; ties go to the smallest class id.
+- **quorum**: reached when ``members >= quorum * k``.
+- **box**: coordinate-wise median of the members' boxes.
+- **keypoints**: when every member is a keypoint object, the per-keypoint median of x and
+  y over the members whose visibility is > 0; the merged visibility is the largest
+  visibility among them (0 where no member labelled the keypoint).
+- **polygons and masks** are not merged by pixel vote yet: such clusters fall back to the
+  merged box (kind BOX).
+- **score** ``= label_agreement * shape_agreement``, with ``label_agreement = winning votes
+  / members`` and ``shape_agreement`` the mean box IoU over all pairs of members. A
+  single-member cluster has shape agreement 1.0, but with two or more annotators it never
+  reaches a quorum above ``1 / k``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labelgate.core._typing import BoolArray, FloatArray, IntArray
+from labelgate.core.annotations import Annotations, AttributeColumn, Kind, Source
+from labelgate.core.matching import match
+from labelgate.core.pairs import box_iou_pairs
+from labelgate.core.ragged import Ragged
+from labelgate.core.taxonomy import Taxonomy
+
+__all__ = ["DEFAULT_IOU_THRESHOLD", "MergeResult", "merge"]
+
+DEFAULT_IOU_THRESHOLD = 0.5
+_QUORUM_TOLERANCE = 1e-9  # 2/3 * 3 must count as 2 annotators, not 2.0000000000000004
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MergeResult:
+    """The consensus of several annotators.
+
+    Attributes
+    ----------
+    annotations : Annotations
+        One object per cluster that reached quorum: source MERGED, annotator_id -1, ids
+        ``1..m``, ``score`` the agreement, attributes ``cluster_id`` and ``members``.
+    adjudication : Annotations
+        The member objects of every cluster below quorum, ids ``1..a``, with attributes
+        ``cluster_id``, ``annotator_index`` (position of their set in ``sets``) and
+        ``original_id``.
+    n_annotators, n_clusters : int
+        Number of input sets, and of clusters (merged plus below quorum).
+    quorum : float
+    iou_threshold : float or None
+        The one threshold used, or None for per-class thresholds from the taxonomy.
+    """
+
+    annotations: Annotations
+    adjudication: Annotations
+    n_annotators: int
+    n_clusters: int
+    quorum: float
+    iou_threshold: float | None
+
+    @property
+    def n_adjudication_clusters(self) -> int:
+        """Clusters below quorum."""
+        return self.n_clusters - len(self.annotations)
+
+    def mean_score(self) -> float | None:
+        """Mean agreement score of the merged objects; None when there are none."""
+        return float(self.annotations.score.mean()) if len(self.annotations) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary: counts, quorum, threshold and mean score."""
+        return {
+            "annotators": self.n_annotators,
+            "clusters": self.n_clusters,
+            "merged": len(self.annotations),
+            "adjudication": self.n_adjudication_clusters,
+            "quorum": self.quorum,
+            "iou_threshold": self.iou_threshold,
+            "mean_score": self.mean_score(),
+        }
+
+
+def _boxes_only(image_id: IntArray, bbox: FloatArray) -> Annotations:
+    """Class-agnostic box view for matching: every object becomes a class-0 box."""
+    n = len(image_id)
+    return Annotations.create(
+        image_id=image_id,
+        class_id=np.zeros(n, dtype=np.int64),
+        bbox=bbox,
+        kind=np.full(n, Kind.BOX, dtype=np.uint8),
+        area=np.zeros(n),  # unused: skips computing areas
+    )
+
+
+def _median_boxes(member_rows: IntArray, bbox: FloatArray) -> FloatArray:
+    """(c, 4) coordinate-wise median over the members (``member_rows`` (c, k), -1 absent)."""
+    boxes = bbox[np.where(member_rows >= 0, member_rows, 0)]
+    boxes[member_rows < 0] = np.nan
+    out: FloatArray = np.nanmedian(boxes, axis=1)
+    return out
+
+
+def _cluster(
+    parts: list[Annotations],
+    offsets: IntArray,
+    bbox: FloatArray,
+    iou_threshold: float | None,
+    taxonomy: Taxonomy | None,
+    class_id: IntArray,
+) -> IntArray:
+    """(c, k) rows into the concatenated live objects, -1 where an annotator is absent."""
+    k = len(parts)
+    image_id = np.concatenate([p.image_id for p in parts])
+    first = np.arange(offsets[0], offsets[1], dtype=np.int64)
+    members = np.full((len(first), k), -1, dtype=np.int64)
+    members[:, 0] = first
+    seed_rows = first.copy()  # the row that seeded each cluster: its class sets the threshold
+    cluster_image = image_id[first]
+    for j in range(1, k):  # a loop over the handful of annotators, not over objects
+        rows_j = np.arange(offsets[j], offsets[j + 1], dtype=np.int64)
+        consensus = _boxes_only(cluster_image, _median_boxes(members, bbox))
+        candidates = _boxes_only(image_id[rows_j], bbox[rows_j])
+        if taxonomy is not None:
+            thresholds = taxonomy.thresholds(class_id[seed_rows])
+            floor = float(np.nanmin(thresholds, initial=1.0))
+
+            def thresholded(
+                a: Annotations,
+                rows_a: IntArray,
+                b: Annotations,
+                rows_b: IntArray,
+                thresholds: FloatArray = thresholds,
+            ) -> FloatArray:
+                iou = box_iou_pairs(a.bbox[rows_a], b.bbox[rows_b])
+                # per-class threshold of the cluster's seed; NaN (unknown class) never matches
+                out: FloatArray = np.where(iou >= thresholds[rows_a], iou, 0.0)
+                return out
+
+            matching = match(
+                consensus, candidates, iou_threshold=floor, pair_iou=thresholded, swaps=False
+            )
+        else:
+            assert iou_threshold is not None  # merge() fills the default
+            matching = match(consensus, candidates, iou_threshold=iou_threshold, swaps=False)
+        members[matching.ref_rows, j] = rows_j[matching.other_rows]
+        lone = np.ones(len(rows_j), dtype=bool)
+        lone[matching.other_rows] = False
+        new = np.full((int(lone.sum()), k), -1, dtype=np.int64)
+        new[:, j] = rows_j[lone]
+        members = np.concatenate([members, new])
+        seed_rows = np.concatenate([seed_rows, rows_j[lone]])
+        cluster_image = np.concatenate([cluster_image, image_id[rows_j[lone]]])
+    # a stable order: by image, then by the first member's position in the inputs
+    first_member = np.where(members >= 0, members, np.iinfo(np.int64).max).min(axis=1)
+    order = np.lexsort((first_member, cluster_image))
+    ordered: IntArray = members[order]
+    return ordered
+
+
+def _vote(member_class: IntArray, present: BoolArray) -> tuple[IntArray, IntArray]:
+    """Winning class and its votes per cluster; ties go to the smallest class id."""
+    classes, dense = np.unique(member_class[present], return_inverse=True)
+    counts = np.zeros((len(member_class), max(len(classes), 1)), dtype=np.int64)
+    cluster = np.nonzero(present)[0]
+    np.add.at(counts, (cluster, dense.ravel()), 1)
+    winner = counts.argmax(axis=1)  # first maximum: the smallest class id (classes sorted)
+    votes = counts[np.arange(len(counts)), winner]
+    label = classes[winner] if len(classes) else np.zeros(len(counts), dtype=np.int64)
+    return label.astype(np.int64), votes.astype(np.int64)
+
+
+def _shape_agreement(members: IntArray, bbox: FloatArray) -> FloatArray:
+    """(c,) mean box IoU over all pairs of members; 1.0 for a single member."""
+    total = np.zeros(len(members))
+    pairs = np.zeros(len(members))
+    k = members.shape[1]
+    for a in range(k):  # k (k - 1) / 2 vectorized passes over the clusters
+        for b in range(a + 1, k):
+            both = (members[:, a] >= 0) & (members[:, b] >= 0)
+            rows = np.flatnonzero(both)
+            total[rows] += box_iou_pairs(bbox[members[rows, a]], bbox[members[rows, b]])
+            pairs[rows] += 1
+    out: FloatArray = np.divide(total, pairs, out=np.ones_like(total), where=pairs > 0)
+    return out
+
+
+def _merged_keypoints(members: IntArray, live: Annotations, is_keypoints: BoolArray) -> Ragged:
+    """Per-keypoint medians for the clusters in ``is_keypoints``; empty rows elsewhere."""
+    c = len(members)
+    dense = live.keypoints_dense()  # (n, K, 3)
+    width = dense.shape[1]
+    rows = np.flatnonzero(is_keypoints)
+    if not len(rows) or width == 0:
+        return Ragged.empty(c, width=3)
+    chosen = members[rows]  # (r, k)
+    points = dense[np.where(chosen >= 0, chosen, 0)]  # (r, k, K, 3)
+    labelled = (chosen >= 0)[:, :, None] & (points[..., 2] > 0)  # (r, k, K)
+    xy = np.where(labelled[..., None], points[..., :2], np.nan)
+    with warnings.catch_warnings():
+        # a keypoint that no member labelled is expected: its all-NaN median becomes 0, 0, 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median_xy = np.nanmedian(xy, axis=1)  # (r, K, 2)
+    visibility = np.where(labelled, points[..., 2], 0.0).max(axis=1)  # (r, K)
+    median_xy[visibility == 0] = 0.0
+    merged = np.concatenate([median_xy, visibility[..., None]], axis=2)  # (r, K, 3)
+    lengths = np.zeros(c, dtype=np.int64)
+    lengths[rows] = width
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Ragged(merged.reshape(-1, 3), offsets)
+
+
+def merge(
+    sets: list[Annotations] | tuple[Annotations, ...],
+    *,
+    iou_threshold: float | None = None,
+    taxonomy: Taxonomy | None = None,
+    quorum: float = 0.5,
+) -> MergeResult:
+    """Merge several annotators' labels into one consensus set plus an adjudication list.
+
+    Parameters
+    ----------
+    sets
+        One label set per annotator (k >= 1), on the same image ids and class ids.
+    iou_threshold
+        IoU a box needs with a cluster's consensus box to join it. Default 0.5 when no
+        ``taxonomy`` is given.
+    taxonomy
+        Per-class thresholds instead: a box joins a cluster when its IoU reaches the
+        threshold of the class of the cluster's first (seed) object. Not with
+        ``iou_threshold``.
+    quorum
+        Fraction of annotators that must have drawn a cluster for it to be merged, in
+        [0, 1]; default 0.5.
+
+    Returns
+    -------
+    MergeResult
+
+    Raises
+    ------
+    ValueError
+        No sets, a quorum outside [0, 1], or both ``iou_threshold`` and ``taxonomy``.
+
+    Examples
+    --------
+    >>> a = Annotations.create(image_id=[1, 1], class_id=[1, 1],
+    ...                        bbox=[[0, 0, 10, 10], [50, 50, 60, 60]])
+    >>> b = Annotations.create(image_id=[1], class_id=[2], bbox=[[0, 0, 10, 12]])
+    >>> c = Annotations.create(image_id=[1], class_id=[1], bbox=[[0, 0, 12, 10]])
+    >>> result = merge([a, b, c])
+    >>> result.annotations.bbox.tolist(), result.annotations.class_id.tolist()
+    ([[0.0, 0.0, 10.0, 10.0]], [1])
+    >>> round(float(result.annotations.score[0]), 4)  # 2/3 votes x mean IoU (5/6 + 5/6 + 5/7) / 3
+    0.5291
+    >>> result.adjudication.bbox.tolist()
+    [[50.0, 50.0, 60.0, 60.0]]
+    """
+    if not sets:
+        raise ValueError("merge: expected at least one label set, got none")
+    if not 0.0 <= quorum <= 1.0:
+        raise ValueError(f"merge: expected quorum in [0, 1], got {quorum}")
+    if iou_threshold is not None and taxonomy is not None:
+        raise ValueError("merge: expected at most one of iou_threshold and taxonomy, got both")
+    if taxonomy is None and iou_threshold is None:
+        iou_threshold = DEFAULT_IOU_THRESHOLD
+    k = len(sets)
+    parts = [s[s.kind != Kind.TAG] for s in sets]
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    original_id = np.concatenate([p.id for p in parts])
+    # ids of different annotators may collide: renumber, keep the originals for adjudication
+    parts = [
+        p.replace(id=np.arange(start, stop, dtype=np.int64))
+        for p, start, stop in zip(parts, offsets[:-1], offsets[1:])
+    ]
+    live = Annotations.concat(parts)
+    annotator_index = np.repeat(np.arange(k, dtype=np.int64), np.diff(offsets))
+    members = _cluster(parts, offsets, live.bbox, iou_threshold, taxonomy, live.class_id)
+    c = len(members)
+    present = members >= 0
+    safe = np.where(present, members, 0)
+    n_members = present.sum(axis=1)
+    label, votes = _vote(live.class_id[safe], present)
+    shape = _shape_agreement(members, live.bbox)
+    score = votes / np.maximum(n_members, 1) * shape
+    reached = n_members >= quorum * k - _QUORUM_TOLERANCE
+    cluster_id = np.arange(1, c + 1, dtype=np.int64)
+
+    member_kind = np.where(present, live.kind[safe], Kind.KEYPOINTS)
+    is_keypoints = (member_kind == Kind.KEYPOINTS).all(axis=1) & reached
+    keypoints = _merged_keypoints(members, live, is_keypoints)
+    box = _median_boxes(members, live.bbox)
+    keep = np.flatnonzero(reached)
+    m = len(keep)
+    kind = np.where(is_keypoints, Kind.KEYPOINTS, Kind.BOX).astype(np.uint8)
+    merged = Annotations.create(
+        id=np.arange(1, m + 1, dtype=np.int64),
+        image_id=live.image_id[members[keep, :].max(axis=1)] if m else np.zeros(0, np.int64),
+        class_id=label[keep],
+        bbox=box[keep],
+        kind=kind[keep],
+        score=score[keep],
+        annotator_id=np.full(m, -1, dtype=np.int64),
+        source=np.full(m, Source.MERGED, dtype=np.uint8),
+        keypoints=keypoints.take(keep),
+        attributes={
+            "cluster_id": AttributeColumn(cluster_id[keep], np.ones(m, dtype=bool)),
+            "members": AttributeColumn(n_members[keep].astype(np.int64), np.ones(m, dtype=bool)),
+        },
+    )
+
+    below = ~reached
+    rows = members[below]
+    flat_rows = rows[rows >= 0]
+    flat_cluster = np.repeat(cluster_id[below], (rows >= 0).sum(axis=1))
+    a = len(flat_rows)
+    adjudication = live.take(flat_rows)
+    adjudication = adjudication.replace(
+        id=np.arange(1, a + 1, dtype=np.int64),
+        attributes={
+            **adjudication.attributes,
+            "cluster_id": AttributeColumn(flat_cluster, np.ones(a, dtype=bool)),
+            "annotator_index": AttributeColumn(annotator_index[flat_rows], np.ones(a, dtype=bool)),
+            "original_id": AttributeColumn(original_id[flat_rows], np.ones(a, dtype=bool)),
+        },
+    )
+    return MergeResult(
+        annotations=merged,
+        adjudication=adjudication,
+        n_annotators=k,
+        n_clusters=c,
+        quorum=quorum,
+        iou_threshold=iou_threshold,
+    )

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labelgate.core.annotations import Annotations, Kind, Source
+from labelgate.core.dataset import Dataset
+from labelgate.core.generate import NoiseModel, generate_dataset, generate_pool
+from labelgate.core.matching import match
+from labelgate.core.merge import merge
+from labelgate.core.ragged import Ragged
+
+
+def _boxes(class_id: list[int], bbox: list[list[float]], image_id: int = 1) -> Annotations:
+    return Annotations.create(image_id=[image_id] * len(class_id), class_id=class_id, bbox=bbox)
+
+
+# Image 1 holds three objects. Object P: all three annotators, classes 1, 1, 2 (2-vs-1 vote).
+# Object Q: annotators A and B only. Object R: annotator C only (a lone box).
+A = _boxes([1, 3], [[0, 0, 10, 10], [100, 100, 120, 120]])
+B = _boxes([1, 3], [[2, 0, 12, 10], [101, 100, 121, 122]])
+C = _boxes([2, 5], [[1, 1, 11, 13], [300, 300, 310, 310]])
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_three_annotators_merge_by_median_and_vote_with_hand_computed_score() -> None:
+    result = merge([A, B, C], iou_threshold=0.5, quorum=0.5)
+    merged = result.annotations
+    assert result.n_annotators == 3
+    assert result.n_clusters == 3
+    # P (3 members) and Q (2 members) reach quorum 0.5 (>= 1.5 annotators); R does not
+    assert merged.bbox.tolist() == [[1.0, 0.0, 11.0, 10.0], [100.5, 100.0, 120.5, 121.0]]
+    assert merged.class_id.tolist() == [1, 3]  # P: 2 votes for class 1 beat 1 for class 2
+    assert merged.attributes["members"].values.tolist() == [3, 2]
+    p = [[0, 0, 10, 10], [2, 0, 12, 10], [1, 1, 11, 13]]
+    shape_p = (_iou(p[0], p[1]) + _iou(p[0], p[2]) + _iou(p[1], p[2])) / 3
+    shape_q = _iou([100, 100, 120, 120], [101, 100, 121, 122])
+    np.testing.assert_allclose(merged.score, [2 / 3 * shape_p, 1.0 * shape_q], rtol=1e-12)
+    assert merged.source.tolist() == [Source.MERGED] * 2
+    assert merged.annotator_id.tolist() == [-1, -1]
+    assert merged.id.tolist() == [1, 2]
+    # the lone box of annotator C goes to adjudication, with its cluster id
+    adjudication = result.adjudication
+    assert adjudication.bbox.tolist() == [[300.0, 300.0, 310.0, 310.0]]
+    assert adjudication.class_id.tolist() == [5]
+    assert adjudication.attributes["annotator_index"].values.tolist() == [2]
+    assert adjudication.attributes["original_id"].values.tolist() == [2]
+    lone_cluster = int(adjudication.attributes["cluster_id"].values[0])
+    assert lone_cluster not in merged.attributes["cluster_id"].values.tolist()
+    assert result.to_dict() == {
+        "annotators": 3,
+        "clusters": 3,
+        "merged": 2,
+        "adjudication": 1,
+        "quorum": 0.5,
+        "iou_threshold": 0.5,
+        "mean_score": pytest.approx(float(merged.score.mean())),
+    }
+
+
+def test_quorum_two_thirds_sends_two_annotator_clusters_to_adjudication() -> None:
+    result = merge([A, B, C], iou_threshold=0.5, quorum=0.67)
+    assert result.annotations.bbox.tolist() == [[1.0, 0.0, 11.0, 10.0]]
+    adjudication = result.adjudication
+    # Q's two members share one cluster id; R has its own
+    assert sorted(adjudication.bbox[:, 0].tolist()) == [100.0, 101.0, 300.0]
+    clusters = adjudication.attributes["cluster_id"].values
+    q = clusters[adjudication.bbox[:, 0] < 200]
+    assert len(set(q.tolist())) == 1
+    assert len(set(clusters.tolist())) == 2
+
+
+def test_exactly_two_thirds_counts_as_quorum() -> None:
+    result = merge([A, B, C], iou_threshold=0.5, quorum=2 / 3)
+    assert len(result.annotations) == 2
+
+
+@pytest.mark.parametrize(
+    ("classes", "expected"),
+    [
+        pytest.param([4, 2, 4], 4, id="majority"),
+        pytest.param([4, 2, 7], 2, id="three-way-tie-goes-to-smallest-id"),
+        pytest.param([9, 9, 9], 9, id="unanimous"),
+    ],
+)
+def test_label_is_the_vote_winner_and_ties_go_to_the_smallest_class_id(
+    classes: list[int], expected: int
+) -> None:
+    sets = [_boxes([c], [[0, 0, 10, 10]]) for c in classes]
+    result = merge(sets, iou_threshold=0.5)
+    assert result.annotations.class_id.tolist() == [expected]
+    votes = max(classes.count(c) for c in classes)
+    assert result.annotations.score.tolist() == [pytest.approx(votes / 3)]
+
+
+@pytest.mark.parametrize(
+    ("shift", "clusters"),
+    [
+        pytest.param(3.0, 1, id="iou-0.54-joins"),  # 7x10 / 13x10 = 0.538
+        pytest.param(4.0, 2, id="iou-0.43-stays-apart"),  # 6x10 / 14x10 = 0.429
+    ],
+)
+def test_a_box_joins_a_cluster_only_at_or_above_the_threshold(shift: float, clusters: int) -> None:
+    result = merge(
+        [_boxes([1], [[0, 0, 10, 10]]), _boxes([1], [[shift, 0, 10 + shift, 10]])],
+        iou_threshold=0.5,
+    )
+    assert result.n_clusters == clusters
+
+
+def test_one_annotator_never_has_two_objects_in_a_cluster() -> None:
+    a = _boxes([1, 1], [[0, 0, 10, 10], [1, 0, 11, 10]])  # two overlapping boxes
+    b = _boxes([1], [[0, 0, 10, 10]])
+    result = merge([a, b], iou_threshold=0.5, quorum=1.0)
+    assert result.n_clusters == 2
+    assert result.annotations.bbox.tolist() == [[0.0, 0.0, 10.0, 10.0]]
+    assert result.adjudication.bbox.tolist() == [[1.0, 0.0, 11.0, 10.0]]
+
+
+def test_objects_on_different_images_never_cluster() -> None:
+    result = merge(
+        [_boxes([1], [[0, 0, 10, 10]], image_id=1), _boxes([1], [[0, 0, 10, 10]], image_id=2)],
+        iou_threshold=0.5,
+        quorum=1.0,
+    )
+    assert len(result.annotations) == 0
+    assert sorted(result.adjudication.image_id.tolist()) == [1, 2]
+
+
+def test_keypoints_merge_by_median_over_visible_members() -> None:
+    def person(points: list[list[float]]) -> Annotations:
+        return Annotations.create(
+            image_id=[1],
+            class_id=[1],
+            bbox=[[0, 0, 20, 20]],
+            kind=[Kind.KEYPOINTS],
+            keypoints=Ragged(np.array(points, dtype=np.float64), np.array([0, len(points)])),
+        )
+
+    sets = [
+        person([[1, 1, 2], [10, 10, 2], [0, 0, 0]]),
+        person([[3, 1, 2], [50, 50, 0], [0, 0, 0]]),  # second keypoint not labelled
+        person([[2, 4, 1], [12, 14, 2], [0, 0, 0]]),
+    ]
+    merged = merge(sets, iou_threshold=0.5).annotations
+    assert merged.kind.tolist() == [Kind.KEYPOINTS]
+    assert merged.keypoints_dense().tolist() == [[[2, 1, 2], [11, 12, 2], [0, 0, 0]]]
+
+
+def test_empty_and_invalid_inputs() -> None:
+    result = merge([Annotations.empty(), Annotations.empty()])
+    assert (len(result.annotations), len(result.adjudication), result.n_clusters) == (0, 0, 0)
+    with pytest.raises(ValueError, match="at least one"):
+        merge([])
+    with pytest.raises(ValueError, match="quorum"):
+        merge([A], quorum=1.5)
+
+
+@pytest.fixture(scope="module")
+def pool() -> tuple[Dataset, list[Annotations]]:
+    reference = generate_dataset(150, seed=11)
+    noise = NoiseModel(jitter=0.08, swap_probability=0.05, false_positives_per_image=0.3)
+    labels = generate_pool(reference, [noise] * 3, seed=12)
+    return reference, [labels[labels.annotator_id == j] for j in (1, 2, 3)]
+
+
+def _mean_iou_with(reference: Annotations, labels: Annotations) -> float:
+    return float(match(reference, labels, iou_threshold=0.5, swaps=False).iou.mean())
+
+
+def test_merged_boxes_are_closer_to_the_reference_than_any_single_annotator(
+    pool: tuple[Dataset, list[Annotations]],
+) -> None:
+    reference, sets = pool
+    ref = reference.annotations
+    merged = merge(sets, iou_threshold=0.5, quorum=0.5).annotations
+    single = [_mean_iou_with(ref, s) for s in sets]
+    consensus = _mean_iou_with(ref, merged)
+    assert consensus > max(single) + 0.01, (consensus, single)
+
+
+def test_a_stricter_quorum_merges_fewer_objects(pool: tuple[Dataset, list[Annotations]]) -> None:
+    _, sets = pool
+    loose = merge(sets, iou_threshold=0.5, quorum=0.5)
+    strict = merge(sets, iou_threshold=0.5, quorum=1.0)
+    assert loose.n_clusters == strict.n_clusters
+    assert len(strict.annotations) < len(loose.annotations)
+    assert strict.adjudication.attributes["cluster_id"].values.size > len(loose.adjudication)
