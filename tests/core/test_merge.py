@@ -1,14 +1,23 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from labelgate.cli.app import app
 from labelgate.core.annotations import Annotations, Kind, Source
 from labelgate.core.dataset import Dataset
 from labelgate.core.generate import NoiseModel, generate_dataset, generate_pool
 from labelgate.core.matching import match
 from labelgate.core.merge import merge
 from labelgate.core.ragged import Ragged
+from labelgate.formats.coco import write_coco
+from labelgate.formats.registry import read
+
+runner = CliRunner()
 
 
 def _boxes(class_id: list[int], bbox: list[list[float]], image_id: int = 1) -> Annotations:
@@ -192,3 +201,64 @@ def test_a_stricter_quorum_merges_fewer_objects(pool: tuple[Dataset, list[Annota
     assert loose.n_clusters == strict.n_clusters
     assert len(strict.annotations) < len(loose.annotations)
     assert strict.adjudication.attributes["cluster_id"].values.size > len(loose.adjudication)
+
+
+def _write_inputs(tmp_path: Path) -> tuple[Dataset, list[Path]]:
+    reference = generate_dataset(40, seed=5)
+    labels = generate_pool(reference, [NoiseModel(jitter=0.05)] * 3, seed=6)
+    paths = []
+    for j in (1, 2, 3):
+        path = tmp_path / f"annotator{j}.json"
+        write_coco(reference.replace(annotations=labels[labels.annotator_id == j]), path)
+        paths.append(path)
+    return reference, paths
+
+
+def test_cli_merge_writes_merged_coco_and_adjudication_and_prints_the_summary(
+    tmp_path: Path,
+) -> None:
+    reference, paths = _write_inputs(tmp_path)
+    out, adjudicate = tmp_path / "merged.json", tmp_path / "adjudicate.json"
+    args = ["merge", *map(str, paths), "--out", str(out), "--iou-threshold", "0.5"]
+    result = runner.invoke(app, [*args, "--adjudication", str(adjudicate), "--json"])
+    assert result.exit_code == 0, result.stdout
+    summary = json.loads(result.stdout)
+    expected = merge([read(p).annotations for p in paths], iou_threshold=0.5, quorum=0.5).to_dict()
+    assert summary == expected
+    assert list(summary) == [
+        "annotators", "clusters", "merged", "adjudication", "quorum", "iou_threshold",
+        "mean_score",
+    ]  # fmt: skip
+    merged = read(out)
+    assert len(merged.annotations) == summary["merged"] > 0
+    np.testing.assert_allclose(
+        np.sort(merged.annotations.score), np.sort(merge(
+            [read(p).annotations for p in paths], iou_threshold=0.5
+        ).annotations.score), rtol=1e-9,
+    )  # fmt: skip
+    assert merged.images.id.tolist() == reference.images.id.tolist()
+    written = json.loads(adjudicate.read_text())
+    clusters = {a["attributes"]["cluster_id"] for a in written["annotations"]}
+    assert len(clusters) == summary["adjudication"] > 0
+    # the outputs exist now: a second run refuses without --overwrite
+    again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 2
+    assert "overwrite" in json.loads(again.stdout)["error"]
+    assert runner.invoke(app, [*args, "--overwrite", "--json"]).exit_code == 0
+
+
+def test_cli_merge_rejects_inputs_with_other_images(tmp_path: Path) -> None:
+    _, paths = _write_inputs(tmp_path)
+    stranger = generate_dataset(3, seed=99)
+    renamed = stranger.replace(
+        images=stranger.images.replace(file_name=np.array(["x.jpg", "y.jpg", "z.jpg"], object))
+    )
+    write_coco(renamed, tmp_path / "stranger.json")
+    result = runner.invoke(
+        app,
+        ["merge", str(paths[0]), str(tmp_path / "stranger.json"), "--out",
+         str(tmp_path / "merged.json"), "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "stranger.json" in json.loads(result.stdout)["error"]
+    assert not (tmp_path / "merged.json").exists()
