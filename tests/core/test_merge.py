@@ -11,6 +11,7 @@ from labelgate.cli.app import app
 from labelgate.core.annotations import Annotations, Kind, Source
 from labelgate.core.dataset import Dataset
 from labelgate.core.generate import NoiseModel, generate_dataset, generate_pool
+from labelgate.core.masks import rle_bbox, rle_from_string, rle_to_string
 from labelgate.core.matching import match
 from labelgate.core.merge import merge
 from labelgate.core.ragged import Ragged
@@ -262,3 +263,63 @@ def test_cli_merge_rejects_inputs_with_other_images(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "stranger.json" in json.loads(result.stdout)["error"]
     assert not (tmp_path / "merged.json").exists()
+
+
+def test_masks_merge_by_pixel_majority_as_pycocotools_decodes_them() -> None:
+    mask_util = pytest.importorskip("pycocotools.mask")
+    rng = np.random.default_rng(3)
+    height, width = 23, 17
+
+    def blob(x: int, y: int) -> np.ndarray:
+        mask = np.zeros((height, width), dtype=np.uint8)
+        mask[y : y + 10, x : x + 8] = rng.random((10, 8)) < 0.8
+        mask[y + 2 : y + 8, x + 2 : x + 6] = 1  # a solid core keeps the IoUs high
+        return mask
+
+    def masks(arrays: list[np.ndarray]) -> Annotations:
+        counts = [
+            rle_from_string(mask_util.encode(np.asfortranarray(a))["counts"].decode())
+            for a in arrays
+        ]
+        rle = Ragged.from_rows(counts, dtype=np.int64)
+        bbox = rle_bbox(rle, np.array([[height, width]] * len(arrays)))
+        return Annotations.create(
+            image_id=[1] * len(arrays), class_id=[1] * len(arrays), bbox=bbox,
+            kind=[Kind.MASK] * len(arrays), rle_counts=rle,
+            rle_size=np.array([[height, width]] * len(arrays)),
+        )  # fmt: skip
+
+    a = [blob(1, 1), blob(9, 12)]
+    b = [blob(1, 2), blob(9, 13)]
+    c = [blob(2, 1)]  # only three-member votes for the first object, two for the second
+    result = merge([masks(a), masks(b), masks(c)], iou_threshold=0.3, quorum=0.5)
+    merged = result.annotations
+    assert merged.kind.tolist() == [Kind.MASK, Kind.MASK]
+    assert merged.attributes["members"].values.tolist() == [3, 2]
+    expected = [
+        (a[0].astype(int) + b[0] + c[0]) >= 2,  # 2 of 3
+        (a[1].astype(int) + b[1]) >= 2,  # 2 of 2: the intersection
+    ]
+    for row, want in enumerate(expected):
+        counts = merged.rle_counts.values[
+            merged.rle_counts.offsets[row] : merged.rle_counts.offsets[row + 1]
+        ]
+        rle = {"size": [height, width], "counts": rle_to_string(counts).encode()}
+        np.testing.assert_array_equal(mask_util.decode(rle).astype(bool), want)
+        assert counts.sum() == height * width
+    np.testing.assert_array_equal(
+        merged.bbox, rle_bbox(merged.rle_counts, merged.rle_size)
+    )  # the box follows the voted mask
+
+
+def test_polygons_fall_back_to_the_median_box() -> None:
+    def triangle(x: float) -> Annotations:
+        points = np.array([[x, 0], [x + 10, 0], [x + 10, 10]], dtype=np.float64)
+        return Annotations.create(
+            image_id=[1], class_id=[1], bbox=[[x, 0, x + 10, 10]], kind=[Kind.POLYGON],
+            rings=Ragged(points, np.array([0, 3])), ring_offsets=[0, 1],
+        )  # fmt: skip
+
+    merged = merge([triangle(0), triangle(1), triangle(3)], iou_threshold=0.5).annotations
+    assert merged.kind.tolist() == [Kind.BOX]
+    assert merged.bbox.tolist() == [[1.0, 0.0, 11.0, 10.0]]

@@ -31,10 +31,14 @@ Per cluster, with ``members`` the number of annotators that drew it:
 - **keypoints**: when every member is a keypoint object, the per-keypoint median of x and
   y over the members whose visibility is > 0; the merged visibility is the largest
   visibility among them (0 where no member labelled the keypoint).
-- **polygons and masks** are not merged by pixel vote yet: such clusters fall back to the
-  merged box (kind BOX).
+- **masks**: when every member is an RLE mask of one size, a pixel is in the merged mask
+  when *more than half* of the members cover it (with two members: their intersection);
+  the box is then the voted mask's extent. Computed on run boundaries, never on pixels.
+- **polygons** are not merged by pixel vote yet: their clusters fall back to the merged
+  box (kind BOX); so do clusters that mix kinds or mask sizes.
 - **score** ``= label_agreement * shape_agreement``, with ``label_agreement = winning votes
-  / members`` and ``shape_agreement`` the mean box IoU over all pairs of members. A
+  / members`` and ``shape_agreement`` the mean *box* IoU over all pairs of members (also
+  for masks and keypoints). A
   single-member cluster has shape agreement 1.0, but with two or more annotators it never
   reaches a quorum above ``1 / k``.
 """
@@ -49,6 +53,7 @@ import numpy as np
 
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, AttributeColumn, Kind, Source
+from labelgate.core.masks import rle_bbox
 from labelgate.core.matching import match
 from labelgate.core.pairs import box_iou_pairs
 from labelgate.core.ragged import Ragged
@@ -238,6 +243,81 @@ def _merged_keypoints(members: IntArray, live: Annotations, is_keypoints: BoolAr
     return Ragged(merged.reshape(-1, 3), offsets)
 
 
+def _voted_masks(members: IntArray, live: Annotations, is_mask: BoolArray) -> Ragged:
+    """Pixel-majority RLE of the clusters in ``is_mask``; empty rows elsewhere.
+
+    Works on run boundaries, never on pixels: each member's foreground runs become +1/-1
+    events, a cumulative sum over the sorted events of a cluster gives how many members
+    cover each stretch, and stretches covered by more than half of the members become the
+    merged foreground runs.
+    """
+    c = len(members)
+    clusters = np.flatnonzero(is_mask)
+    if not len(clusters):
+        return Ragged.empty(c, dtype=np.int64)
+    chosen = members[clusters]
+    has = chosen >= 0
+    rows = chosen[has]
+    cluster_of_row = np.repeat(clusters, has.sum(axis=1))
+    sub = live.rle_counts.take(rows)
+    counts = sub.values.astype(np.int64)
+    owner = sub.row_index()
+    position = np.arange(len(counts)) - sub.offsets[:-1][owner]
+    total = np.cumsum(counts)
+    before_row = np.concatenate([[0], total])[sub.offsets[:-1]]
+    start = total - counts - before_row[owner]
+    on = (position % 2 == 1) & (counts > 0)
+    event_cluster = np.concatenate([cluster_of_row[owner[on]]] * 2)
+    event_position = np.concatenate([start[on], start[on] + counts[on]])
+    event_delta = np.concatenate([np.ones(on.sum(), np.int64), -np.ones(on.sum(), np.int64)])
+    order = np.lexsort((event_position, event_cluster))
+    event_cluster, event_position = event_cluster[order], event_position[order]
+    event_delta = event_delta[order]
+    # one stretch per distinct (cluster, position): its coverage holds until the next one
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (event_cluster[1:] != event_cluster[:-1]) | (
+        event_position[1:] != event_position[:-1]
+    )
+    starts = np.flatnonzero(first)
+    stretch_cluster = event_cluster[starts]
+    stretch_position = event_position[starts]
+    # every cluster's deltas sum to 0, so one global cumulative sum stays per cluster
+    coverage = np.cumsum(np.add.reduceat(event_delta, starts)) if len(starts) else event_delta
+    n_members = (members >= 0).sum(axis=1)
+    covered = 2 * coverage > n_members[stretch_cluster]
+    previous = np.zeros_like(covered)
+    previous[1:] = covered[:-1] & (stretch_cluster[1:] == stretch_cluster[:-1])
+    following = np.zeros_like(covered)
+    following[:-1] = covered[1:] & (stretch_cluster[1:] == stretch_cluster[:-1])
+    rise = np.flatnonzero(covered & ~previous)
+    fall = np.flatnonzero(covered & ~following) + 1  # a covered stretch ends at the next event
+    # counts of a mask = differences of [0, rise, fall, rise, fall, ..., height * width]
+    size = live.rle_size[chosen.max(axis=1)]
+    pixels = size[:, 0] * size[:, 1]
+    point_cluster = np.concatenate(
+        [clusters, stretch_cluster[rise], stretch_cluster[fall - 1], clusters]
+    )
+    point_position = np.concatenate(
+        [np.zeros(len(clusters), np.int64), stretch_position[rise], stretch_position[fall], pixels]
+    )
+    point_order = np.lexsort((point_position, point_cluster))
+    point_cluster, point_position = point_cluster[point_order], point_position[point_order]
+    # a fall at the last pixel would end the counts with an empty run: drop that point
+    repeated = np.zeros(len(point_cluster), dtype=bool)
+    repeated[1:] = (point_cluster[1:] == point_cluster[:-1]) & (
+        point_position[1:] == point_position[:-1]
+    )
+    keep = ~repeated | (point_position == 0)  # counts start with a (maybe empty) zero run
+    point_cluster, point_position = point_cluster[keep], point_position[keep]
+    new_cluster = np.ones(len(point_cluster), dtype=bool)
+    new_cluster[1:] = point_cluster[1:] != point_cluster[:-1]
+    values = np.diff(point_position)[~new_cluster[1:]]
+    lengths = np.zeros(c, dtype=np.int64)
+    lengths[clusters] = np.bincount(point_cluster, minlength=c)[clusters] - 1
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return Ragged(values.astype(np.int64), offsets)
+
+
 def merge(
     sets: list[Annotations] | tuple[Annotations, ...],
     *,
@@ -315,13 +395,22 @@ def merge(
     reached = n_members >= quorum * k - _QUORUM_TOLERANCE
     cluster_id = np.arange(1, c + 1, dtype=np.int64)
 
-    member_kind = np.where(present, live.kind[safe], Kind.KEYPOINTS)
-    is_keypoints = (member_kind == Kind.KEYPOINTS).all(axis=1) & reached
+    member_kind = live.kind[safe]
+    is_keypoints = ((member_kind == Kind.KEYPOINTS) | ~present).all(axis=1) & reached
     keypoints = _merged_keypoints(members, live, is_keypoints)
+    any_member = members.max(axis=1)
+    member_size = live.rle_size[safe]  # (c, k, 2)
+    same_size = (member_size == live.rle_size[any_member][:, None, :]).all(axis=2)
+    is_mask = ((member_kind == Kind.MASK) & same_size | ~present).all(axis=1) & reached
+    masks = _voted_masks(members, live, is_mask)
     box = _median_boxes(members, live.bbox)
+    mask_rows = np.flatnonzero(is_mask)
+    box[mask_rows] = rle_bbox(masks.take(mask_rows), live.rle_size[any_member[mask_rows]])
     keep = np.flatnonzero(reached)
     m = len(keep)
-    kind = np.where(is_keypoints, Kind.KEYPOINTS, Kind.BOX).astype(np.uint8)
+    kind = np.select([is_keypoints, is_mask], [Kind.KEYPOINTS, Kind.MASK], Kind.BOX)
+    kind = kind.astype(np.uint8)
+    rle_size = np.where(is_mask[:, None], live.rle_size[any_member], 0)
     merged = Annotations.create(
         id=np.arange(1, m + 1, dtype=np.int64),
         image_id=live.image_id[members[keep, :].max(axis=1)] if m else np.zeros(0, np.int64),
@@ -332,6 +421,8 @@ def merge(
         annotator_id=np.full(m, -1, dtype=np.int64),
         source=np.full(m, Source.MERGED, dtype=np.uint8),
         keypoints=keypoints.take(keep),
+        rle_counts=masks.take(keep),
+        rle_size=rle_size[keep],
         attributes={
             "cluster_id": AttributeColumn(cluster_id[keep], np.ones(m, dtype=bool)),
             "members": AttributeColumn(n_members[keep].astype(np.int64), np.ones(m, dtype=bool)),
