@@ -46,6 +46,7 @@ Per cluster, with ``members`` the number of annotators that drew it:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,7 +320,7 @@ def _voted_masks(members: IntArray, live: Annotations, is_mask: BoolArray) -> Ra
 
 
 def merge(
-    sets: list[Annotations] | tuple[Annotations, ...],
+    sets: Sequence[Annotations],
     *,
     iou_threshold: float | None = None,
     taxonomy: Taxonomy | None = None,
