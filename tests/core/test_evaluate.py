@@ -12,9 +12,10 @@ import pytest
 
 from labelgate.core.annotations import Annotations
 from labelgate.core.dataset import Dataset
-from labelgate.core.evaluate import Evaluation, evaluate
+from labelgate.core.evaluate import Evaluation, evaluate, rasterize_polygons
 from labelgate.core.generate import NoiseModel, generate_dataset, perturb
 from labelgate.core.images import Images
+from labelgate.core.masks import rle_from_string
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import ValidationError
 from labelgate.formats.coco import read_coco, write_coco
@@ -25,12 +26,14 @@ cocoeval_module = pytest.importorskip("pycocotools.cocoeval")
 TOLERANCE = 1e-9
 
 
-def run_pycocotools(gt_path: Path, results: Path | list[dict[str, Any]], **params: Any) -> Any:
+def run_pycocotools(
+    gt_path: Path, results: Path | list[dict[str, Any]], iou_type: str = "bbox", **params: Any
+) -> Any:
     """COCOeval on the files, with its prints swallowed; returns the evaluator."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = coco_module.COCO(str(gt_path))
         coco_dt = coco_gt.loadRes(results if isinstance(results, list) else str(results))
-        evaluator = cocoeval_module.COCOeval(coco_gt, coco_dt, "bbox")
+        evaluator = cocoeval_module.COCOeval(coco_gt, coco_dt, iou_type)
         for name, value in params.items():
             setattr(evaluator.params, name, value)
         evaluator.evaluate()
@@ -114,6 +117,75 @@ def test_ignore_fixture_with_string_image_ids_equals_pycocotools(
     assert_same(result, run_pycocotools(gt_path, dt_path))
 
 
+def coco_rasterize(rings: list[list[float]], height: int, width: int) -> Any:
+    """pycocotools' annToRLE for a polygon: frPyObjects, merge, decoded counts."""
+    mask = pytest.importorskip("pycocotools.mask")
+    return rle_from_string(mask.merge(mask.frPyObjects(rings, height, width))["counts"].decode())
+
+
+def segm_inputs(gt_path: Path, dt_path: Path) -> tuple[Dataset, Annotations]:
+    """Both files read, with their polygons rasterized as COCOeval rasterizes them."""
+    truth = read_coco(gt_path)
+    found = read_coco(dt_path, reference=truth).annotations
+    truth = Dataset(
+        rasterize_polygons(truth.annotations, truth.images, coco_rasterize),
+        truth.images,
+        truth.taxonomy,
+    )
+    return truth, rasterize_polygons(found, truth.images, coco_rasterize)
+
+
+def test_fake_segm_results_equal_pycocotools_and_the_published_stats(shared_data: Path) -> None:
+    # crowd ground truths are uncompressed RLE, the rest polygons; detections compressed RLE
+    gt_path = shared_data / "faster-coco-eval" / "cocoapi" / "instances_val2014_100.json"
+    dt_path = shared_data / "cocoapi-results" / "instances_val2014_fakesegm100_results.json"
+    truth, found = segm_inputs(gt_path, dt_path)
+    assert truth.annotations.iscrowd.any()
+    result = evaluate(truth, found, iou_type="segm")
+    assert_same(result, run_pycocotools(gt_path, dt_path, "segm"))
+    published = expected_stats(shared_data / "cocoapi-results" / "EXPECTED.md", "segm = [")
+    np.testing.assert_allclose(result.stats, published, rtol=0, atol=1e-10)
+
+
+def test_polygon_detections_merged_to_rle_equal_the_published_segm_stats(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # faster-coco-eval's test_coco_eval: bbox dropped, each polygon merged to one RLE
+    mask = pytest.importorskip("pycocotools.mask")
+    folder = shared_data / "faster-coco-eval"
+    gt_path = folder / "gt_dataset.json"
+    images = {i["id"]: i for i in json.loads(gt_path.read_text())["images"]}
+    results = json.loads((folder / "dt_dataset.json").read_text())
+    for record in results:
+        image = images[record["image_id"]]
+        rle = mask.merge(mask.frPyObjects(record["segmentation"], image["height"], image["width"]))
+        record["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+        del record["bbox"]
+    dt_path = tmp_path / "dt.json"
+    dt_path.write_text(json.dumps(results))
+    truth, found = segm_inputs(gt_path, dt_path)
+    result = evaluate(truth, found, iou_type="segm")
+    assert_same(result, run_pycocotools(gt_path, dt_path, "segm"))
+    published = [0.6947194719471946, 0.6947194719471946, 0.6947194719471946, -1.0]
+    published += [0.7367986798679867, 0.0, 0.6666666666666666, 0.75, 0.75, -1.0]
+    published += [0.7916666666666666, 0.0]
+    np.testing.assert_allclose(result.stats, published, rtol=0, atol=1e-12)
+
+
+def test_keypoints_equal_pycocotools_and_the_published_stats(shared_data: Path) -> None:
+    folder = shared_data / "faster-coco-eval" / "keypoints_dataset"
+    gt_path, dt_path = folder / "gt_dataset.json", folder / "dt_dataset.json"
+    truth = read_coco(gt_path)
+    result = evaluate(truth, read_coco(dt_path, reference=truth).annotations, iou_type="keypoints")
+    assert_same(result, run_pycocotools(gt_path, dt_path, "keypoints"))
+    published = expected_stats(shared_data / "faster-coco-eval" / "EXPECTED.md", "`):\n[")
+    np.testing.assert_allclose(result.stats, published, rtol=0, atol=1e-12)
+    assert result.stats_names == (
+        "AP", "AP50", "AP75", "AP_medium", "AP_large", "AR", "AR50", "AR75", "AR_medium", "AR_large"
+    )  # fmt: skip
+    assert result.max_dets == (20,)
+
+
 # --- generated data with every awkward case ----------------------------------------------
 
 
@@ -193,6 +265,42 @@ def test_custom_iou_thresholds_equal_pycocotools(thresholds: list[float], tmp_pa
     detections = read_coco(dt_path, reference=truth).annotations
     ours = evaluate(truth, detections, iou_thresholds=thresholds)
     assert_same(ours, run_pycocotools(gt_path, dt_path, iouThrs=np.array(thresholds)))
+
+
+def octagon(x: float, y: float, w: float, h: float) -> list[float]:
+    """A polygon inside the box (its corners cut), so that mask and box IoU differ."""
+    a, b = w / 4, h / 4
+    points = [(x + a, y), (x + w - a, y), (x + w, y + b), (x + w, y + h - b)]
+    points += [(x + w - a, y + h), (x + a, y + h), (x, y + h - b), (x, y + b)]
+    return [round(c, 2) for point in points for c in point]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_generated_masks_with_crowds_equal_pycocotools_segm(seed: int, tmp_path: Path) -> None:
+    mask = pytest.importorskip("pycocotools.mask")
+    truth, predicted = awkward_pair(400 + seed, n_images=30)
+    gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
+    write_coco(truth, gt_path)
+    write_coco(predicted, dt_path, results=True)
+    document = json.loads(gt_path.read_text())
+    images = {i["id"]: (i["height"], i["width"]) for i in document["images"]}
+    for record in document["annotations"]:
+        record["segmentation"] = [octagon(*record["bbox"])]
+        if record["iscrowd"]:  # crowd regions as uncompressed RLE, as COCO stores them
+            rle = mask.frPyObjects(record["segmentation"], *images[record["image_id"]])
+            counts = rle_from_string(mask.merge(rle)["counts"].decode()).tolist()
+            record["segmentation"] = {"size": list(images[record["image_id"]]), "counts": counts}
+    gt_path.write_text(json.dumps(document))
+    results = json.loads(dt_path.read_text())
+    for record in results:  # detections as compressed RLE, without a box (area = mask's)
+        height, width = images[record["image_id"]]
+        rle = mask.merge(mask.frPyObjects([octagon(*record.pop("bbox"))], height, width))
+        record["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+    dt_path.write_text(json.dumps(results))
+    found_truth, found = segm_inputs(gt_path, dt_path)
+    assert found_truth.annotations.iscrowd.any()
+    result = evaluate(found_truth, found, iou_type="segm")
+    assert_same(result, run_pycocotools(gt_path, dt_path, "segm"))
 
 
 # --- hand-made cases -----------------------------------------------------------------------
@@ -304,6 +412,59 @@ def test_eval_command_prints_the_pycocotools_stats_as_json(shared_data: Path) ->
     assert (document["images"], document["dt"]) == (100, 734)
     person = next(row for row in document["per_class"] if row["name"] == "person")
     assert 0 < person["ap"] < person["ap50"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("iou_type", "gt_name", "dt_name", "heading"),
+    [
+        (
+            "segm",
+            "faster-coco-eval/cocoapi/instances_val2014_100.json",
+            "cocoapi-results/instances_val2014_fakesegm100_results.json",
+            "segm = [",
+        ),
+        (
+            "keypoints",
+            "faster-coco-eval/keypoints_dataset/gt_dataset.json",
+            "faster-coco-eval/keypoints_dataset/dt_dataset.json",
+            "`):\n[",
+        ),
+    ],
+)
+def test_eval_command_segm_and_keypoints_print_the_published_stats(
+    shared_data: Path, iou_type: str, gt_name: str, dt_name: str, heading: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from labelgate.cli.app import app
+
+    arguments = [str(shared_data / gt_name), str(shared_data / dt_name), "--json"]
+    outcome = CliRunner().invoke(app, ["eval", *arguments, "--iou-type", iou_type])
+    assert outcome.exit_code == 0, outcome.output
+    document = json.loads(outcome.output)
+    expected = shared_data / ("cocoapi-results" if iou_type == "segm" else "faster-coco-eval")
+    published = expected_stats(expected / "EXPECTED.md", heading)
+    np.testing.assert_allclose(document["stats"], published, rtol=0, atol=1e-10)
+    assert document["iou_type"] == iou_type
+
+
+def test_eval_command_refuses_an_unknown_iou_type(shared_data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from labelgate.cli.app import app
+
+    gt_path = shared_data / "faster-coco-eval" / "gt_dataset.json"
+    outcome = CliRunner().invoke(
+        app, ["eval", str(gt_path), str(gt_path), "--iou-type", "mask", "--json"]
+    )
+    assert outcome.exit_code == 2
+    assert "segm" in json.loads(outcome.output)["error"]
+
+
+def test_segm_without_masks_is_refused() -> None:
+    truth = small_truth([[0, 0, 50, 50]])
+    with pytest.raises(ValidationError, match="RLE mask"):
+        evaluate(truth, detections([[0, 0, 50, 50]], [0.9]), iou_type="segm")
 
 
 def test_eval_command_exits_2_on_bad_input(tmp_path: Path) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 import typer
 from rich.table import Table
 
 from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
+from labelgate.core._typing import IntArray
 from labelgate.core.dataset import Dataset
-from labelgate.core.evaluate import Evaluation, evaluate
+from labelgate.core.evaluate import Evaluation, IouType, evaluate, rasterize_polygons
+from labelgate.core.masks import rle_from_string
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats.coco import read_coco
 
@@ -22,7 +24,7 @@ def eval_command(
     gt: Annotated[Path, typer.Argument(help="Ground truth: a COCO instances file.")],
     dt: Annotated[Path, typer.Argument(help="Detections: a COCO results list (with scores).")],
     iou_type: Annotated[
-        str, typer.Option("--iou-type", help="bbox (segm and keypoints: not yet).")
+        str, typer.Option("--iou-type", help="bbox, segm (RLE mask IoU) or keypoints (OKS).")
     ] = "bbox",
     per_class_tier: Annotated[
         bool,
@@ -35,19 +37,31 @@ def eval_command(
 ) -> None:
     """COCO AP/AR of DT against GT: pycocotools' 12 stats, and AP per class."""
     try:
-        if iou_type != "bbox":
+        if iou_type not in ("bbox", "segm", "keypoints"):
             raise FormatError(
-                f"expected bbox, got {iou_type!r} (segm and keypoints are not implemented yet)",
-                path="--iou-type",
+                f"expected bbox, segm or keypoints, got {iou_type!r}", path="--iou-type"
             )
         truth = read_coco(gt)
-        detections = read_coco(dt, reference=truth)
+        found = read_coco(dt, reference=truth).annotations
+        if iou_type == "segm":
+            # COCOeval compares polygons as masks rasterized by pycocotools
+            truth = Dataset(
+                rasterize_polygons(truth.annotations, truth.images, _rasterize),
+                truth.images,
+                truth.taxonomy,
+            )
+            found = rasterize_polygons(found, truth.images, _rasterize)
         thresholds = (
             np.array([c.threshold for c in sorted(truth.taxonomy.classes, key=lambda c: c.id)])
             if per_class_tier
             else None
         )
-        result = evaluate(truth, detections.annotations, per_class_thresholds=thresholds)
+        result = evaluate(
+            truth,
+            found,
+            iou_type=cast(IouType, iou_type),
+            per_class_thresholds=thresholds,
+        )
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
         raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: _fail exits
@@ -68,6 +82,15 @@ def eval_command(
     for row in document["per_class"]:
         per_class.add_row(row["name"], *(_cell(row[key]) for key in ("ap", "ap50", "ap75")))
     console.print(per_class)
+
+
+def _rasterize(rings: list[list[float]], height: int, width: int) -> IntArray:
+    """Rasterize like pycocotools' ``annToRLE``: each ring, then merged into one mask."""
+    from pycocotools import mask as coco_mask  # imported on use: segm only
+
+    merged = coco_mask.merge(coco_mask.frPyObjects(rings, height, width))
+    counts = merged["counts"]
+    return rle_from_string(counts.decode("ascii") if isinstance(counts, bytes) else counts)
 
 
 def _cell(value: float | None) -> str:

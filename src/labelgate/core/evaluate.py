@@ -31,7 +31,7 @@ recomputed as ``x2 - x1``, which can differ from ``w`` in the last bit; only an 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,8 +40,10 @@ import numpy as np
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.dataset import Dataset
-from labelgate.core.iou import box_iou_pairs_crowd
+from labelgate.core.images import Images
+from labelgate.core.iou import COCO_SIGMAS, box_iou_pairs_crowd, mask_iou_pairs, oks_pairs
 from labelgate.core.pairs import group_pairs
+from labelgate.core.ragged import Ragged
 from labelgate.errors import ValidationError
 
 __all__ = [
@@ -51,10 +53,15 @@ __all__ = [
     "COCO_RECALL_THRESHOLDS",
     "Evaluation",
     "IouType",
+    "Rasterize",
     "evaluate",
+    "rasterize_polygons",
 ]
 
 IouType = Literal["bbox", "segm", "keypoints"]
+#: ``rasterize(rings, height, width)``: an annotation's rings (flat ``x0, y0, x1, ...``
+#: lists) -> the uncompressed COCO RLE counts of their union on a ``height x width`` image.
+Rasterize = Callable[[list[list[float]], int, int], IntArray]
 
 #: COCOeval's ``iouThrs``: 0.50, 0.55, ..., 0.95 (the same linspace call, so the same floats).
 COCO_IOU_THRESHOLDS: FloatArray = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1)
@@ -173,6 +180,7 @@ def evaluate(
     iou_thresholds: FloatArray | Sequence[float] | None = None,
     use_cats: bool = True,
     per_class_thresholds: FloatArray | None = None,
+    sigmas: FloatArray | Mapping[int, FloatArray] = COCO_SIGMAS,
 ) -> Evaluation:
     """Evaluate detections against ground truth exactly as pycocotools' COCOeval does.
 
@@ -186,11 +194,17 @@ def evaluate(
         Detections with ``score``. Rows on classes or images absent from ``gt`` are dropped,
         as COCOeval does.
     iou_type
-        Only ``"bbox"`` is implemented here.
+        ``"bbox"`` (box IoU), ``"segm"`` (RLE mask IoU: every evaluated row needs a mask;
+        rasterize polygons first with :func:`rasterize_polygons`, as COCOeval does) or
+        ``"keypoints"`` (OKS; a ground truth without labelled keypoints is ignored). A
+        detection's area, tested against the area ranges, is its box's ``w * h`` for bbox
+        and keypoints (what ``COCO.loadRes`` sets) and its mask's pixel count for segm.
     max_dets
-        Default ``(1, 10, 100)``; the last one bounds detections per image and class.
+        Default ``(1, 10, 100)``, ``(20,)`` for keypoints; the last one bounds detections
+        per image and class.
     area_ranges
-        Name -> (low, high), inclusive; default :data:`COCO_AREA_RANGES`.
+        Name -> (low, high), inclusive; default :data:`COCO_AREA_RANGES`
+        (:data:`COCO_KEYPOINT_AREA_RANGES` for keypoints).
     iou_thresholds
         (T,) default :data:`COCO_IOU_THRESHOLDS`; each is capped at ``1 - 1e-10`` as COCOeval
         caps it.
@@ -199,6 +213,8 @@ def evaluate(
     per_class_thresholds
         (K,) one IoU threshold per taxonomy class (sorted by id): each class is evaluated at
         its own threshold, T is 1 and ``iou_thresholds`` is ignored.
+    sigmas
+        Keypoint sigmas for OKS (see :func:`~labelgate.core.iou.oks_pairs`).
 
     Returns
     -------
@@ -207,8 +223,8 @@ def evaluate(
     Raises
     ------
     ValidationError
-        On an unsupported ``iou_type``, a detection without a score, or thresholds of the
-        wrong shape.
+        On an unsupported ``iou_type``, a detection without a score, thresholds of the
+        wrong shape, or (segm) an evaluated row without an RLE mask.
 
     Examples
     --------
@@ -224,16 +240,17 @@ def evaluate(
     >>> result.stats_names[:3], result.stats[:3].round(4).tolist()  # 1 of 2 found, IoU 0.9
     (('AP', 'AP50', 'AP75'), [0.4545, 0.505, 0.505])
     """
-    if iou_type != "bbox":
+    if iou_type not in ("bbox", "segm", "keypoints"):
         raise ValidationError(
-            f"expected iou_type 'bbox', got {iou_type!r} (segm and keypoints: not yet)",
+            f"expected iou_type 'bbox', 'segm' or 'keypoints', got {iou_type!r}",
             field="iou_type",
         )
-    max_dets = tuple(int(m) for m in (max_dets if max_dets is not None else (1, 10, 100)))
-    ranges = tuple(
-        (str(name), float(lo), float(hi))
-        for name, (lo, hi) in (area_ranges if area_ranges is not None else COCO_AREA_RANGES).items()
-    )
+    keypoints = iou_type == "keypoints"
+    default_dets = (20,) if keypoints else (1, 10, 100)
+    max_dets = tuple(int(m) for m in (max_dets if max_dets is not None else default_dets))
+    if area_ranges is None:
+        area_ranges = COCO_KEYPOINT_AREA_RANGES if keypoints else COCO_AREA_RANGES
+    ranges = tuple((str(name), float(lo), float(hi)) for name, (lo, hi) in area_ranges.items())
     class_ids = np.unique(gt.taxonomy.ids).astype(np.int64)
     image_ids = np.unique(gt.images.id).astype(np.int64)
     n_classes = len(class_ids)
@@ -296,9 +313,22 @@ def evaluate(
     d_order = np.lexsort(sort_keys)
     d_key, d_class, d_image = d_key[d_order], d_class[d_order], d_image[d_order]
     d_score = d_score[d_order]
-    d_boxes = dt.bbox[d_rows[d_order]]
-    # COCO.loadRes replaces a result's area by the box's (w * h), whatever the file says
-    d_area = (d_boxes[:, 2] - d_boxes[:, 0]) * (d_boxes[:, 3] - d_boxes[:, 1])
+    d_take = d_rows[d_order]
+    d_boxes = dt.bbox[d_take]
+    if iou_type == "segm":
+        for side, container, rows in (("gt", g, g_take), ("dt", dt, d_take)):
+            missing = np.flatnonzero(container.rle_counts.lengths[rows] == 0)
+            if len(missing):
+                raise ValidationError(
+                    "expected an RLE mask on every row for segm (rasterize_polygons first)",
+                    field=side,
+                    row=int(rows[missing[0]]),
+                )
+        # COCO.loadRes sets a mask result's area to its pixel count
+        d_area = _mask_area(dt.rle_counts, d_take)
+    else:
+        # COCO.loadRes replaces a result's area by the box's (w * h), whatever the file says
+        d_area = (d_boxes[:, 2] - d_boxes[:, 0]) * (d_boxes[:, 3] - d_boxes[:, 1])
     starts = (
         np.flatnonzero(np.r_[True, d_key[1:] != d_key[:-1]]) if len(d_key) else np.zeros(0, int)
     )
@@ -312,17 +342,30 @@ def evaluate(
         d_rank[within],
     )
     d_score, d_area, d_boxes = d_score[within], d_area[within], d_boxes[within]
+    d_take = d_take[within]
 
     # --- IoU on candidate pairs, keeping only pairs that can match at some threshold
     pair_d, pair_g = group_pairs(d_key, g_key)
-    iou = box_iou_pairs_crowd(d_boxes[pair_d], g_boxes[pair_g], g_crowd[pair_g])
+    if iou_type == "segm":
+        iou = mask_iou_pairs(dt, d_take[pair_d], g, g_take[pair_g], crowd_b=g_crowd[pair_g])
+    elif keypoints:
+        # COCOeval.computeOks ignores iscrowd; crowds still absorb detections when matching
+        iou = oks_pairs(dt, d_take[pair_d], g, g_take[pair_g], sigmas=sigmas, area=g_area[pair_g])
+    else:
+        iou = box_iou_pairs_crowd(d_boxes[pair_d], g_boxes[pair_g], g_crowd[pair_g])
     lowest = float(threshold_table.min()) if threshold_table.size else np.inf
     useful = iou >= lowest
     pair_d, pair_g, iou = pair_d[useful], pair_g[useful], iou[useful]
 
     lows = np.array([r[1] for r in ranges], dtype=np.float64)[:, None]
     highs = np.array([r[2] for r in ranges], dtype=np.float64)[:, None]
-    g_ignore = g_crowd[None, :] | (g_area[None, :] < lows) | (g_area[None, :] > highs)  # (A, G)
+    g_flagged = g_crowd
+    if keypoints:
+        # COCOeval: ``gt['ignore'] = (gt['num_keypoints'] == 0) or gt['ignore']``
+        labelled = g.keypoints.values[:, 2] > 0
+        counts = np.bincount(g.keypoints.row_index(), weights=labelled, minlength=len(g))
+        g_flagged = g_crowd | (counts[g_take] == 0)
+    g_ignore = g_flagged[None, :] | (g_area[None, :] < lows) | (g_area[None, :] > highs)  # (A, G)
     d_outside = (d_area[None, :] < lows) | (d_area[None, :] > highs)  # (A, D)
 
     match = _greedy_match(
@@ -358,7 +401,10 @@ def evaluate(
         max_dets,
         group_classes,
     )
-    stats, names = _summarize(precision, recall, thresholds, ranges, max_dets)
+    if keypoints:
+        stats, names = _summarize_keypoints(precision, recall, thresholds, ranges, max_dets)
+    else:
+        stats, names = _summarize(precision, recall, thresholds, ranges, max_dets)
     return Evaluation(
         iou_type=iou_type,
         stats=stats,
@@ -589,18 +635,6 @@ def _summarize(
     max_dets: tuple[int, ...],
 ) -> tuple[FloatArray, tuple[str, ...]]:
     """COCOeval.summarize's 12 numbers (``_summarizeDets``), same selections, same means."""
-    labels = [r[0] for r in ranges]
-
-    def one(ap: bool, iou: float | None, area: str, max_det: int) -> float:
-        a_index = [i for i, label in enumerate(labels) if label == area]
-        m_index = [i for i, m in enumerate(max_dets) if m == max_det]
-        s: Any = precision if ap else recall
-        if iou is not None:
-            s = s[np.where(iou == thresholds)[0]]
-        s = s[:, :, :, a_index, m_index] if ap else s[:, :, a_index, m_index]
-        kept = s[s > -1]
-        return -1.0 if len(kept) == 0 else float(np.mean(kept))
-
     big = max_dets[2] if len(max_dets) > 2 else max_dets[-1]
     small = max_dets[0]
     middle = max_dets[1] if len(max_dets) > 1 else max_dets[-1]
@@ -618,5 +652,118 @@ def _summarize(
         ("AR_medium", False, None, "medium", big),
         ("AR_large", False, None, "large", big),
     ]
+    return _summary(precision, recall, thresholds, ranges, max_dets, rows)
+
+
+def _summarize_keypoints(
+    precision: FloatArray,
+    recall: FloatArray,
+    thresholds: FloatArray,
+    ranges: tuple[tuple[str, float, float], ...],
+    max_dets: tuple[int, ...],
+) -> tuple[FloatArray, tuple[str, ...]]:
+    """COCOeval.summarize's 10 keypoint numbers (``_summarizeKps``), at ``maxDets=20``."""
+    rows: list[tuple[str, bool, float | None, str, int]] = [
+        ("AP", True, None, "all", 20),
+        ("AP50", True, 0.5, "all", 20),
+        ("AP75", True, 0.75, "all", 20),
+        ("AP_medium", True, None, "medium", 20),
+        ("AP_large", True, None, "large", 20),
+        ("AR", False, None, "all", 20),
+        ("AR50", False, 0.5, "all", 20),
+        ("AR75", False, 0.75, "all", 20),
+        ("AR_medium", False, None, "medium", 20),
+        ("AR_large", False, None, "large", 20),
+    ]
+    return _summary(precision, recall, thresholds, ranges, max_dets, rows)
+
+
+def _summary(
+    precision: FloatArray,
+    recall: FloatArray,
+    thresholds: FloatArray,
+    ranges: tuple[tuple[str, float, float], ...],
+    max_dets: tuple[int, ...],
+    rows: list[tuple[str, bool, float | None, str, int]],
+) -> tuple[FloatArray, tuple[str, ...]]:
+    """COCOeval.summarize's ``_summarize`` for each (name, ap, iou, area, max_det) row."""
+    labels = [r[0] for r in ranges]
+
+    def one(ap: bool, iou: float | None, area: str, max_det: int) -> float:
+        a_index = [i for i, label in enumerate(labels) if label == area]
+        m_index = [i for i, m in enumerate(max_dets) if m == max_det]
+        s: Any = precision if ap else recall
+        if iou is not None:
+            s = s[np.where(iou == thresholds)[0]]
+        s = s[:, :, :, a_index, m_index] if ap else s[:, :, a_index, m_index]
+        kept = s[s > -1]
+        return -1.0 if len(kept) == 0 else float(np.mean(kept))
+
     stats = np.array([one(ap, iou, area, m) for _, ap, iou, area, m in rows], dtype=np.float64)
     return stats, tuple(r[0] for r in rows)
+
+
+def _mask_area(rle: Ragged, rows: IntArray) -> FloatArray:
+    """Foreground pixels (the odd runs) of the RLE masks of ``rows`` -> (len(rows),)."""
+    lengths = rle.lengths[rows]
+    flat = np.repeat(rle.offsets[:-1][rows], lengths)
+    position = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    flat += position
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    foreground = np.where(position % 2 == 1, rle.values[flat], 0).astype(np.float64)
+    out: FloatArray = np.asarray(
+        np.bincount(owner, weights=foreground, minlength=len(rows)), dtype=np.float64
+    )
+    return out
+
+
+def rasterize_polygons(ann: Annotations, images: Images, rasterize: Rasterize) -> Annotations:
+    """Polygon rows turned into RLE masks (``Kind.MASK``) the way COCOeval sees them.
+
+    COCOeval compares segmentations as masks: it rasterizes each polygon annotation on its
+    image (``COCO.annToRLE``: ``frPyObjects`` then ``merge``) before any IoU. labelgate's
+    core keeps polygons continuous and has no rasterizer, so the caller passes one (the CLI
+    passes pycocotools'). Rows that already hold a mask, and rows without rings, are
+    unchanged; a keypoint row that also has rings keeps its kind and gains the mask.
+
+    Parameters
+    ----------
+    ann
+        The annotations; polygon rows need their image in ``images``.
+    images
+        Gives each row's image ``height`` and ``width``.
+    rasterize
+        ``(rings, height, width) -> uncompressed RLE counts``; see :data:`Rasterize`.
+
+    Raises
+    ------
+    ValidationError
+        A polygon on an image missing from ``images``.
+    """
+    targets = np.flatnonzero((np.diff(ann.ring_offsets) > 0) & (ann.rle_counts.lengths == 0))
+    if not len(targets):
+        return ann
+    position = images.index_of(ann.image_id[targets])
+    if (position < 0).any():
+        row = int(targets[np.flatnonzero(position < 0)[0]])
+        raise ValidationError("polygon on an unknown image", field="image_id", row=row)
+    heights = images.height[position].tolist()
+    widths = images.width[position].tolist()
+    rle = ann.rle_counts
+    counts: list[IntArray] = np.split(rle.values, rle.offsets[1:-1])
+    size = ann.rle_size.copy()
+    starts, stops = ann.ring_offsets[:-1], ann.ring_offsets[1:]
+    # one call per polygon: the rasterizer is a Python callable (pycocotools loops too)
+    for row, height, width in zip(targets.tolist(), heights, widths):
+        points = ann.rings.offsets[int(starts[row]) : int(stops[row]) + 1]
+        rings = [
+            ann.rings.values[lo:hi].reshape(-1).tolist()
+            for lo, hi in zip(points[:-1].tolist(), points[1:].tolist())
+        ]
+        counts[row] = np.asarray(rasterize(rings, int(height), int(width)), dtype=np.int64)
+        size[row] = (height, width)
+    kind = ann.kind.copy()
+    kind[targets[kind[targets] == Kind.POLYGON]] = Kind.MASK
+    return ann.replace(
+        kind=kind, rle_counts=Ragged.from_rows(counts, dtype=np.int64), rle_size=size
+    )
