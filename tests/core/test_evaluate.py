@@ -303,6 +303,66 @@ def test_generated_masks_with_crowds_equal_pycocotools_segm(seed: int, tmp_path:
     assert_same(result, run_pycocotools(gt_path, dt_path, "segm"))
 
 
+def keypoint_files(seed: int, folder: Path) -> tuple[Path, Path]:
+    """Generated people: crowds, unlabelled ones, areas on every range, tied scores."""
+    rng = np.random.default_rng(seed)
+    images = [{"id": i, "width": 900, "height": 900, "file_name": f"{i}.jpg"} for i in range(20)]
+    people, results = [], []
+    for image in range(20):
+        for _ in range(int(rng.integers(0, 6))):
+            x, y = rng.uniform(0, 400, 2)
+            w, h = rng.uniform(10, 200, 2)
+            points = np.stack(
+                [x + rng.uniform(0, w, 17), y + rng.uniform(0, h, 17), rng.integers(0, 3, 17)], 1
+            )
+            if rng.random() < 0.15:
+                points[:, 2] = 0  # no labelled keypoint: ignored
+            points[points[:, 2] == 0, :2] = 0
+            people.append(
+                {
+                    "id": len(people) + 1,
+                    "image_id": image,
+                    "category_id": 1,
+                    "bbox": [x, y, w, h],
+                    "area": float(w * h * rng.uniform(0.3, 1.0)),
+                    "iscrowd": int(rng.random() < 0.08),
+                    "num_keypoints": int((points[:, 2] > 0).sum()),
+                    "keypoints": points.ravel().tolist(),
+                }
+            )
+            for _ in range(int(rng.integers(0, 3))):
+                found = points.copy()
+                found[:, :2] = np.array([x, y]) + rng.normal(0, 0.03, (17, 2)) * [w, h]
+                found[:, :2] += (points[:, :2] - [x, y]) * (points[:, 2:] > 0)
+                found[:, :2] = np.clip(found[:, :2], 0, 899)
+                found[:, 2] = 1
+                record = {
+                    "image_id": image,
+                    "category_id": 1,
+                    "keypoints": found.ravel().tolist(),
+                    "score": float(np.round(rng.random(), 1)),
+                }
+                results.append(record)
+    document = {
+        "images": images,
+        "annotations": people,
+        "categories": [{"id": 1, "name": "person", "keypoints": [str(k) for k in range(17)]}],
+    }
+    gt_path, dt_path = folder / "gt.json", folder / "dt.json"
+    gt_path.write_text(json.dumps(document))
+    dt_path.write_text(json.dumps(results))
+    return gt_path, dt_path
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_generated_keypoints_equal_pycocotools(seed: int, tmp_path: Path) -> None:
+    gt_path, dt_path = keypoint_files(seed, tmp_path)
+    truth = read_coco(gt_path)
+    found = read_coco(dt_path, reference=truth).annotations
+    result = evaluate(truth, found, iou_type="keypoints")
+    assert_same(result, run_pycocotools(gt_path, dt_path, "keypoints"))
+
+
 # --- hand-made cases -----------------------------------------------------------------------
 
 
