@@ -188,3 +188,99 @@ def test_string_labels_have_no_values_and_extra_columns_are_ignored(tmp_path: Pa
     assert ratings.categories == ("cat", "dog")
     assert ratings.label_id.tolist() == [1, 0]
     assert ratings.annotators == ("x", "y")
+
+
+# --- geometry: labelgate agreement A.json B.json [C.json ...] ---------------------------------
+
+
+def _write_annotators(tmp_path: Path, jitters: list[float]) -> list[Path]:
+    from labelgate.core.dataset import Dataset
+    from labelgate.core.generate import NoiseModel, generate_dataset, generate_pool
+    from labelgate.formats.coco import write_coco
+
+    dataset = generate_dataset(30, seed=7)
+    pool = generate_pool(dataset, [NoiseModel(jitter=j) for j in jitters], seed=1)
+    paths = [tmp_path / "reference.json"]
+    write_coco(dataset, paths[0])
+    for j in range(len(jitters)):
+        part = pool[pool.annotator_id == j + 1]
+        path = tmp_path / f"annotator{j + 1}.json"
+        write_coco(Dataset(part, dataset.images, dataset.taxonomy), path)
+        paths.append(path)
+    return paths
+
+
+def test_geometry_files_print_one_document_with_pairs_per_class(tmp_path: Path) -> None:
+    paths = _write_annotators(tmp_path, [0.02, 0.2])
+    code, out = run("agreement", *map(str, paths), "--json", "--bootstrap", "200")
+    assert code == 0
+    document = json.loads(out)
+    assert document["annotators"] == ["reference.json", "annotator1.json", "annotator2.json"]
+    assert document["images"] == 30
+    assert document["iou_threshold"] == "per-class"
+    assert set(document["overall"]) == {"matched_rate", "mean_iou", "f1", "krippendorff_alpha"}
+    assert set(document["ci"]) == {"matched_rate", "mean_iou", "krippendorff_alpha"}
+    for name, (low, high) in document["ci"].items():
+        assert low <= document["overall"][name] <= high
+    row = next(r for r in document["per_class"] if r["matched_rate"] is not None)
+    assert [(p["a"], p["b"]) for p in row["pairs"]] == [
+        ("reference.json", "annotator1.json"),
+        ("reference.json", "annotator2.json"),
+        ("annotator1.json", "annotator2.json"),
+    ]
+    # the low-jitter annotator agrees more with the reference than the high-jitter one
+    first, second = (
+        np.nanmean([r["pairs"][k]["mean_iou"] or np.nan for r in document["per_class"]])
+        for k in (0, 1)
+    )
+    assert first > second
+
+
+def test_geometry_identical_files_agree_perfectly_at_one_threshold(tmp_path: Path) -> None:
+    paths = _write_annotators(tmp_path, [0.02])
+    code, out = run("agreement", str(paths[0]), str(paths[0]), "--iou-threshold", "0.5", "--json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["iou_threshold"] == 0.5
+    assert document["overall"] == {
+        "matched_rate": 1.0,
+        "mean_iou": 1.0,
+        "f1": 1.0,
+        "krippendorff_alpha": 1.0,
+    }
+
+
+def test_geometry_file_with_foreign_class_ids_exits_2_naming_it(tmp_path: Path) -> None:
+    from labelgate.core.dataset import Dataset
+    from labelgate.core.taxonomy import Taxonomy
+    from labelgate.formats.coco import write_coco
+    from labelgate.formats.registry import read
+
+    paths = _write_annotators(tmp_path, [0.02])
+    dataset = read(paths[1])
+    shifted = Taxonomy.from_names(dataset.taxonomy.names, first_id=100)
+    annotations = dataset.annotations
+    moved = type(annotations).create(
+        image_id=annotations.image_id,
+        class_id=annotations.class_id - dataset.taxonomy.ids[0] + 100,
+        bbox=annotations.bbox,
+    )
+    odd = tmp_path / "odd.json"
+    write_coco(Dataset(moved, dataset.images, shifted), odd)
+    code, out = run("agreement", str(paths[0]), str(odd), "--json")
+    assert code == 2
+    assert json.loads(out)["file"].endswith("odd.json")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param([], "neither", id="neither labels nor files"),
+        pytest.param(["--labels", "x.csv", "a.json", "b.json"], "both", id="both"),
+        pytest.param(["a.json"], "two or more", id="one file"),
+    ],
+)
+def test_agreement_needs_labels_or_two_files(args: list[str], message: str) -> None:
+    code, out = run("agreement", *args, "--json")
+    assert code == 2
+    assert message in json.loads(out)["error"]

@@ -1,28 +1,44 @@
-"""``labelgate agreement --labels FILE.csv``: how much annotators agree on categorical labels."""
+"""``labelgate agreement``: how much annotators agree, on categorical labels or on geometry.
+
+``--labels FILE.csv`` rates categorical labels; ``A.json B.json [C.json ...]`` (any
+format) rates the annotators' objects against each other, per class.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
 from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
 from labelgate.core.agreement import LEVELS, CategoricalAgreement, categorical_agreement
+from labelgate.core.geometry_agreement import GeometryAgreement, geometry_agreement
+from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats.ratings import read_ratings
+from labelgate.formats.registry import detect_format, read
 
 __all__ = ["agreement_command"]
 
 
 def agreement_command(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Two or more annotators' labels of the same images (any format); the "
+            "first file's taxonomy sets the classes and thresholds.",
+            show_default=False,
+        ),
+    ] = None,
     labels: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--labels", help="CSV with columns item,annotator,label (one row per rating)."
         ),
-    ],
+    ] = None,
     level: Annotated[
         str,
         typer.Option(
@@ -42,9 +58,49 @@ def agreement_command(
         typer.Option("--confidence", min=0.5, max=0.999, help="Coverage of the intervals."),
     ] = 0.95,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    iou_threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--iou-threshold",
+            min=0.0,
+            max=1.0,
+            help="Files only: one IoU threshold for every class (default: each class's tier "
+            "threshold from the first file's taxonomy).",
+        ),
+    ] = None,
+    from_format: Annotated[
+        str | None,
+        typer.Option("--from", help="Files only: format of every file (detected if omitted)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Percent agreement, Cohen's and Fleiss' kappa, Krippendorff's alpha, with intervals."""
+    """Agreement of annotators: categorical (--labels) or geometric (two or more files).
+
+    Categorical: percent agreement, Cohen's and Fleiss' kappa, Krippendorff's alpha.
+    Geometric: per class and annotator pair, matched rate, mean IoU, F1 and Krippendorff's
+    alpha with 1 - IoU as the distance. Both with bootstrap intervals.
+    """
+    if (labels is None) == (not files):
+        fail(
+            FormatError(
+                "expected either --labels FILE.csv or two or more annotation files, "
+                f"got {'both' if labels is not None else 'neither'}",
+                path="--labels",
+            ),
+            as_json=as_json,
+        )
+    if files:
+        _geometry(
+            files,
+            iou_threshold=iou_threshold,
+            from_format=from_format,
+            n_resamples=bootstrap,
+            confidence=confidence,
+            seed=seed,
+            as_json=as_json,
+        )
+        return
+    assert labels is not None  # checked above: exactly one of labels and files
     if level not in LEVELS:
         fail(
             FormatError(f"expected one of {', '.join(LEVELS)}, got {level!r}", path="--level"),
@@ -70,6 +126,90 @@ def agreement_command(
         emit_json(result.to_dict())
         return
     _render(labels, result, console)
+
+
+def _geometry(
+    files: list[Path],
+    *,
+    iou_threshold: float | None,
+    from_format: str | None,
+    n_resamples: int,
+    confidence: float,
+    seed: int,
+    as_json: bool,
+) -> None:
+    if len(files) < 2:
+        fail(
+            FormatError(f"expected two or more annotation files, got {len(files)}", path=files[0]),
+            as_json=as_json,
+        )
+    try:
+        datasets = [read(path, from_format or detect_format(path)) for path in files]
+        taxonomy = datasets[0].taxonomy
+        for path, dataset in zip(files[1:], datasets[1:], strict=True):
+            _check_same_classes(taxonomy, dataset, path)
+        image_ids = np.unique(np.concatenate([dataset.images.id for dataset in datasets]))
+        result = geometry_agreement(
+            [dataset.annotations for dataset in datasets],
+            taxonomy,
+            iou_threshold=iou_threshold,
+            image_ids=image_ids,
+            n_resamples=n_resamples,
+            confidence=confidence,
+            seed=seed,
+        )
+    except (LabelgateError, OSError) as exc:
+        fail(exc, as_json=as_json)
+    names = [path.name for path in files]
+    if as_json:
+        emit_json(result.to_dict(names))
+        return
+    _render_geometry(names, result, console)
+
+
+def _check_same_classes(taxonomy: Taxonomy, dataset: Any, path: Path) -> None:
+    """Every file must use the first file's class ids: otherwise classes cannot be paired."""
+    used = set(dataset.annotations.class_id.tolist())
+    unknown = sorted(used - set(taxonomy.ids.tolist()))
+    if unknown:
+        raise FormatError(
+            f"uses class ids {unknown[:10]} that the first file does not define; every file "
+            "must share one taxonomy",
+            path=path,
+            field="category_id",
+        )
+
+
+def _render_geometry(names: list[str], result: GeometryAgreement, console: Any) -> None:
+    console.print(
+        f"[bold]{', '.join(names)}[/]: {result.images:,} images, {len(names)} annotators",
+        highlight=False,
+    )
+    document = result.to_dict(names)
+    table = Table("class", "IoU threshold", "matched rate", "mean IoU", "F1", "alpha")
+    for row in document["per_class"]:
+        table.add_row(
+            row["name"],
+            f"{row['iou_threshold']:.2f}",
+            _num(row["matched_rate"]),
+            _num(row["mean_iou"]),
+            _num(row["f1"]),
+            _num(row["krippendorff_alpha"]),
+        )
+    overall = document["overall"]
+    table.add_row(
+        "[bold]overall[/]",
+        "",
+        _num(overall["matched_rate"]),
+        _num(overall["mean_iou"]),
+        _num(overall["f1"]),
+        _num(overall["krippendorff_alpha"]),
+    )
+    console.print(table)
+    for name, (low, high) in document["ci"].items():
+        console.print(
+            f"{name}: {result.confidence:.0%} CI {_num(low)} .. {_num(high)}", highlight=False
+        )
 
 
 def _num(value: float | None) -> str:

@@ -294,9 +294,15 @@ def geometry_agreement(
     data: list[FloatArray] = []
 
     def add(p: int, stat: int, image: IntArray, klass: IntArray, value: FloatArray) -> None:
-        rows.append(image)
-        columns.append((p * n_classes + klass) * _N_STATS + stat)
-        data.append(np.broadcast_to(np.asarray(value, dtype=np.float64), image.shape))
+        # reduce to one entry per (image, class) first: pair lists of crowded images are long
+        weights = np.broadcast_to(np.asarray(value, dtype=np.float64), image.shape)
+        summed: FloatArray = np.bincount(
+            image * n_classes + klass, weights, minlength=n_images * n_classes
+        ).astype(np.float64, copy=False)
+        cell = np.flatnonzero(summed)
+        rows.append(cell // n_classes)
+        columns.append((p * n_classes + cell % n_classes) * _N_STATS + stat)
+        data.append(summed[cell])
 
     for p, (a, b) in enumerate(pairs):  # one vectorized matching per pair of annotators
         ann_a, ann_b = live[a], live[b]
