@@ -25,21 +25,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from _timing import timed  # benchmarks/ is on sys.path when run as a script
 from labelgate.core.generate import generate_dataset
 from labelgate.formats.coco import read_coco, write_coco
 from labelgate.formats.registry import FORMATS, read, write
 from labelgate.formats.yolo import read_yolo
-
-
-def timed(function: Callable[[], Any], repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-        del result
-    return times
 
 
 def peak_mib(function: Callable[[], Any]) -> float:
@@ -130,7 +120,7 @@ def main() -> int:
             "faster-coco-eval COCO": load_faster_coco_eval,
             "labelgate read_coco": load_labelgate,
         }
-        results = {name: timed(fn, args.repeat) for name, fn in loaders.items()}
+        results = {name: timed(fn, args.repeat)[0] for name, fn in loaders.items()}
         peaks = {name: peak_mib(fn) for name, fn in loaders.items()}
         base = statistics.median(results["json.load"])
         print(f"{'load':<22}{'median s':>9}  {'min..max':>14}  {'vs json':>9} {'peak MiB':>9}")
@@ -152,7 +142,7 @@ def main() -> int:
             def write_once(name: str = name, targets: Any = targets) -> Any:
                 return write(dataset, next(targets), name)
 
-            write_times[name] = timed(write_once, args.repeat)
+            write_times[name] = timed(write_once, args.repeat)[0]
         coco_base = statistics.median(write_times["coco"])
         for name, times in write_times.items():
             print(row(name, times, coco_base, None))
@@ -174,7 +164,7 @@ def main() -> int:
                     return read_yolo(target, image_sizes=sizes)
                 return read(target, name)
 
-            read_times[name] = timed(read_once, args.repeat)
+            read_times[name] = timed(read_once, args.repeat)[0]
         coco_base = statistics.median(read_times["coco"])
         for name, times in read_times.items():
             print(row(name, times, coco_base, None))

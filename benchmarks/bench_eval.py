@@ -16,31 +16,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import io
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from _timing import timed  # benchmarks/ is on sys.path when run as a script
 from labelgate.core.evaluate import evaluate
 from labelgate.core.generate import NoiseModel, generate_dataset, perturb
 from labelgate.formats.coco import read_coco, write_coco
-
-
-def timed(function: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return times, result
 
 
 def main() -> int:

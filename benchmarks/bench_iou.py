@@ -12,30 +12,17 @@ pair list. Both run in this process on the same data; times are the median of ``
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pycocotools.mask as mask_util
 
+from _timing import timed  # benchmarks/ is on sys.path when run as a script
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.iou import mask_iou_pairs, polygon_iou_pairs
 from labelgate.core.masks import rle_bbox, rle_from_string
 from labelgate.core.pairs import group_pairs
 from labelgate.core.ragged import Ragged
-
-
-def timed(function: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return times, result
 
 
 def random_masks(rng: np.random.Generator, count: int, size: int) -> list[np.ndarray]:

@@ -13,29 +13,16 @@ are the median of ``--repeat``; the match counts and IoU sums must agree.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import time
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from _timing import timed  # benchmarks/ is on sys.path when run as a script
 from labelgate.core.annotations import Annotations
 from labelgate.core.generate import NoiseModel, generate_dataset, perturb
 from labelgate.core.matching import match
 from labelgate.core.pairs import box_iou_matrix
-
-
-def timed(function: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return times, result
 
 
 def hungarian_loop(ref: Annotations, other: Annotations, threshold: float) -> tuple[int, float]:
