@@ -13,7 +13,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
+from labelgate.cli._output import console, emit_json, fail
 from labelgate.core.agreement import LEVELS, CategoricalAgreement, categorical_agreement
 from labelgate.core.geometry_agreement import GeometryAgreement, geometry_agreement
 from labelgate.core.taxonomy import Taxonomy
@@ -121,7 +121,6 @@ def agreement_command(
         )
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: _fail exits
     if as_json:
         emit_json(result.to_dict())
         return

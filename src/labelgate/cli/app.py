@@ -190,9 +190,8 @@ def convert(
     try:
         _, dataset = _read_input(source, from_format, size)
         report = write(dataset, target, to, overwrite=overwrite)
-    except FileExistsError as exc:
+    except FileExistsError:
         fail(FormatError("exists; pass --overwrite to replace it", path=target), as_json=as_json)
-        raise AssertionError from exc  # unreachable: _fail exits
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
     seconds = time.perf_counter() - started
@@ -224,9 +223,8 @@ def demo(
     """Run labelgate end to end on generated data (no downloads, a few seconds)."""
     try:
         result = run_demo(out, images=images, seed=seed, overwrite=overwrite)
-    except FileExistsError as exc:
+    except FileExistsError:
         fail(FormatError("holds an earlier demo; pass --overwrite", path=out), as_json=as_json)
-        raise AssertionError from exc  # unreachable: _fail exits
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
     if as_json:

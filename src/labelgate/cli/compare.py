@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
+from labelgate.cli._output import console, emit_json, fail
 from labelgate.core.compare import Comparison, compare
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats.registry import detect_format, read
@@ -50,7 +50,6 @@ def compare_command(
         )
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: _fail exits
     if as_json:
         emit_json(result.to_dict())
         return

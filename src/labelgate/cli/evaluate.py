@@ -9,7 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
+from labelgate.cli._output import console, emit_json, fail
 from labelgate.core._typing import IntArray
 from labelgate.core.dataset import Dataset
 from labelgate.core.evaluate import Evaluation, IouType, evaluate, rasterize_polygons
@@ -64,7 +64,6 @@ def eval_command(
         )
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: _fail exits
     document = evaluation_to_dict(result, truth)
     if as_json:
         emit_json(document)

@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from labelgate.cli._output import EXIT_BAD_INPUT, console, emit_json, fail
+from labelgate.cli._output import console, emit_json, fail
 from labelgate.core.dataset import Dataset
 from labelgate.core.merge import MergeResult, merge
 from labelgate.errors import FormatError, LabelgateError
@@ -86,7 +86,6 @@ def merge_command(
         )
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
-        raise typer.Exit(EXIT_BAD_INPUT) from exc  # unreachable: fail exits
     if as_json:
         emit_json(result.to_dict())
         return
