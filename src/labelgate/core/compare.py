@@ -33,7 +33,7 @@ from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.dataset import Dataset
 from labelgate.core.matching import Matching, PairIoU, match
-from labelgate.core.summary import DENSITY_BUCKETS, density_bucket_labels
+from labelgate.core.summary import density_bucket, density_bucket_labels, objects_per_image
 
 __all__ = ["Comparison", "compare"]
 
@@ -345,49 +345,31 @@ def compare(
     matrix[unmatched, :n_classes] = np.bincount(other_class[pairs.extra], minlength=n_classes)
     confusion = {"labels": [*names, "unmatched"], "matrix": matrix.tolist()}
 
-    # scene types (image attribute)
+    # scene types (an image attribute), and density buckets by reference objects per image
     images = reference.images
     ref_image_row = images.index_of(ref_all.image_id)
     other_image_row = images.index_of(other.image_id)
-    scene_names, image_scene = np.unique(images.scene_type.astype(str), return_inverse=True)
-    scenes = scene_names.tolist()
-    by_scene = [
-        {"scene_type": s, **row}
-        for s, row in zip(
-            scenes,
-            _figures(
-                pairs,
-                ref_all,
-                other,
-                _lookup(image_scene, ref_image_row, len(scenes)),
-                _lookup(image_scene, other_image_row, len(scenes)),
-                len(scenes) + 1,
-            ),
-        )
-    ]
 
-    # density buckets by the number of reference objects on the image
-    ref_per_image = np.bincount(
-        images.index_of(ref.image_id)[images.index_of(ref.image_id) >= 0], minlength=len(images)
-    )
-    bucket_of_image = np.zeros(len(images), dtype=np.int64)
-    for b, (low, high) in enumerate(DENSITY_BUCKETS):
-        bucket_of_image[(ref_per_image >= low) & (ref_per_image <= high)] = b
-    labels = density_bucket_labels()
-    by_density = [
-        {"bucket": label, **row}
-        for label, row in zip(
-            labels,
-            _figures(
-                pairs,
-                ref_all,
-                other,
-                _lookup(bucket_of_image, ref_image_row, len(labels)),
-                _lookup(bucket_of_image, other_image_row, len(labels)),
-                len(labels) + 1,
-            ),
+    def by_image_group(
+        code_of_image: IntArray, labels: list[str], key: str
+    ) -> list[dict[str, Any]]:
+        """Figures per group of images; rows on images outside the table form a dropped group."""
+        size = len(labels)
+        rows = _figures(
+            pairs,
+            ref_all,
+            other,
+            _lookup(code_of_image, ref_image_row, size),
+            _lookup(code_of_image, other_image_row, size),
+            size + 1,
         )
-    ]
+        return [{key: label, **row} for label, row in zip(labels, rows)]
+
+    scene_names, image_scene = np.unique(images.scene_type.astype(str), return_inverse=True)
+    by_scene = by_image_group(image_scene, scene_names.tolist(), "scene_type")
+    by_density = by_image_group(
+        density_bucket(objects_per_image(ref, images)), density_bucket_labels(), "bucket"
+    )
 
     # annotators of the other set (when recorded)
     by_annotator: list[dict[str, Any]] = []

@@ -7,10 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from labelgate.core.annotations import Kind
+from labelgate.core._typing import IntArray
+from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.dataset import Dataset
+from labelgate.core.images import Images
 
-__all__ = ["DENSITY_BUCKETS", "DatasetSummary", "density_bucket_labels", "summarize"]
+__all__ = [
+    "DENSITY_BUCKETS",
+    "DatasetSummary",
+    "density_bucket",
+    "density_bucket_labels",
+    "objects_per_image",
+    "summarize",
+]
 
 #: Objects-per-image buckets (inclusive bounds), shared with the density breakdowns of
 #: ``labelgate compare``: sparse, medium and crowded scenes, and the very crowded tail.
@@ -28,6 +37,26 @@ def density_bucket_labels() -> list[str]:
         else:
             labels.append(f"{low}-{high}")
     return labels
+
+
+def density_bucket(per_image: IntArray) -> IntArray:
+    """Index into :data:`DENSITY_BUCKETS` of each object count (the buckets tile 0..inf).
+
+    Examples
+    --------
+    >>> density_bucket(np.array([0, 1, 3, 4, 30, 31])).tolist()
+    [0, 1, 1, 2, 3, 4]
+    """
+    lows = np.array([low for low, _ in DENSITY_BUCKETS])
+    out: IntArray = np.searchsorted(lows, per_image, side="right") - 1
+    return out
+
+
+def objects_per_image(annotations: Annotations, images: Images) -> IntArray:
+    """(len(images),) geometric annotations (tags excluded) on each image of the table."""
+    rows = images.index_of(annotations.image_id[annotations.kind != Kind.TAG])
+    out: IntArray = np.bincount(rows[rows >= 0], minlength=len(images))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +104,7 @@ def summarize(dataset: Dataset) -> DatasetSummary:
     kind_counts = np.bincount(ann.kind, minlength=len(Kind))
     per_kind = {k.name.lower(): int(kind_counts[k]) for k in Kind if kind_counts[k]}
 
-    geometric = ann.image_id[ann.kind != Kind.TAG]
-    rows = dataset.images.index_of(geometric)
-    per_image = np.bincount(rows[rows >= 0], minlength=len(dataset.images))
+    per_image = objects_per_image(ann, dataset.images)
     if len(per_image):
         stats: dict[str, Any] = {
             "min": int(per_image.min()),
@@ -88,9 +115,6 @@ def summarize(dataset: Dataset) -> DatasetSummary:
         }
     else:
         stats = {"min": 0, "max": 0, "mean": 0.0, "median": 0.0, "p90": 0.0}
-    bucket_counts = {
-        label: int(((per_image >= low) & (per_image <= high)).sum())
-        for label, (low, high) in zip(density_bucket_labels(), DENSITY_BUCKETS)
-    }
-    stats["buckets"] = bucket_counts
+    counts_per_bucket = np.bincount(density_bucket(per_image), minlength=len(DENSITY_BUCKETS))
+    stats["buckets"] = dict(zip(density_bucket_labels(), counts_per_bucket.tolist()))
     return DatasetSummary(len(dataset.images), len(ann), per_class, per_kind, stats)
