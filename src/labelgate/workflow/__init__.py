@@ -1,0 +1,1 @@
+"""The gated workflow: stage machine, gates, assignment, review, rework, audit trail."""
