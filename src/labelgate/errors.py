@@ -80,11 +80,54 @@ class FormatError(LabelgateError):
 
 
 class SpecError(LabelgateError):
-    """A project spec is invalid; ``location`` names the key, e.g. ``classes[3].iou_threshold``."""
+    """A project spec is invalid; ``location`` names the key, e.g. ``classes[3].iou_threshold``.
 
-    def __init__(self, message: str, *, location: str | None = None) -> None:
+    A spec is checked as a whole, so one error can carry every problem found: ``problems``
+    lists ``(location, message)`` pairs (location ``""`` for the file as a whole), and the
+    message has one line per problem, each prefixed with the file name and the location::
+
+        spec.toml: 2 problems
+        spec.toml: classes[2].iou_threshold: tier tight allows IoU 0.75-0.9, got 0.6
+        spec.toml: attributes[0].classes[1]: unknown class 'pedestrain'
+
+    Parameters
+    ----------
+    message
+        What is wrong (used when ``problems`` is not given).
+    location
+        The TOML path of the key at fault, e.g. ``gates.defect_limit``.
+    path
+        The spec file; ``None`` for a spec parsed from a string without a name.
+    problems
+        Every ``(location, message)`` found; default ``[(location or "", message)]``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: str | None = None,
+        path: Path | str | None = None,
+        problems: list[tuple[str, str]] | None = None,
+    ) -> None:
         self.location = location
-        super().__init__(f"{location}: {message}" if location else message)
+        self.path = Path(path) if path is not None else None
+        self.reason = message
+        self.problems: list[tuple[str, str]] = (
+            list(problems) if problems else [(location or "", message)]
+        )
+        name = self.path.name if self.path is not None else ""
+
+        def line(where: str, what: str) -> str:
+            return ": ".join(p for p in (name, where, what) if p)
+
+        if problems and len(self.problems) > 1:
+            count = f"{len(self.problems)} problems"
+            text = "\n".join([line("", count)] + [line(w, m) for w, m in self.problems])
+        else:
+            where, what = self.problems[0]
+            text = line(where, what)
+        super().__init__(text)
 
 
 class GateFailed(LabelgateError):
