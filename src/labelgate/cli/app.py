@@ -27,6 +27,7 @@ from labelgate.cli.agreement import agreement_command
 from labelgate.cli.compare import compare_command
 from labelgate.cli.evaluate import eval_command
 from labelgate.cli.merge import merge_command
+from labelgate.cli.spec import spec_app
 from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
 from labelgate.errors import FormatError, LabelgateError
@@ -318,6 +319,7 @@ app.command(name="compare")(compare_command)
 app.command(name="agreement")(agreement_command)
 app.command(name="eval")(eval_command)
 app.command(name="merge")(merge_command)
+app.add_typer(spec_app, name="spec")
 
 
 def main() -> None:

@@ -1,4 +1,9 @@
-"""``labelgate compare REF OTHER``: how a label set differs from a reference."""
+"""``labelgate compare REF OTHER``: how a label set differs from a reference.
+
+``--spec SPEC`` holds each class to the IoU threshold of a program spec instead of the
+reference file's taxonomy. Scene-type overrides of the spec are not applied: the matcher
+takes one threshold per class, so each class is held to its base spec threshold.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from labelgate.cli._output import console, emit_json, fail
+from labelgate.cli._output import console, emit_json, err_console, fail
 from labelgate.core.compare import Comparison, compare
-from labelgate.errors import FormatError, LabelgateError
+from labelgate.core.dataset import Dataset
+from labelgate.errors import FormatError, LabelgateError, SpecError
 from labelgate.formats.registry import detect_format, read
+from labelgate.spec import ProgramSpec, load_spec
 
 __all__ = ["compare_command"]
 
@@ -29,6 +36,14 @@ def compare_command(
             "from the reference taxonomy).",
         ),
     ] = None,
+    spec_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            help="Hold each class to its threshold in this program spec (TOML); not with "
+            "--iou-threshold.",
+        ),
+    ] = None,
     from_format: Annotated[
         str | None, typer.Option("--from", help="Format of both inputs (detected if omitted).")
     ] = None,
@@ -38,10 +53,21 @@ def compare_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Match OTHER to REF per image and class; count misses, extras, swaps, IoU and box bias."""
+    if spec_path is not None and iou_threshold is not None:
+        fail(
+            SpecError("give --iou-threshold or --spec, not both", location="--spec"),
+            as_json=as_json,
+        )
+    spec: ProgramSpec | None = None
     try:
+        if spec_path is not None:
+            spec = load_spec(spec_path)
         ref_dataset = read(reference, from_format or detect_format(reference))
         other_dataset = read(other, from_format or detect_format(other))
         _check_same_classes(ref_dataset.taxonomy.ids.tolist(), other_dataset, other)
+        if spec is not None:
+            ref_dataset = _with_spec_taxonomy(ref_dataset, spec, reference, spec_path)
+            _check_same_classes(ref_dataset.taxonomy.ids.tolist(), other_dataset, other)
         result = compare(
             ref_dataset,
             other_dataset.annotations,
@@ -51,9 +77,58 @@ def compare_command(
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
     if as_json:
-        emit_json(result.to_dict())
+        document = result.to_dict()
+        if spec is not None:
+            document["spec"] = _spec_note(spec, spec_path)
+        emit_json(document)
         return
     _render(result, console)
+    if spec is not None and any(c.scene_thresholds for c in spec.classes):
+        err_console.print(
+            "[yellow]note:[/] the spec's scene-type overrides are not applied; each class is "
+            "matched at its base spec threshold",
+            highlight=False,
+        )
+
+
+def _with_spec_taxonomy(
+    dataset: Dataset, spec: ProgramSpec, path: Path, spec_path: Path | None
+) -> Dataset:
+    """The reference with the spec's taxonomy, after checking both name the same classes.
+
+    Every class id REF uses must be in the spec, under the same name: a spec written for
+    another taxonomy would otherwise hold classes to the wrong thresholds silently.
+    """
+    taxonomy = spec.taxonomy()
+    spec_names = dict(zip(taxonomy.ids.tolist(), taxonomy.names))
+    used = set(dataset.annotations.class_id.tolist())
+    name = spec_path.name if spec_path is not None else "spec"
+    unknown = sorted(used - set(spec_names))
+    if unknown:
+        raise FormatError(
+            f"uses class ids {unknown[:10]} that the spec {name} does not define",
+            path=path,
+            field="category_id",
+        )
+    for info in dataset.taxonomy.classes:
+        if info.id in spec_names and spec_names[info.id] != info.name:
+            raise FormatError(
+                f"class id {info.id} is {info.name!r} here but {spec_names[info.id]!r} in the "
+                f"spec {name}",
+                path=path,
+                field="categories",
+            )
+    return dataset.replace(taxonomy=taxonomy)
+
+
+def _spec_note(spec: ProgramSpec, spec_path: Path | None) -> dict[str, Any]:
+    # the matcher takes one threshold per class: scene overrides cannot reach it
+    return {
+        "path": str(spec_path),
+        "project": spec.project.name,
+        "digest": spec.digest(),
+        "scene_thresholds_applied": False,
+    }
 
 
 def _check_same_classes(ref_ids: list[int], other_dataset: Any, path: Path) -> None:
