@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 from pydantic import (
     BaseModel,
@@ -199,7 +200,11 @@ class Assignment(_Section):
     gold_rate: Rate = 0.02
     honeypot_rate: Rate = 0.02
     rework_to: Literal["original", "other"] = "original"
-    qualify_per: Annotated[tuple[Literal["class", "scene_type"], ...], Strict(False)] = ("class",)
+    # the seed sets "annotator qualification criteria per class and per scene type"
+    qualify_per: Annotated[tuple[Literal["class", "scene_type"], ...], Strict(False)] = (
+        "class",
+        "scene_type",
+    )
 
 
 class Prices(_Section):
@@ -366,7 +371,9 @@ class ProgramSpec(_Section):
         )
         return Taxonomy(classes, attributes)
 
-    def thresholds(self, class_ids: IntArray, scene_types: Any = None) -> FloatArray:
+    def thresholds(
+        self, class_ids: npt.ArrayLike, scene_types: npt.ArrayLike | None = None
+    ) -> FloatArray:
         """(n,) the matching IoU threshold of each object, honouring scene overrides.
 
         Parameters
@@ -383,7 +390,9 @@ class ProgramSpec(_Section):
         FloatArray
             (n,) float64; NaN for class ids the spec does not define.
         """
-        class_ids = np.asarray(class_ids, dtype=np.int64)
+        ids: IntArray = np.asarray(class_ids, dtype=np.int64)
+        if ids.ndim != 1:
+            raise ValueError(f"thresholds: expected class_ids of shape (n,), got {ids.shape}")
         scenes = sorted(self.scene_types)
         # (classes + 1 unknown, scenes + 1 unknown) table, then one fancy-index lookup
         table = np.full((len(self.classes) + 1, len(scenes) + 1), np.nan)
@@ -392,16 +401,15 @@ class ProgramSpec(_Section):
             for scene, value in c.scene_thresholds.items():
                 if scene in scenes:
                     table[row, scenes.index(scene)] = value
-        class_row = self.taxonomy().position(class_ids)
+        class_row = self.taxonomy().position(ids)
         class_row = np.where(class_row < 0, len(self.classes), class_row)
         if scene_types is None:
-            scene_col = np.full(len(class_ids), len(scenes), dtype=np.int64)
+            scene_col = np.full(len(ids), len(scenes), dtype=np.int64)
         else:
             names = np.asarray(scene_types).astype(str)
-            if names.shape != class_ids.shape:
+            if names.shape != ids.shape:
                 raise ValueError(
-                    f"thresholds: expected scene_types of shape {class_ids.shape}, "
-                    f"got {names.shape}"
+                    f"thresholds: expected scene_types of shape {ids.shape}, got {names.shape}"
                 )
             # look up the few distinct names, then spread the codes over the objects
             distinct, inverse = np.unique(names, return_inverse=True)
