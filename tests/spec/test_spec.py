@@ -279,6 +279,18 @@ def test_problems_come_in_spec_order() -> None:
             id="bool-is-not-a-rate",
         ),
         pytest.param(
+            '[project]\nname = "x"\n[classes]\nid = 1\nname = "car"\n',
+            "classes",
+            "write [[classes]], not [classes]",
+            id="table-for-array-of-tables",
+        ),
+        pytest.param(
+            '[[project]]\nname = "x"\n',
+            "project",
+            "write [project], not [[project]]",
+            id="array-of-tables-for-table",
+        ),
+        pytest.param(
             '[project]\nname = "x"\n[gates]\nconfidence = 1.0\n',
             "gates.confidence",
             "less than 1",
@@ -290,6 +302,11 @@ def test_single_problems(snippet: str, location: str, fragment: str) -> None:
     problems = dict(problems_of(snippet))
     assert location in problems, problems
     assert fragment in problems[location]
+
+
+def test_a_bad_class_is_reported_once_not_also_as_a_too_short_array() -> None:
+    problems = problems_of(MINIMAL.replace('name = "car"', 'name = "car"\nsla = 0.5'))
+    assert problems == [("classes[0].sla", "expected a table, got 0.5")]
 
 
 def test_keypoint_kinds_need_names_and_other_kinds_refuse_them() -> None:

@@ -108,12 +108,29 @@ def _message(error: Any) -> str:
         word = "at least" if kind == "too_short" else "at most"
         noun = "entry" if bound == 1 else "entries"
         return f"expected {word} {bound} {noun}, got {len(value)}"
+    top_level = len(loc) == 1 and isinstance(loc[0], str)
     if kind in ("tuple_type", "list_type"):
+        if top_level and isinstance(value, dict):
+            return f"expected an array of tables: write [[{loc[0]}]], not [{loc[0]}]"
         message = "expected an array"
     elif kind in ("model_type", "dict_type", "model_attributes_type"):
+        if top_level and isinstance(value, list):
+            return f"expected a table: write [{loc[0]}], not [[{loc[0]}]]"
         message = "expected a table"
     message = message.replace("Input should be ", "expected ", 1)
     return f"{message[:1].lower()}{message[1:]}, got {shown}"
+
+
+def _is_echo(error: Any) -> bool:
+    """A too-short error caused only by its items failing (reported on their own)."""
+    value = error.get("input")
+    bound = (error.get("ctx") or {}).get("min_length")
+    return (
+        error["type"] == "too_short"
+        and isinstance(value, list)
+        and isinstance(bound, int)
+        and len(value) >= bound
+    )
 
 
 def _order_key(problem: tuple[str, str]) -> tuple[Any, ...]:
@@ -186,7 +203,9 @@ def parse_spec(text: str, *, source: str = "<string>") -> ProgramSpec:
     try:
         spec = ProgramSpec.model_validate(raw, context={"skip_cross_check": True})
     except pydantic.ValidationError as exc:
-        problems.extend((_path_of(tuple(e["loc"])), _message(e)) for e in exc.errors())
+        problems.extend(
+            (_path_of(tuple(e["loc"])), _message(e)) for e in exc.errors() if not _is_echo(e)
+        )
     problems.extend(cross_check(raw))
     if problems:
         unique = sorted(dict.fromkeys(problems), key=_order_key)
