@@ -283,9 +283,6 @@ def upgrade() -> None:
         sa.Column("parts", sa.LargeBinary(), nullable=True),
         sa.Column("attributes", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["image_id"], ["images.id"], name=op.f("fk_annotations_image_id_images")
-        ),
-        sa.ForeignKeyConstraint(
             ["revision_id"], ["revisions.id"], name=op.f("fk_annotations_revision_id_revisions")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_annotations")),
