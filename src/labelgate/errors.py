@@ -8,7 +8,9 @@ Every error labelgate raises on purpose derives from :class:`LabelgateError`::
     ├── SpecError           a project spec is invalid
     ├── GateFailed          code tried to advance a batch whose gate is blocked
     ├── ConflictError       a concurrent edit would overwrite someone else's change
-    └── StoreError          the database refused or lost a write
+    ├── StoreError          the database refused or lost a write
+    └── WorkflowError       an illegal transition or a request the workflow refuses
+        └── PermissionDenied   the actor may not do or see this (blind, gold, roles)
 
 Context goes in keyword-only attributes, so callers (the CLI, the API) can render the
 file, record and field without parsing the message.
@@ -23,9 +25,11 @@ __all__ = [
     "FormatError",
     "GateFailed",
     "LabelgateError",
+    "PermissionDenied",
     "SpecError",
     "StoreError",
     "ValidationError",
+    "WorkflowError",
 ]
 
 
@@ -135,8 +139,27 @@ class GateFailed(LabelgateError):
 
 
 class ConflictError(LabelgateError):
-    """A concurrent edit would silently overwrite someone else's change."""
+    """A concurrent edit would silently overwrite someone else's change.
+
+    ``current_revision_id`` is the revision that won (the one a client must reload).
+    """
+
+    def __init__(self, message: str, *, current_revision_id: int | None = None) -> None:
+        self.current_revision_id = current_revision_id
+        super().__init__(message)
 
 
 class StoreError(LabelgateError):
     """The database refused or lost a write."""
+
+
+class WorkflowError(LabelgateError):
+    """An illegal stage transition, or a request the workflow refuses (it names why)."""
+
+
+class PermissionDenied(WorkflowError):
+    """The actor may not do or see this.
+
+    Another annotator's blind labels, gold answers, another project's data, or an action
+    outside their roles.
+    """

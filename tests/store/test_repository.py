@@ -207,7 +207,7 @@ def test_stale_save_raises_conflict_and_writes_nothing(db: Database) -> None:
             author_id=bob,
             labels=_box(image, 5),
         )
-    assert caught.value.current_revision_id == second.revision_id  # type: ignore[attr-defined]
+    assert caught.value.current_revision_id == second.revision_id
     with db.session() as s:
         assert s.execute(select(RevisionRow.id)).scalars().all() == [
             first.revision_id,

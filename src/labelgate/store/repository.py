@@ -377,12 +377,11 @@ def _conflict(session: Session, task_id: int, base: int | None, head: int | None
         ).first()
         if row is not None:
             author, number = row.name, row.number
-    error = ConflictError(
+    return ConflictError(
         f"task {task_id}: the save edited revision {base}, but revision {head} "
-        f"(#{number} by {author}) was saved in between; reload and reapply"
+        f"(#{number} by {author}) was saved in between; reload and reapply",
+        current_revision_id=head,
     )
-    error.current_revision_id = head  # type: ignore[attr-defined]
-    return error
 
 
 def project_by_name(session: Session, name: str) -> ProjectRow:
