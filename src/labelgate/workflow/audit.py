@@ -62,7 +62,14 @@ ADVISORY_LOCK_KEY = 7809631416587084148
 # Rows per query when streaming the chain: bounded memory at any length, and few round trips.
 CHUNK_ROWS = 10_000
 
-_JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+# orjson writes dataclass fields in declaration order even with OPT_SORT_KEYS, so they pass
+# through to _default and come back as dicts.
+_JSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 # Column lengths of audit_events: PostgreSQL enforces them and SQLite does not, so they are
 # checked here to fail the same way on both.
@@ -112,7 +119,8 @@ def _default(value: Any) -> Any:
     if callable(model_dump):  # pydantic models
         return model_dump(mode="json")
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        # shallow: orjson encodes the field values, calling back here for nested ones
+        return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
     raise TypeError(f"cannot encode {type(value).__name__} as canonical JSON")
 
 
@@ -385,19 +393,26 @@ class ChainReport:
         return dataclasses.asdict(self)
 
 
-_COLUMNS = (
-    _audit.c.id,
-    _audit.c.created_at,
-    _audit.c.actor,
-    _audit.c.action,
-    _audit.c.entity_type,
-    _audit.c.entity_id,
-    _audit.c.before_digest,
-    _audit.c.after_digest,
-    _audit.c.details,
-    _audit.c.prev_hash,
-    _audit.c.hash,
-)
+def _columns(dialect: str) -> list[Any]:
+    columns: list[Any] = list(_audit.c)
+    if dialect == "sqlite":
+        # SQLite keeps timestamps as text that SQLAlchemy parses while fetching, so one
+        # edited to garbage would abort the whole chunk; read the text and parse it per row
+        columns[1] = sa.type_coerce(_audit.c.created_at, sa.String).label("created_at")
+    return columns
+
+
+def _timestamp_text(value: dt.datetime | str) -> str:
+    """The hashed form of a stored ``created_at`` (a datetime, or SQLite's text).
+
+    Raises
+    ------
+    ValueError
+        SQLite text that is not a timestamp.
+    """
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return _iso_utc(value)
 
 
 def _stream(db: Database) -> Iterator[Any]:
@@ -409,10 +424,11 @@ def _stream(db: Database) -> Iterator[Any]:
     """
     if not sa.inspect(db.engine).has_table(_TABLE_NAME):
         raise StoreError(f"{db!r} has no audit_events table; run `labelgate db upgrade` first")
+    columns = _columns(db.dialect)
     after = None
     with db.engine.connect() as conn:
         while True:
-            query = sa.select(*_COLUMNS).order_by(_audit.c.id).limit(CHUNK_ROWS)
+            query = sa.select(*columns).order_by(_audit.c.id).limit(CHUNK_ROWS)
             if after is not None:
                 query = query.where(_audit.c.id > after)
             rows = conn.execute(query).all()
@@ -464,19 +480,25 @@ def verify_chain(db: Database, *, key: bytes | None = None) -> ChainReport:
     previous_id: int | None = None
     count = 0
     for row in _stream(db):
-        message = _message(
-            row.prev_hash,
-            actor=row.actor,
-            action=row.action,
-            entity_type=row.entity_type,
-            entity_id=row.entity_id,
-            before_digest=row.before_digest,
-            after_digest=row.after_digest,
-            details_json=row.details,
-            created_at=_iso_utc(row.created_at),
-        )
+        try:
+            message = _message(
+                row.prev_hash,
+                actor=row.actor,
+                action=row.action,
+                entity_type=row.entity_type,
+                entity_id=row.entity_id,
+                before_digest=row.before_digest,
+                after_digest=row.after_digest,
+                details_json=row.details,
+                created_at=_timestamp_text(row.created_at),
+            )
+            intact = hmac.compare_digest(_hash(message, key), row.hash)
+        except (TypeError, ValueError, AttributeError):
+            # a column edited (on SQLite) to a value of another type, or to a timestamp
+            # or hash that cannot be read
+            intact = False
         reason = None
-        if not hmac.compare_digest(_hash(message, key), row.hash):
+        if not intact:
             reason = f"event {row.id}: hash mismatch (row edited)"
             if previous_id is None:
                 reason = (
@@ -549,7 +571,7 @@ def export_events(db: Database, out: Path) -> int:
         for row in _stream(db):
             record = {
                 "id": row.id,
-                "created_at": _iso_utc(row.created_at),
+                "created_at": _export_timestamp(row.created_at),
                 "actor": row.actor,
                 "action": row.action,
                 "entity_type": row.entity_type,
@@ -560,7 +582,8 @@ def export_events(db: Database, out: Path) -> int:
                 "prev_hash": row.prev_hash,
                 "hash": row.hash,
             }
-            handle.write(orjson.dumps(record) + b"\n")
+            # default=: a column SQLite let someone set to bytes is still exported
+            handle.write(orjson.dumps(record, default=_default) + b"\n")
             count += 1
     return count
 
@@ -571,3 +594,11 @@ def _details_value(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
+
+
+def _export_timestamp(value: dt.datetime | str) -> str:
+    """The hashed form of ``created_at``; text SQLite cannot parse is exported as stored."""
+    try:
+        return _timestamp_text(value)
+    except ValueError:
+        return str(value)
