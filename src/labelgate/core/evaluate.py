@@ -31,9 +31,10 @@ recomputed as ``x2 - x1``, which can differ from ``w`` in the last bit; only an 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -41,8 +42,7 @@ from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
-from labelgate.core.iou import COCO_SIGMAS, box_iou_pairs_crowd, mask_iou_pairs, oks_pairs
-from labelgate.core.pairs import group_pairs
+from labelgate.core.iou import COCO_SIGMAS, mask_iou_pairs, oks_pairs
 from labelgate.core.ragged import Ragged
 from labelgate.errors import ValidationError
 
@@ -304,15 +304,14 @@ def evaluate(
     g_take = g_rows[g_order]
     g_crowd = g.iscrowd[g_take]
     g_area = g.area[g_take]
-    g_boxes = g.bbox[g_take]
-    g_ann_id = g.id[g_take]
 
     d_key: IntArray = np.asarray(d_image * group_classes + (d_class if use_cats else 0), np.int64)
-    # with use_cats the class is constant within a group: one key fewer to sort on
-    sort_keys: tuple[Any, ...] = (-d_score, d_key) if use_cats else (d_class, -d_score, d_key)
-    d_order = np.lexsort(sort_keys)
+    # COCOeval's per-image ``argsort(-score, kind="mergesort")``: by group, then score, then
+    # the group's own order (file order; class first when classes are pooled)
+    score_rank = _score_rank(d_score)
+    d_order = _stable_order(d_key, score_rank, None if use_cats else d_class)
     d_key, d_class, d_image = d_key[d_order], d_class[d_order], d_image[d_order]
-    d_score = d_score[d_order]
+    d_score, score_rank = d_score[d_order], score_rank[d_order]
     d_take = d_rows[d_order]
     d_boxes = dt.bbox[d_take]
     if iou_type == "segm":
@@ -329,33 +328,39 @@ def evaluate(
     else:
         # COCO.loadRes replaces a result's area by the box's (w * h), whatever the file says
         d_area = (d_boxes[:, 2] - d_boxes[:, 0]) * (d_boxes[:, 3] - d_boxes[:, 1])
-    starts = (
-        np.flatnonzero(np.r_[True, d_key[1:] != d_key[:-1]]) if len(d_key) else np.zeros(0, int)
-    )
+    starts = _segment_starts(d_key)
     sizes = np.diff(np.r_[starts, len(d_key)])
     d_rank = np.arange(len(d_key)) - np.repeat(starts, sizes)
-    within = np.flatnonzero(d_rank < max_dets[-1])
-    d_key, d_class, d_image, d_rank = (
-        d_key[within],
-        d_class[within],
-        d_image[within],
-        d_rank[within],
-    )
-    d_score, d_area, d_boxes = d_score[within], d_area[within], d_boxes[within]
-    d_take = d_take[within]
+    if len(d_rank) and int(sizes.max()) > max_dets[-1]:
+        within = np.flatnonzero(d_rank < max_dets[-1])
+        d_key, d_class, d_image, d_rank = (
+            d_key[within],
+            d_class[within],
+            d_image[within],
+            d_rank[within],
+        )
+        d_score, score_rank, d_area = d_score[within], score_rank[within], d_area[within]
+        d_boxes, d_take = d_boxes[within], d_take[within]
 
     # --- IoU on candidate pairs, keeping only pairs that can match at some threshold
-    pair_d, pair_g = group_pairs(d_key, g_key)
-    if iou_type == "segm":
-        iou = mask_iou_pairs(dt, d_take[pair_d], g, g_take[pair_g], crowd_b=g_crowd[pair_g])
-    elif keypoints:
-        # COCOeval.computeOks ignores iscrowd; crowds still absorb detections when matching
-        iou = oks_pairs(dt, d_take[pair_d], g, g_take[pair_g], sigmas=sigmas, area=g_area[pair_g])
-    else:
-        iou = box_iou_pairs_crowd(d_boxes[pair_d], g_boxes[pair_g], g_crowd[pair_g])
     lowest = float(threshold_table.min()) if threshold_table.size else np.inf
-    useful = iou >= lowest
-    pair_d, pair_g, iou = pair_d[useful], pair_g[useful], iou[useful]
+    pair_iou: _PairIou
+    if iou_type == "segm":
+
+        def pair_iou(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
+            crowd = g_crowd[pair_g]
+            return mask_iou_pairs(dt, d_take[pair_d], g, g_take[pair_g], crowd_b=crowd)
+
+    elif keypoints:
+
+        def pair_iou(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
+            # COCOeval.computeOks ignores iscrowd; crowds still absorb detections when matching
+            rows_d, rows_g = d_take[pair_d], g_take[pair_g]
+            return oks_pairs(dt, rows_d, g, rows_g, sigmas=sigmas, area=g_area[pair_g])
+
+    else:
+        pair_iou = _BoxIou(d_boxes, g.bbox[g_take], g_crowd, positive_only=lowest > 0)
+    pair_d, pair_g, iou = _candidate_pairs(d_key, g_key, pair_iou, lowest)
 
     lows = np.array([r[1] for r in ranges], dtype=np.float64)[:, None]
     highs = np.array([r[2] for r in ranges], dtype=np.float64)[:, None]
@@ -367,20 +372,21 @@ def evaluate(
         g_flagged = g_crowd | (counts[g_take] == 0)
     g_ignore = g_flagged[None, :] | (g_area[None, :] < lows) | (g_area[None, :] > highs)  # (A, G)
     d_outside = (d_area[None, :] < lows) | (d_area[None, :] > highs)  # (A, D)
-
-    match = _greedy_match(
-        pair_d, pair_g, iou, d_rank, d_class, threshold_table, g_ignore, g_crowd, len(d_key)
-    )  # (A, T, D) ground-truth row or -1
-    matched = match >= 0
-    safe = np.where(matched, match, 0)
     # COCOeval stores the matched gt *id* and tests it for truth: a gt with id 0 counts as
-    # no match at all; kept for exactness.
-    has_match = matched & (g_ann_id[safe] != 0) if (g_ann_id == 0).any() else matched
-    area_index = np.arange(len(ranges))[:, None, None]
-    d_ignored = (matched & g_ignore[area_index, safe]) if len(g_ann_id) else matched
-    d_ignored |= ~has_match & d_outside[:, None, :]
-    true_positive = has_match & ~d_ignored
-    false_positive = ~has_match & ~d_ignored
+    # no match at all (it is still taken); kept for exactness.
+    g_void = g.id[g_take] == 0
+    # each detection's IoU threshold(s): (T, 1) when every class shares them
+    if (threshold_table == threshold_table[:, :1]).all():
+        d_thresholds = threshold_table[:, :1]
+    else:
+        d_thresholds = threshold_table[:, d_class]
+    acc_class = d_class if use_cats else np.zeros_like(d_class)
+    # COCOeval.accumulate, per class: each image's (sorted ids) rank-ordered list, then a
+    # mergesort on -score; the detections are already in (image, rank) order
+    acc_order = _stable_order(acc_class, score_rank)
+    true_positive, counted = _greedy_match(
+        pair_d, pair_g, iou, d_rank, d_thresholds, g_ignore, g_crowd, g_void, d_outside, acc_order
+    )  # (A, T, D) each, in acc_order
 
     g_group_class = g_class if use_cats else np.zeros_like(g_class)
     npig = np.stack(  # (K, A) regular (non-ignored) ground truths per class and area range
@@ -392,11 +398,10 @@ def evaluate(
     ).astype(np.int64)
     precision, recall, scores = _accumulate(
         true_positive,
-        false_positive,
-        d_score,
-        d_class if use_cats else np.zeros_like(d_class),
-        d_image,
-        d_rank,
+        counted,
+        d_score[acc_order],
+        acc_class[acc_order],
+        d_rank[acc_order],
         npig,
         max_dets,
         group_classes,
@@ -431,18 +436,135 @@ def _segment_starts(keys: IntArray) -> IntArray:
     return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).astype(np.int64)
 
 
+def _score_rank(score: FloatArray) -> IntArray:
+    """Dense rank of ``-score``: 0 for the highest score; equal scores share a rank."""
+    if len(score) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, rank = np.unique(-score, return_inverse=True)
+    return np.asarray(rank, dtype=np.int64).reshape(-1)
+
+
+def _stable_order(first: IntArray, second: IntArray, third: IntArray | None = None) -> IntArray:
+    """Stable argsort by (first, second[, third]) of non-negative int keys.
+
+    The keys are packed into one int64 when they fit (one stable integer sort, about three
+    times faster than ``np.lexsort`` on a float key), ``np.lexsort`` otherwise.
+    """
+    keys = [first, second] if third is None else [first, second, third]
+    if len(first) == 0:
+        return np.zeros(0, dtype=np.int64)
+    spans = [int(k.max()) + 1 for k in keys]
+    if float(np.prod(np.array(spans, dtype=np.float64))) < 2.0**62:
+        packed = np.asarray(keys[0], dtype=np.int64)
+        for key, span in zip(keys[1:], spans[1:]):
+            packed = packed * span + key
+        return np.argsort(packed, kind="stable")
+    return np.lexsort(tuple(keys[::-1]))
+
+
+class _PairIou(Protocol):
+    def __call__(self, pair_d: IntArray, pair_g: IntArray) -> FloatArray: ...
+
+
+class _BoxIou:
+    """Box IoU of (detection, ground truth) pairs with COCO's crowd rule, on flat columns.
+
+    The same floating-point expressions as pycocotools' ``bbIou`` on xyxy boxes (see
+    :func:`~labelgate.core.iou.box_iou_pairs_crowd`): ``inter / (area_d + area_g - inter)``,
+    ``inter / area_d`` against a crowd. With ``positive_only`` (every threshold above 0),
+    pairs whose boxes do not overlap are given IoU 0 without reading their y coordinates.
+    """
+
+    def __init__(
+        self, d_boxes: FloatArray, g_boxes: FloatArray, g_crowd: BoolArray, positive_only: bool
+    ) -> None:
+        self.d = [np.ascontiguousarray(d_boxes[:, i]) for i in range(4)]
+        self.g = [np.ascontiguousarray(g_boxes[:, i]) for i in range(4)]
+        self.d_area = (self.d[2] - self.d[0]) * (self.d[3] - self.d[1])
+        self.g_area = (self.g[2] - self.g[0]) * (self.g[3] - self.g[1])
+        self.g_crowd = g_crowd
+        self.any_crowd = bool(g_crowd.any())
+        self.positive_only = positive_only
+
+    def __call__(self, pair_d: IntArray, pair_g: IntArray) -> FloatArray:
+        (dx1, dy1, dx2, dy2), (gx1, gy1, gx2, gy2) = self.d, self.g
+        width = np.minimum(dx2[pair_d], gx2[pair_g])
+        width -= np.maximum(dx1[pair_d], gx1[pair_g])
+        overlap = np.flatnonzero(width > 0)
+        rows_d, rows_g = pair_d[overlap], pair_g[overlap]
+        height = np.minimum(dy2[rows_d], gy2[rows_g])
+        height -= np.maximum(dy1[rows_d], gy1[rows_g])
+        inside = np.flatnonzero(height > 0)
+        overlap, rows_d, rows_g = overlap[inside], rows_d[inside], rows_g[inside]
+        inter = width[overlap] * height[inside]
+        union = self.d_area[rows_d] + self.g_area[rows_g] - inter
+        if self.any_crowd:
+            crowd = self.g_crowd[rows_g]
+            union[crowd] = self.d_area[rows_d[crowd]]
+        out = np.zeros(len(pair_d), dtype=np.float64)
+        out[overlap] = inter / union
+        return out
+
+
+_PAIR_CHUNK = 1 << 20
+
+
+def _candidate_pairs(
+    d_key: IntArray, g_key: IntArray, pair_iou: _PairIou, lowest: float
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Every (detection, ground truth) pair of a group with IoU >= ``lowest``.
+
+    ``d_key`` and ``g_key`` are sorted, so each detection's candidates are one contiguous
+    range of ground truths. The cross products are built and measured about
+    ``_PAIR_CHUNK`` pairs at a time, and only the pairs that can match are kept: memory
+    stays bounded by the chunk, not by the number of candidate pairs.
+
+    Returns
+    -------
+    tuple
+        ``(pair_d, pair_g, iou)``, each (p,), in (detection, ground truth) order.
+    """
+    start = np.searchsorted(g_key, d_key, side="left")
+    counts = np.searchsorted(g_key, d_key, side="right") - start
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.searchsorted(ends, np.arange(_PAIR_CHUNK, total, _PAIR_CHUNK), side="left")
+    edges = np.unique(np.r_[0, cuts, len(d_key)]).tolist() if total else [0]
+    parts_d, parts_g, parts_iou = [], [], []
+    for lo, hi in itertools.pairwise(edges):
+        size = counts[lo:hi]
+        # position of each pair inside its detection's range, plus the range's start
+        shift = start[lo:hi] - (ends[lo:hi] - size) + (int(ends[lo]) - int(size[0]))
+        pair_g = np.repeat(shift, size)
+        pair_g += np.arange(len(pair_g))
+        pair_d = np.repeat(np.arange(lo, hi, dtype=np.int64), size)
+        iou = pair_iou(pair_d, pair_g)
+        keep = np.flatnonzero(iou >= lowest)
+        parts_d.append(pair_d[keep])
+        parts_g.append(pair_g[keep])
+        parts_iou.append(iou[keep])
+    if not parts_d:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return np.concatenate(parts_d), np.concatenate(parts_g), np.concatenate(parts_iou)
+
+
 def _greedy_match(
     pair_d: IntArray,
     pair_g: IntArray,
     iou: FloatArray,
     d_rank: IntArray,
-    d_class: IntArray,
-    threshold_table: FloatArray,
+    d_thresholds: FloatArray,
     g_ignore: BoolArray,
     g_crowd: BoolArray,
-    n_dt: int,
-) -> IntArray:
-    """COCOeval's greedy matching for every area range and threshold -> (A, T, D) gt or -1.
+    g_void: BoolArray,
+    d_outside: BoolArray,
+    out_order: IntArray,
+) -> tuple[BoolArray, BoolArray]:
+    """COCOeval's greedy matching for every area range and threshold.
+
+    Returns ``(true_positive, counted)``, each (A, T, D) with the detections taken in
+    ``out_order``: COCOeval's ``dtm != 0 & ~dtIg`` and ``~dtIg``. ``d_thresholds`` is
+    (T, D), or (T, 1) when all classes share them.
 
     ``pair_d, pair_g`` are in (group, detection rank, gt) order. A detection none of whose
     non-crowd candidates is a candidate of a better-ranked detection cannot find one taken:
@@ -452,12 +574,33 @@ def _greedy_match(
     detection belongs to a different (image, class) group, so a round resolves all of them.
     """
     n_area, n_gt = g_ignore.shape
-    n_thr = threshold_table.shape[0]
-    match = np.full((n_area, n_thr, n_dt), -1, dtype=np.int64)
+    n_dt = d_outside.shape[1]
+    n_thr = d_thresholds.shape[0]
+    any_void = bool(g_void.any())
+
+    def outcome(
+        best_regular: FloatArray,
+        void_regular: BoolArray | None,
+        best_ignored: FloatArray,
+        thresholds: FloatArray,
+        outside: BoolArray,
+    ) -> tuple[BoolArray, BoolArray]:
+        """(tp, counted) (A, T, n) from the best IoU per tier (A, n) of each detection."""
+        regular = best_regular[:, None, :] >= thresholds[None, :, :]
+        positive = regular if void_regular is None else regular & ~void_regular[:, None, :]
+        # ignored: matched to an ignored gt, or unmatched (or matched to id 0) outside range
+        counted = regular | (best_ignored[:, None, :] < thresholds[None, :, :])
+        counted &= positive | ~outside[:, None, :]
+        return positive, counted
+
+    if d_thresholds.shape[1] > 1:
+        out_thresholds = np.take(d_thresholds, out_order, axis=1)
+    else:
+        out_thresholds = d_thresholds
+    out_outside = np.take(d_outside, out_order, axis=1)
     if len(pair_d) == 0:
-        return match
-    flat_match = match.reshape(n_area * n_thr, n_dt)
-    taken = np.zeros((n_area * n_thr, n_gt), dtype=bool)
+        none = np.full((n_area, n_dt), -np.inf)
+        return outcome(none, None, none, out_thresholds, out_outside)
 
     pair_rank = d_rank[pair_d]
     first_rank = np.full(n_gt, np.iinfo(np.int64).max, dtype=np.int64)
@@ -468,81 +611,143 @@ def _greedy_match(
     contested = contested_det[pair_d]
 
     # --- uncontested detections: the best candidate per tier, then a threshold test
+    slot = np.empty(n_dt, dtype=np.int64)  # each detection's place in out_order
+    slot[out_order] = np.arange(n_dt)
+    best = [np.full((n_area, n_dt), -np.inf), np.full((n_area, n_dt), -np.inf)]
+    void_regular = np.zeros((n_area, n_dt), dtype=bool) if any_void else None
     direct = np.flatnonzero(~contested)
+    taken_pairs: list[IntArray] = []
     if len(direct):
         dets, gts, values = pair_d[direct], pair_g[direct], iou[direct]
         seg = _segment_starts(dets)
-        seg_of = np.cumsum(np.r_[False, dets[1:] != dets[:-1]])
-        ignored = g_ignore[:, gts]  # (A, p)
-        positions = np.arange(len(dets))
-        choices = []
-        for tier in (~ignored, ignored):
-            key = np.where(tier, values[None, :], -np.inf)
-            best = np.maximum.reduceat(key, seg, axis=1)  # (A, s)
-            # ties go to the last ground truth in COCO's order (``iou >= best`` replaces m)
-            winner = tier & (key == best[:, seg_of])
-            last = np.maximum.reduceat(np.where(winner, positions, -1), seg, axis=1)
-            choices.append((best, np.where(last >= 0, gts[np.maximum(last, 0)], -1)))
-        (best_regular, gt_regular), (best_ignored, gt_ignored) = choices
+        sizes = np.diff(np.r_[seg, len(dets)])
         owner = dets[seg]
-        thresholds = threshold_table[:, d_class[owner]][None, :, :]  # (1, T, s)
-        chosen = np.where(
-            best_regular[:, None, :] >= thresholds,
-            gt_regular[:, None, :],
-            np.where(best_ignored[:, None, :] >= thresholds, gt_ignored[:, None, :], -1),
-        )  # (A, T, s)
-        match[:, :, owner] = chosen
+        ignored = np.take(g_ignore, gts, axis=1)  # (A, p)
+        regular_best, regular_gt = _tier_best(values, ~ignored, seg, sizes, gts)
+        ignored_best, ignored_gt = _tier_best(values, ignored, seg, sizes, gts)
+        places = slot[owner]
+        for a in range(n_area):
+            best[0][a, places] = regular_best[a]
+            best[1][a, places] = ignored_best[a]
+            if void_regular is not None:
+                void_regular[a, places] = g_void[regular_gt[a]] & (regular_gt[a] >= 0)
         # only takes of ground truths that a contested detection also wants matter later
         wanted = np.zeros(n_gt, dtype=bool)
         wanted[pair_g[contested]] = True
         relevant = np.flatnonzero(np.logical_or.reduceat(wanted[gts], seg))
         if len(relevant):
-            kept = chosen[:, :, relevant].reshape(n_area * n_thr, -1)
-            combo, which = np.nonzero(kept >= 0)
-            taken[combo, kept[combo, which]] = True
+            rel = owner[relevant]
+            thresholds = d_thresholds[:, rel] if d_thresholds.shape[1] > 1 else d_thresholds
+            chosen = np.where(
+                regular_best[:, None, relevant] >= thresholds[None],
+                regular_gt[:, None, relevant],
+                np.where(
+                    ignored_best[:, None, relevant] >= thresholds[None],
+                    ignored_gt[:, None, relevant],
+                    -1,
+                ),
+            ).reshape(n_area * n_thr, -1)  # (A * T, r)
+            combo, which = np.nonzero(chosen >= 0)
+            taken_pairs.append(chosen[combo, which] * (n_area * n_thr) + combo)
+    true_positive, counted = outcome(best[0], void_regular, best[1], out_thresholds, out_outside)
 
     # --- contested detections: one rank per round, reading what better ranks took
     rest = np.flatnonzero(contested)
     if len(rest) == 0:
-        return match
+        return true_positive, counted
+    # the rounds hold one row per pair or ground truth and one column per (area, threshold):
+    # reductions over pairs run down axis 0, where numpy vectorizes over the columns
+    n_combo = n_area * n_thr
+    taken = np.zeros((n_gt, n_combo), dtype=bool)
+    flat_taken = taken.reshape(-1)
+    for cells in taken_pairs:
+        flat_taken[cells] = True
     order = rest[np.argsort(pair_rank[rest], kind="stable")]  # (group, det, gt) per rank
     pair_d, pair_g, iou = pair_d[order], pair_g[order], iou[order]
     ranks = pair_rank[order]
-    eligible = iou[None, :] >= threshold_table[:, d_class[pair_d]]  # (T, P)
-    pair_ignored = g_ignore[:, pair_g]  # (A, P)
+    c_dets = np.flatnonzero(contested_det)
+    column = np.zeros(n_dt, dtype=np.int64)
+    column[c_dets] = np.arange(len(c_dets))
+    match = np.full((len(c_dets), n_area, n_thr), -1, dtype=np.int64)
+    flat_match = match.reshape(-1)
+    pair_thresholds = d_thresholds[:, pair_d] if d_thresholds.shape[1] > 1 else d_thresholds
+    eligible = iou[:, None] >= pair_thresholds.T  # (P, T)
+    pair_ignored = np.take(g_ignore, pair_g, axis=1).T[:, :, None]  # (P, A, 1)
     pair_crowd = g_crowd[pair_g]
     bounds = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1], True])
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+    for lo, hi in itertools.pairwise(bounds.tolist()):
         dets = pair_d[lo:hi]
         gts = pair_g[lo:hi]
         seg = _segment_starts(dets)
         seg_of = np.cumsum(np.r_[False, dets[1:] != dets[:-1]])
-        free = eligible[None, :, lo:hi] & (
-            ~taken[:, gts].reshape(n_area, n_thr, -1) | pair_crowd[None, None, lo:hi]
-        )
-        ignored_now = pair_ignored[:, None, lo:hi]
+        free = ~taken[gts].reshape(-1, n_area, n_thr)
+        free |= pair_crowd[lo:hi, None, None]
+        free &= eligible[lo:hi, None, :]  # (p, A, T)
+        ignored_now = pair_ignored[lo:hi]
         regular = free & ~ignored_now
-        any_regular = np.logical_or.reduceat(regular, seg, axis=2)  # (A, T, s)
-        tier = np.where(any_regular[:, :, seg_of], regular, free & ignored_now)
-        key = np.where(tier, iou[None, None, lo:hi], -np.inf)
-        best = np.maximum.reduceat(key, seg, axis=2)
-        winner = tier & (key == best[:, :, seg_of])
+        any_regular = np.logical_or.reduceat(regular, seg, axis=0)  # (s, A, T)
+        tier = np.where(any_regular[seg_of], regular, free & ignored_now)
+        key = np.where(tier, iou[lo:hi, None, None], -np.inf)
+        best_now = np.maximum.reduceat(key, seg, axis=0)
+        winner = tier & (key == best_now[seg_of])
         position = np.maximum.reduceat(
-            np.where(winner, np.arange(hi - lo), -1), seg, axis=2
-        ).reshape(n_area * n_thr, -1)
-        combo, which = np.nonzero(position >= 0)
-        won = gts[position[combo, which]]
-        taken[combo, won] = True
-        flat_match[combo, dets[seg[which]]] = won
-    return match
+            np.where(winner, np.arange(hi - lo)[:, None, None], -1), seg, axis=0
+        ).reshape(len(seg), n_combo)
+        which, combo = np.nonzero(position >= 0)
+        won = gts[position[which, combo]]
+        flat_taken[won * n_combo + combo] = True
+        flat_match[column[dets[seg[which]]] * n_combo + combo] = won
+    # COCOeval's dtm / dtIg for the contested detections, from the matched gt: (c, A, T)
+    matched = match >= 0
+    safe = np.maximum(match, 0)
+    has_match = matched & ~g_void[safe] if any_void else matched
+    area_index = np.arange(n_area)[None, :, None]
+    ignored_dt = (matched & g_ignore.T[safe, area_index]) | (
+        ~has_match & d_outside.T[c_dets][:, :, None]
+    )
+    places = slot[c_dets]
+    true_positive[:, :, places] = (has_match & ~ignored_dt).transpose(1, 2, 0)
+    counted[:, :, places] = ~ignored_dt.transpose(1, 2, 0)
+    return true_positive, counted
+
+
+def _tier_best(
+    values: FloatArray, tier: BoolArray, starts: IntArray, sizes: IntArray, gts: IntArray
+) -> tuple[FloatArray, IntArray]:
+    """Per segment of pairs and row of ``tier``: the best value in the tier, and its gt.
+
+    The gt is the last one reaching the best value; -inf and -1 where no pair is in the tier.
+    ``values`` (p,) and ``gts`` (p,) are grouped in segments (``starts``, ``sizes``); ``tier``
+    is (A, p). Most segments hold one pair: only the others are reduced.
+    """
+    key = np.where(tier, values[None, :], -np.inf)  # (A, p)
+    best = np.take(key, starts, axis=1)
+    winner = np.where(np.take(tier, starts, axis=1), gts[starts][None, :], -1)
+    multi = np.flatnonzero(sizes > 1)
+    if len(multi):
+        lengths = sizes[multi]
+        sub_starts = np.cumsum(lengths) - lengths
+        rows = np.repeat(starts[multi] - sub_starts, lengths)
+        rows += np.arange(len(rows))
+        sub_key = np.take(key, rows, axis=1)
+        sub_best = np.stack([np.maximum.reduceat(row, sub_starts) for row in sub_key])
+        owner = np.repeat(np.arange(len(multi)), lengths)
+        # ties go to the last ground truth in COCO's order (``iou >= best`` replaces m)
+        hit = np.take(tier, rows, axis=1) & (sub_key == np.take(sub_best, owner, axis=1))
+        position = np.where(hit, np.arange(len(rows)), -1)
+        last = np.stack([np.maximum.reduceat(row, sub_starts) for row in position])
+        sub_gts = gts[rows]
+        for a in range(len(key)):
+            best[a, multi] = sub_best[a]
+            winner[a, multi] = np.where(last[a] >= 0, sub_gts[np.maximum(last[a], 0)], -1)
+    return best, winner
 
 
 def _accumulate(
     true_positive: BoolArray,
-    false_positive: BoolArray,
-    d_score: FloatArray,
+    counted: BoolArray,
+    score: FloatArray,
     d_class: IntArray,
-    d_image: IntArray,
     d_rank: IntArray,
     npig: IntArray,
     max_dets: tuple[int, ...],
@@ -550,9 +755,15 @@ def _accumulate(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """COCOeval.accumulate on flat arrays -> precision (T,R,K,A,M), recall (T,K,A,M), scores.
 
+    The detections come in COCOeval's accumulation order: by class, then (-score, image,
+    rank). ``true_positive`` and ``counted`` (not ignored) are (A, T, D) in that order.
+
     Precision only rises at a true positive, so the max envelope ``max(pr[i:])`` at a
     recall threshold is the max over the true positives from the one that reaches it: the
-    arithmetic runs on true-positive events, not on every detection.
+    arithmetic runs on true-positive events, not on every detection. At a true positive the
+    counts are ``tp`` = its rank among the class's true positives and ``fp + tp`` = its rank
+    among the class's counted detections, so ``pr = tp / (fp + tp + eps)`` needs no
+    cumulative sum where every detection counts (area "all" without crowds).
     """
     n_area, n_thr, _ = true_positive.shape
     rec_thr = COCO_RECALL_THRESHOLDS
@@ -560,71 +771,85 @@ def _accumulate(
     precision = np.full((n_thr, n_rec, n_classes, n_area, len(max_dets)), -1.0)
     recall = np.full((n_thr, n_classes, n_area, len(max_dets)), -1.0)
     scores = np.full_like(precision, -1.0)
-    # per class: concatenation over images (sorted ids) of each image's rank-ordered list,
-    # then a mergesort on -score: the order is (class, -score, image, rank)
-    order = np.lexsort((d_rank, d_image, -d_score, d_class))
-    # smallest tp count whose recall tp / npig reaches each threshold, in floating point:
-    # fl(x / n) is monotone in x, so searchsorted on recall == searchsorted on tp counts
+    need = _recall_need(npig)  # (K, A, R)
+    classes = np.arange(n_classes + 1)
+    eps = np.spacing(1)
+    for m, max_det in enumerate(max_dets):
+        kept = d_rank < max_det
+        every = bool(kept.all())
+        cls = d_class if every else d_class[kept]
+        sorted_scores = score if every else score[kept]
+        bounds = np.searchsorted(cls, classes)  # (K + 1,)
+        has_dets = bounds[1:] > bounds[:-1]
+        top_score = np.where(has_dets, np.r_[sorted_scores, 0.0][bounds[:-1]], 0.0)  # (K,)
+        for a in range(n_area):
+            valid = npig[:, a] > 0
+            tp_rows = true_positive[a] if every else true_positive[a][:, kept]
+            count_rows = counted[a] if every else counted[a][:, kept]
+            a_cls, a_scores, a_bounds = cls, sorted_scores, bounds
+            # detections ignored at every threshold only shift positions: drop them
+            some = np.logical_or.reduce(count_rows, axis=0)
+            if not some.all():
+                columns = np.flatnonzero(some)
+                tp_rows, count_rows = tp_rows[:, columns], count_rows[:, columns]
+                a_cls, a_scores = cls[columns], sorted_scores[columns]
+                a_bounds = np.searchsorted(a_cls, classes)
+            count = np.maximum(need[:, a, :], 1)  # (K, R): events to reach each threshold
+            for t in range(n_thr):
+                events = np.flatnonzero(tp_rows[t])
+                row_counted = count_rows[t]
+                if row_counted.all():
+                    # fp + tp at an event: its position in the class, plus one
+                    seen = events + 1
+                    seen_before = a_bounds
+                else:
+                    running = np.cumsum(row_counted)
+                    seen = running[events]
+                    seen_before = np.r_[0, running][a_bounds]
+                event_bounds = np.searchsorted(events, a_bounds)  # (K + 1,)
+                event_start, event_end = event_bounds[:-1], event_bounds[1:]
+                total_tp = event_end - event_start  # (K,)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rc_last = total_tp / npig[:, a]
+                recall[t, :, a, m] = np.where(valid, np.where(has_dets, rc_last, 0.0), -1.0)
+                tp = np.arange(1, len(events) + 1, dtype=np.float64)
+                tp -= np.repeat(event_start, total_tp)
+                seen -= np.repeat(seen_before[:-1], total_tp)
+                pr = tp / (seen + eps)
+                # recall threshold r is reached at the count-th event (need 0: the first)
+                inside = count <= total_tp[:, None]  # (K, R)
+                start = np.minimum(event_start[:, None] + count - 1, event_end[:, None])
+                # max(pr[start_r:end]) as the max over chunks [start_r, start_r+1) ... [.., end)
+                chunk_bounds = np.concatenate([start, event_end[:, None]], axis=1)  # (K, R+1)
+                chunk = np.maximum.reduceat(np.r_[pr, 0.0], chunk_bounds.ravel())
+                chunk = chunk.reshape(n_classes, n_rec + 1)[:, :-1]
+                chunk = np.where(chunk_bounds[:, 1:] > chunk_bounds[:, :-1], chunk, 0.0)
+                envelope = np.maximum.accumulate(chunk[:, ::-1], axis=1)[:, ::-1]
+                q = np.where(inside, envelope, 0.0)
+                reached = np.r_[events, 0][np.minimum(start, len(events))]
+                ss = np.where(inside, np.r_[a_scores, 0.0][reached], 0.0)
+                ss = np.where(need[:, a, :] == 0, top_score[:, None], ss)
+                precision[t, :, :, a, m] = np.where(valid[:, None], q, -1.0).T
+                scores[t, :, :, a, m] = np.where(valid[:, None], ss, -1.0).T
+    return precision, recall, scores
+
+
+def _recall_need(npig: IntArray) -> IntArray:
+    """(K, A, R): the smallest true-positive count whose recall reaches each threshold.
+
+    ``searchsorted(tp / npig, recThrs)`` in floating point: fl(x / n) is monotone in x, so
+    a search on recall is a search on tp counts; candidates around ``floor(r * n)`` are
+    tested with COCOeval's own division. Unreachable thresholds get a huge count.
+    """
+    rec_thr = COCO_RECALL_THRESHOLDS
     base = np.floor(rec_thr[None, None, :] * npig[:, :, None]).astype(np.int64) - 2
-    need = np.full(base.shape, np.iinfo(np.int64).max // 4, dtype=np.int64)  # (K, A, R)
+    need = np.full(base.shape, np.iinfo(np.int64).max // 4, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         for step in range(4, -1, -1):
             candidate = np.maximum(base + step, 0)
             reached = candidate / npig[:, :, None] >= rec_thr[None, None, :]
             need = np.where(reached, candidate, need)
-    tp_sorted = true_positive[:, :, order]
-    fp_sorted = false_positive[:, :, order]
-    sorted_rank = d_rank[order]
-    for m, max_det in enumerate(max_dets):
-        keep = sorted_rank < max_det
-        rows = order[keep]
-        n = len(rows)
-        cls = d_class[rows]
-        bounds = np.searchsorted(cls, np.arange(n_classes + 1))  # (K + 1,)
-        first, last = bounds[:-1], bounds[1:]
-        has_dets = last > first
-        sorted_scores = np.r_[d_score[rows], 0.0]
-        top_score = np.where(has_dets, sorted_scores[first], 0.0)  # (K,)
-        row_offset = np.arange(n_thr, dtype=np.int64)[:, None] * n
-        flat_first, flat_last = row_offset + first, row_offset + last  # (T, K)
-        for a in range(n_area):
-            valid = npig[:, a] > 0
-            tp_rows = tp_sorted[a][:, keep] if n < len(order) else tp_sorted[a]
-            fp_rows = fp_sorted[a][:, keep] if n < len(order) else fp_sorted[a]
-            # true positives as flat (threshold, position) indices, grouped by (threshold,
-            # class); a false positive count is an index among the non-ignored detections
-            counted = np.flatnonzero(tp_rows | fp_rows)
-            where_tp = np.flatnonzero(tp_rows.ravel()[counted])
-            events = counted[where_tp]
-            tp_before = np.searchsorted(events, flat_first)  # (T, K)
-            total_tp = np.searchsorted(events, flat_last) - tp_before
-            fp_before = np.searchsorted(counted, flat_first) - tp_before
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rc_last = total_tp / npig[None, :, a]
-            recall[:, :, a, m] = np.where(valid[None, :], np.where(has_dets, rc_last, 0.0), -1)
-            per_event = total_tp.ravel()
-            event_index = np.arange(len(events))
-            tp = event_index + 1 - np.repeat(tp_before.ravel(), per_event)
-            fp = where_tp - event_index - np.repeat(fp_before.ravel(), per_event)
-            pr = tp.astype(np.float64) / (fp.astype(np.float64) + tp + np.spacing(1))
-            event_start, event_end = tp_before, tp_before + total_tp  # (T, K)
-            # recall threshold r is reached at the need-th event (need 0: at the first one)
-            count = np.maximum(need[None, :, a, :], 1)  # (1, K, R)
-            inside = count <= total_tp[:, :, None]  # (T, K, R)
-            start = np.minimum(event_start[:, :, None] + count - 1, event_end[:, :, None])
-            # max(pr[start_r:end]) as the max over chunks [start_r, start_r+1) ... [.., end)
-            chunk_bounds = np.concatenate([start, event_end[:, :, None]], axis=2)
-            chunk = np.maximum.reduceat(np.r_[pr, 0.0], chunk_bounds.ravel())
-            chunk = chunk.reshape(n_thr, n_classes, n_rec + 1)[:, :, :-1]
-            chunk = np.where(chunk_bounds[:, :, 1:] > chunk_bounds[:, :, :-1], chunk, 0.0)
-            envelope = np.maximum.accumulate(chunk[:, :, ::-1], axis=2)[:, :, ::-1]
-            q = np.where(inside, envelope, 0.0)
-            reached = np.r_[events, 0][np.minimum(start, len(events))] % max(n, 1)
-            ss = np.where(inside, sorted_scores[reached], 0.0)
-            ss = np.where(need[None, :, a, :] == 0, top_score[None, :, None], ss)
-            precision[:, :, :, a, m] = np.where(valid[None, :, None], q, -1.0).transpose(0, 2, 1)
-            scores[:, :, :, a, m] = np.where(valid[None, :, None], ss, -1.0).transpose(0, 2, 1)
-    return precision, recall, scores
+    return need
 
 
 def _summarize(
