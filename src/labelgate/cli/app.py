@@ -24,7 +24,9 @@ from labelgate.cli._output import (
     fail,
 )
 from labelgate.cli.agreement import agreement_command
+from labelgate.cli.audit import audit_app
 from labelgate.cli.compare import compare_command
+from labelgate.cli.db import db_app
 from labelgate.cli.evaluate import eval_command
 from labelgate.cli.merge import merge_command
 from labelgate.cli.spec import spec_app
@@ -320,6 +322,8 @@ app.command(name="agreement")(agreement_command)
 app.command(name="eval")(eval_command)
 app.command(name="merge")(merge_command)
 app.add_typer(spec_app, name="spec")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:
