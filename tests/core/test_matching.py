@@ -266,3 +266,27 @@ def test_greedy_matches_pycocotools_evaluate_img(threshold):
     assert (expected_dt > 0).sum() > 100
     assert np.any(gt.iscrowd[m.ref_rows])
     np.testing.assert_array_equal(got_dt, expected_dt)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dense_clusters_of_every_shape_match_hungarian_totals(seed):
+    # many boxes piled on a few spots: components from 2 x 2 up to dozens of boxes a side,
+    # so every solver path (stars, scored assignments, linear_sum_assignment) runs
+    rng = np.random.default_rng(seed)
+
+    def pile(n):
+        image = rng.integers(0, 30, n)
+        spot = rng.integers(0, 3, n) * 60.0
+        xy = spot[:, None] + rng.normal(0, 6, (n, 2))
+        wh = rng.uniform(20, 40, (n, 2))
+        return Annotations.create(
+            image_id=image, class_id=rng.integers(0, 2, n), bbox=np.c_[xy, xy + wh]
+        )
+
+    ref, other = pile(900), pile(1000)
+    for threshold in (0.2, 0.5):
+        m = match(ref, other, iou_threshold=threshold, swaps=False)
+        count, total = hungarian_totals(ref, other, np.full(len(ref), threshold))
+        assert len(m.ref_rows) == count
+        assert m.iou.sum() == pytest.approx(total, abs=1e-9)
+        assert np.all(np.diff(m.ref_rows) > 0)

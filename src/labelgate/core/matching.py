@@ -12,6 +12,7 @@ of different classes that overlap >= threshold: class swaps.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,17 +23,12 @@ from scipy.sparse.csgraph import connected_components  # type: ignore[import-unt
 
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind
-from labelgate.core.pairs import box_iou_pairs, group_pairs
-from labelgate.core.ragged import gather_ranges
+from labelgate.core.pairs import box_iou_pairs, box_pairs_above, group_pairs
 from labelgate.core.taxonomy import Taxonomy
 
 __all__ = ["Matching", "PairIoU", "match", "match_greedy"]
 
 PairIoU = Callable[[Annotations, IntArray, Annotations, IntArray], FloatArray]
-
-
-def _box_pair_iou(a: Annotations, rows_a: IntArray, b: Annotations, rows_b: IntArray) -> FloatArray:
-    return box_iou_pairs(a.bbox[rows_a], b.bbox[rows_b])
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -91,10 +87,11 @@ def _max_weight_pairs(rows_a: IntArray, rows_b: IntArray, weight: FloatArray) ->
     """Indices of the pairs of a maximum-weight one-to-one matching of a bipartite pair list.
 
     ``rows_a, rows_b`` name the two sides of each candidate pair (every pair is an edge);
-    the result holds positions into them. The pair graph splits into connected components,
-    solved in bulk where the answer is plain: a lone pair is taken, and a star (one node on
-    either side) takes its heaviest pair. Only the remaining components go, one each, to
-    ``linear_sum_assignment`` on a small dense matrix (non-edges weigh 0 and are dropped).
+    the result holds positions into them, ascending. The pair graph splits into connected
+    components, solved in bulk where the answer is plain: a lone pair is taken, and a star
+    (one node on either side) takes its heaviest pair. Only the remaining components go to
+    a solver: every assignment scored at once for small ones, ``linear_sum_assignment`` on
+    a small dense matrix (non-edges weigh 0 and are dropped) for the rest.
     """
     p = len(rows_a)
     if p == 0:
@@ -102,103 +99,140 @@ def _max_weight_pairs(rows_a: IntArray, rows_b: IntArray, weight: FloatArray) ->
     # a pair whose two objects have no other candidate is matched as it is
     degree_a = np.bincount(rows_a)
     degree_b = np.bincount(rows_b)
-    alone = (degree_a[rows_a] == 1) & (degree_b[rows_b] == 1)
-    lone = np.flatnonzero(alone)
+    alone = degree_a.take(rows_a) == 1
+    alone &= degree_b.take(rows_b) == 1
     shared = np.flatnonzero(~alone)
     if len(shared) == 0:
-        return lone
-    sub = _max_weight_shared(rows_a[shared], rows_b[shared], weight[shared])
-    return np.sort(np.concatenate([lone, shared[sub]]))
+        return np.arange(p, dtype=np.int64)
+    sub = _max_weight_shared(rows_a.take(shared), rows_b.take(shared), weight.take(shared))
+    chosen = alone
+    chosen[shared.take(sub)] = True
+    return np.flatnonzero(chosen)
+
+
+def _compact(rows: IntArray) -> tuple[IntArray, int]:
+    """Dense ids ``0..k-1`` for the distinct values of ``rows`` (ascending), and k."""
+    present = np.zeros(int(rows.max()) + 1, dtype=bool)
+    present[rows] = True
+    ids = np.cumsum(present) - 1
+    return ids.take(rows), int(ids[-1]) + 1
 
 
 def _max_weight_shared(rows_a: IntArray, rows_b: IntArray, weight: FloatArray) -> IntArray:
     """:func:`_max_weight_pairs` on pairs that share an object: components, then solvers."""
     p = len(rows_a)
-    node_a, local_a = np.unique(rows_a, return_inverse=True)
-    node_b, local_b = np.unique(rows_b, return_inverse=True)
-    local_a, local_b = local_a.ravel(), local_b.ravel()
-    n_a, n_b = len(node_a), len(node_b)
+    local_a, n_a = _compact(rows_a)
+    local_b, n_b = _compact(rows_b)
     graph = coo_matrix((np.ones(p, dtype=np.int8), (local_a, local_b + n_a)), (n_a + n_b,) * 2)
-    _, label = connected_components(graph, directed=False)
-    component = label[local_a]
+    n_components, label = connected_components(graph, directed=False)
+    label_a, label_b = label[:n_a], label[n_a:]
+    component = label_a.take(local_a)
     # nodes per component on each side
-    count_a = np.bincount(label[:n_a], minlength=label.max() + 1)
-    count_b = np.bincount(label[n_a:], minlength=label.max() + 1)
-    star = (count_a[component] == 1) | (count_b[component] == 1)
-    # heaviest pair of each star (a lone pair is a star of one); ties: the first pair
+    count_a = np.bincount(label_a, minlength=n_components)
+    count_b = np.bincount(label_b, minlength=n_components)
+    star = (count_a.take(component) == 1) | (count_b.take(component) == 1)
+    # heaviest pair of each star; ties: the first pair
     first = np.flatnonzero(star)
-    order = first[np.lexsort((-weight[first], component[first]))]
+    order = first.take(np.lexsort((-weight.take(first), component.take(first))))
     head = np.ones(len(order), dtype=bool)
-    head[1:] = component[order][1:] != component[order][:-1]
+    head[1:] = component.take(order[1:]) != component.take(order[:-1])
     chosen = [order[head]]
     rest = np.flatnonzero(~star)
-    if len(rest):
-        la, lb = local_a[rest], local_b[rest]
-        comp = component[rest]
-        order = np.argsort(comp, kind="stable")
-        rest, la, lb, comp = rest[order], la[order], lb[order], comp[order]
-        # local row/column index of each node inside its component: rank among its side
-        row = _rank_within(comp, la)
-        col = _rank_within(comp, lb)
-        side = np.maximum(count_a, count_b)[comp]
-        for size in range(2, _BRUTE_FORCE_MAX + 1):
-            at = np.flatnonzero(side == size)
-            if len(at):
-                chosen.append(_brute_force(rest[at], comp[at], row[at], col[at], weight, size))
-        large = np.flatnonzero(side > _BRUTE_FORCE_MAX)
-        rest, row, col, comp = rest[large], row[large], col[large], comp[large]
-        bounds = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1], True])
-        if len(rest) == 0:
-            bounds = bounds[:1]
-        values = weight[rest]
-        # one compiled call per large ambiguous component (rare: dense clusters)
-        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            r, c = row[lo:hi], col[lo:hi]
-            dense = np.zeros((int(r.max()) + 1, int(c.max()) + 1))
-            slot = np.full(dense.shape, -1, dtype=np.int64)
-            dense[r, c] = values[lo:hi]
-            slot[r, c] = np.arange(lo, hi)
-            sel_r, sel_c = linear_sum_assignment(dense, maximize=True)
-            picked = slot[sel_r, sel_c]
-            chosen.append(rest[picked[picked >= 0]])
+    if len(rest) == 0:
+        return np.sort(chosen[0])
+    # local row/column of each node inside its component: its rank among its side's nodes
+    rank_a = _rank_within(label_a, count_a)
+    rank_b = _rank_within(label_b, count_b)
+    comp = component.take(rest)
+    row, col = rank_a.take(local_a.take(rest)), rank_b.take(local_b.take(rest))
+    # solve with the smaller side as rows
+    flip = count_a.take(comp) > count_b.take(comp)
+    row, col = np.where(flip, col, row), np.where(flip, row, col)
+    small = np.minimum(count_a, count_b).take(comp)
+    large = np.maximum(count_a, count_b).take(comp)
+    by_shape = np.lexsort((comp, large, small))
+    rest, comp, row, col = rest[by_shape], comp[by_shape], row[by_shape], col[by_shape]
+    small, large = small[by_shape], large[by_shape]
+    bounds = np.flatnonzero(
+        np.r_[True, (small[1:] != small[:-1]) | (large[1:] != large[:-1]), True]
+    )
+    solver = []
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        m, s = int(small[lo]), int(large[lo])
+        if math.perm(s, m) <= _BRUTE_FORCE_MAX:
+            chosen.append(
+                _brute_force(rest[lo:hi], comp[lo:hi], row[lo:hi], col[lo:hi], weight, m, s)
+            )
+        else:
+            solver.append(np.arange(lo, hi))
+    if solver:
+        at = np.concatenate(solver)
+        chosen.append(_solve_each(rest[at], comp[at], row[at], col[at], weight))
     return np.sort(np.concatenate(chosen))
 
 
-#: components with at most this many nodes on each side are solved by trying every assignment
-_BRUTE_FORCE_MAX = 4
+#: components whose number of assignments (``s! / (s - m)!`` for an m x s matrix, m <= s) is
+#: at most this are solved by scoring every assignment at once
+_BRUTE_FORCE_MAX = 720
 
 
 def _brute_force(
-    pairs: IntArray, comp: IntArray, row: IntArray, col: IntArray, weight: FloatArray, size: int
+    pairs: IntArray,
+    comp: IntArray,
+    row: IntArray,
+    col: IntArray,
+    weight: FloatArray,
+    m: int,
+    s: int,
 ) -> IntArray:
-    """Best assignment of many small components at once: every permutation, scored in bulk.
+    """Best assignment of many m x s components (m <= s) at once: every one, scored in bulk.
 
-    Each component is padded to a ``size x size`` matrix (absent pairs weigh 0); a
-    permutation's score is the sum of its entries, and the chosen pairs are the real ones
-    on the best permutation. Weights are >= 0, so padding never beats a real pair.
+    Each component is an ``m x s`` matrix (absent pairs weigh 0); an assignment gives each
+    row its own column, and its score is the sum of its entries; the chosen pairs are the
+    real ones on the best assignment. Weights are >= 0, so padding never beats a real pair.
     """
-    _, which = np.unique(comp, return_inverse=True)
-    which = which.ravel()
-    n = int(which.max()) + 1
-    matrix = np.zeros((n, size, size))
-    slot = np.full((n, size, size), -1, dtype=np.int64)
-    matrix[which, row, col] = weight[pairs]
+    which = np.cumsum(np.r_[0, comp[1:] != comp[:-1]])
+    n = int(which[-1]) + 1
+    matrix = np.zeros((n, m, s))
+    slot = np.full((n, m, s), -1, dtype=np.int64)
+    matrix[which, row, col] = weight.take(pairs)
     slot[which, row, col] = pairs
-    perms = np.array(list(itertools.permutations(range(size))), dtype=np.int64)  # (P, size)
-    lines = np.arange(size)
-    score = matrix[:, lines[None, :], perms].sum(axis=2)  # (n, P)
-    best = perms[np.argmax(score, axis=1)]  # (n, size)
+    assignments = np.array(list(itertools.permutations(range(s), m)), dtype=np.int64)  # (P, m)
+    lines = np.arange(m)
+    score = matrix[:, lines[None, :], assignments].sum(axis=2)  # (n, P)
+    best = assignments[np.argmax(score, axis=1)]  # (n, m)
     picked: IntArray = slot[np.arange(n)[:, None], lines[None, :], best].ravel()
     return picked[picked >= 0]
 
 
-def _rank_within(component: IntArray, node: IntArray) -> IntArray:
-    """For pairs sorted by component: each node's dense rank among its component's nodes."""
-    key = np.stack([component, node], axis=1)
-    unique, inverse = np.unique(key, axis=0, return_inverse=True)
-    starts = np.flatnonzero(np.r_[True, unique[1:, 0] != unique[:-1, 0]])
-    first = np.repeat(starts, np.diff(np.r_[starts, len(unique)]))
-    rank: IntArray = (np.arange(len(unique)) - first)[inverse.ravel()].astype(np.int64)
+def _solve_each(
+    pairs: IntArray, comp: IntArray, row: IntArray, col: IntArray, weight: FloatArray
+) -> IntArray:
+    """``linear_sum_assignment`` per component (pairs sorted by component): large clusters."""
+    order = np.argsort(comp, kind="stable")
+    pairs, comp, row, col = pairs[order], comp[order], row[order], col[order]
+    bounds = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1], True])
+    values = weight.take(pairs)
+    chosen = []
+    # one compiled call per large ambiguous component (rare: dense clusters)
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        r, c = row[lo:hi], col[lo:hi]
+        dense = np.zeros((int(r.max()) + 1, int(c.max()) + 1))
+        slot = np.full(dense.shape, -1, dtype=np.int64)
+        dense[r, c] = values[lo:hi]
+        slot[r, c] = pairs[lo:hi]
+        sel_r, sel_c = linear_sum_assignment(dense, maximize=True)
+        chosen.append(slot[sel_r, sel_c])
+    picked = np.concatenate(chosen)
+    return picked[picked >= 0]
+
+
+def _rank_within(label: IntArray, count: IntArray) -> IntArray:
+    """Each node's rank among the nodes of its component (nodes in ascending order)."""
+    order = np.argsort(label, kind="stable")
+    first = np.cumsum(count) - count
+    rank = np.empty(len(label), dtype=np.int64)
+    rank[order] = np.arange(len(label)) - first.take(label.take(order))
     return rank
 
 
@@ -206,60 +240,39 @@ def _group_keys(
     image_a: IntArray, class_a: IntArray, image_b: IntArray, class_b: IntArray
 ) -> tuple[IntArray, IntArray]:
     """One int64 key per (image, class) row, equal across both sides for equal tuples."""
-    every_class = np.concatenate([class_a, class_b])
-    if len(every_class) and every_class.min() >= 0 and every_class.max() < 1 << 20:
-        classes = np.flatnonzero(np.bincount(every_class)).astype(np.int64)
-    else:
-        classes = np.unique(every_class)
-    images = np.concatenate([image_a, image_b])
-    if len(images) == 0:
+    if len(image_a) + len(image_b) == 0:
         return image_a.astype(np.int64), image_b.astype(np.int64)
-    low, high = int(images.min()), int(images.max())
-    if (high - low + 1) * len(classes) >= 2**62:  # sparse huge ids: renumber them first
-        uniq = np.unique(images)
+    low_class = min(_min(class_a), _min(class_b))
+    high_class = max(_max(class_a), _max(class_b))
+    if low_class >= 0 and high_class < 1 << 20:
+        # class -> dense rank by table lookup: no sort, no search
+        present = np.zeros(high_class + 1, dtype=bool)
+        present[class_a] = True
+        present[class_b] = True
+        rank = np.cumsum(present) - 1
+        width = int(rank[-1]) + 1
+        rank_a, rank_b = rank.take(class_a), rank.take(class_b)
+    else:
+        classes = np.unique(np.concatenate([class_a, class_b]))
+        width = len(classes)
+        rank_a, rank_b = np.searchsorted(classes, class_a), np.searchsorted(classes, class_b)
+    low = min(_min(image_a), _min(image_b))
+    high = max(_max(image_a), _max(image_b))
+    if (high - low + 1) * width >= 2**62:  # sparse huge ids: renumber them first
+        uniq = np.unique(np.concatenate([image_a, image_b]))
         image_a, image_b = np.searchsorted(uniq, image_a), np.searchsorted(uniq, image_b)
         low = 0
-    width = len(classes)
-    key_a = (image_a.astype(np.int64) - low) * width + np.searchsorted(classes, class_a)
-    key_b = (image_b.astype(np.int64) - low) * width + np.searchsorted(classes, class_b)
+    key_a = (image_a.astype(np.int64) - low) * width + rank_a
+    key_b = (image_b.astype(np.int64) - low) * width + rank_b
     return key_a, key_b
 
 
-def _window_pairs(
-    key_a: IntArray, x_a: FloatArray, reach_a: FloatArray, key_b: IntArray, x_b: FloatArray
-) -> tuple[IntArray, IntArray]:
-    """All ``(i, j)`` with ``key_a[i] == key_b[j]`` and ``|x_a[i] - x_b[j]| <= reach_a[i]``.
+def _min(values: IntArray) -> int:
+    return int(values.min()) if len(values) else 0
 
-    Each key gets its own band of one float axis (``band * span + x``), so a single sort of
-    ``b`` and two ``searchsorted`` calls find every window. The windows are widened by a
-    rounding margin: callers compute the exact IoU of the returned pairs anyway.
-    """
-    if len(key_a) == 0 or len(key_b) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    low = min(float(x_a.min()), float(x_b.min()))
-    extent = max(float(x_a.max()), float(x_b.max())) - low + 1.0
-    span = 3.0 * extent
-    top = int(max(key_a.max(), key_b.max()))
-    if int(min(key_a.min(), key_b.min())) >= 0 and (top + 1) * span < 2.0**40:
-        # keys are already small: each is its own band, no renumbering sort
-        band_a, band_b, present, n_bands = key_a, key_b, np.ones(len(key_a), bool), top + 1
-    else:
-        bands = np.unique(key_b)
-        band_b = np.searchsorted(bands, key_b)
-        band_a = np.minimum(np.searchsorted(bands, key_a), len(bands) - 1)
-        present, n_bands = bands[band_a] == key_a, len(bands)
-    reach = np.clip(np.nan_to_num(reach_a, nan=-1.0), -1.0, extent)
-    margin = 1e-9 * span * (n_bands + 1)
-    position_b = band_b * span + (x_b - low)
-    order = np.argsort(position_b, kind="stable")
-    sorted_b = position_b[order]
-    centre = band_a * span + (x_a - low)
-    start = np.searchsorted(sorted_b, centre - reach - margin, side="left")
-    stop = np.searchsorted(sorted_b, centre + reach + margin, side="right")
-    stop = np.where(present & (reach >= 0), np.maximum(stop, start), start)
-    rows_a = np.repeat(np.arange(len(key_a), dtype=np.int64), stop - start)
-    rows_b = order[gather_ranges(start, stop)].astype(np.int64)
-    return rows_a, rows_b
+
+def _max(values: IntArray) -> int:
+    return int(values.max()) if len(values) else 0
 
 
 def _candidates(
@@ -270,25 +283,36 @@ def _candidates(
     other_rows: IntArray,
     key_other: IntArray,
     threshold: FloatArray,
-    boxes_only: bool,
-) -> tuple[IntArray, IntArray]:
-    """Candidate pairs with equal keys; for box IoU, only those that can reach the threshold.
+    compute: PairIoU | None,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Pairs with equal keys and IoU >= the reference row's threshold, with their IoU.
 
-    Box IoU never exceeds the IoU of the x intervals, so IoU >= t needs
-    ``|x1_a - x1_b| <= (1 - t) / t * width_a``: a window per reference box on the sorted
-    left edges. Other geometries (masks, polygons, keypoints) get every pair of the group.
+    Boxes (``compute`` None) go through :func:`box_pairs_above`, which only computes the IoU
+    of pairs that can reach the threshold. Other geometries (masks, polygons, keypoints)
+    get every pair of the group.
     """
-    if not boxes_only:
+    if compute is not None:
         pa, pb = group_pairs(key_ref, key_other)
-        return ref_rows[pa], other_rows[pb]
-    x_a = ref.bbox[ref_rows, 0]
-    width = ref.bbox[ref_rows, 2] - x_a
-    t = threshold[ref_rows]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reach = np.where(t > 0, (1.0 - t) / t * width, np.inf)
-    reach = np.where(np.isnan(t), np.nan, reach)
-    pa, pb = _window_pairs(key_ref, x_a, reach, key_other, other.bbox[other_rows, 0])
-    return ref_rows[pa], other_rows[pb]
+        rows_a, rows_b = ref_rows[pa], other_rows[pb]
+        iou = compute(ref, rows_a, other, rows_b)
+        keep = iou >= threshold[rows_a]
+        return rows_a[keep], rows_b[keep], iou[keep]
+    pa, pb, iou = box_pairs_above(
+        key_ref,
+        _take_rows(ref.bbox, ref_rows),
+        _take_rows(threshold, ref_rows),
+        key_other,
+        _take_rows(other.bbox, other_rows),
+    )
+    return ref_rows.take(pa), other_rows.take(pb), iou
+
+
+def _take_rows(values: FloatArray, rows: IntArray) -> FloatArray:
+    """``values[rows]`` along the first axis; the array itself when rows is every row."""
+    if len(rows) == len(values):  # rows are ascending and distinct: all of them
+        return values
+    out: FloatArray = np.take(values, rows, axis=0)
+    return out
 
 
 def match(
@@ -346,7 +370,6 @@ def match(
             "match: expected exactly one of iou_threshold and taxonomy, got "
             f"iou_threshold={iou_threshold!r}, taxonomy={'given' if taxonomy else None}"
         )
-    compute = pair_iou if pair_iou is not None else _box_pair_iou
     if taxonomy is not None:
         ref_threshold = taxonomy.thresholds(ref.class_id)
     else:
@@ -358,15 +381,13 @@ def match(
         ref.image_id[ref_live], ref.class_id[ref_live],
         other.image_id[other_live], other.class_id[other_live],
     )  # fmt: skip
-    boxes_only = pair_iou is None
-    rows_a, rows_b = _candidates(
-        ref, ref_live, key_ref, other, other_live, key_other, ref_threshold, boxes_only
+    rows_a, rows_b, iou = _candidates(
+        ref, ref_live, key_ref, other, other_live, key_other, ref_threshold, pair_iou
     )
-    iou = compute(ref, rows_a, other, rows_b)
-    keep = iou >= ref_threshold[rows_a]
-    rows_a, rows_b, iou = rows_a[keep], rows_b[keep], iou[keep]
     chosen = _max_weight_pairs(rows_a, rows_b, iou)
-    ref_rows, other_rows, matched_iou = rows_a[chosen], rows_b[chosen], iou[chosen]
+    ref_rows, other_rows, matched_iou = _by_ref_row(
+        rows_a.take(chosen), rows_b.take(chosen), iou.take(chosen), len(ref)
+    )
 
     empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     swap_a, swap_b, swap_iou = empty_i, empty_i, empty_f
@@ -377,7 +398,7 @@ def match(
         left_other[other_rows] = False
         ref_left = ref_live[left_ref[ref_live]]
         other_left = other_live[left_other[other_live]]
-        sa, sb = _candidates(
+        sa, sb, s_iou = _candidates(
             ref,
             ref_left,
             ref.image_id[ref_left],
@@ -385,15 +406,14 @@ def match(
             other_left,
             other.image_id[other_left],
             ref_threshold,
-            boxes_only,
+            pair_iou,
         )
-        differ = ref.class_id[sa] != other.class_id[sb]
-        sa, sb = sa[differ], sb[differ]
-        s_iou = compute(ref, sa, other, sb)
-        keep = s_iou >= ref_threshold[sa]
-        sa, sb, s_iou = sa[keep], sb[keep], s_iou[keep]
+        differ = np.flatnonzero(ref.class_id.take(sa) != other.class_id.take(sb))
+        sa, sb, s_iou = sa.take(differ), sb.take(differ), s_iou.take(differ)
         chosen = _max_weight_pairs(sa, sb, s_iou)
-        swap_a, swap_b, swap_iou = sa[chosen], sb[chosen], s_iou[chosen]
+        swap_a, swap_b, swap_iou = _by_ref_row(
+            sa.take(chosen), sb.take(chosen), s_iou.take(chosen), len(ref)
+        )
     return Matching(
         ref_rows=ref_rows.astype(np.int64),
         other_rows=other_rows.astype(np.int64),
@@ -404,6 +424,20 @@ def match(
         n_ref=len(ref),
         n_other=len(other),
     )
+
+
+def _by_ref_row(
+    ref_rows: IntArray, other_rows: IntArray, iou: FloatArray, n_ref: int
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Matched pairs in ascending reference row.
+
+    Each reference row appears at most once, so a scatter into a per-row table orders the
+    pairs in linear time, without a sort.
+    """
+    at = np.full(n_ref, -1, dtype=np.int64)
+    at[ref_rows] = np.arange(len(ref_rows))
+    order = at[at >= 0]
+    return ref_rows.take(order), other_rows.take(order), iou.take(order)
 
 
 def match_greedy(gt: Annotations, dt: Annotations, *, iou_threshold: float) -> Matching:

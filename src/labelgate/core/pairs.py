@@ -5,6 +5,10 @@ for same-class matching, of the same class). Both sides are sorted once by their
 key; every group then contributes the cross product of its rows, built with ``np.repeat``
 and :func:`~labelgate.core.ragged.gather_ranges`. IoU and matching then run on the flat
 pair list.
+
+For boxes, :func:`box_pairs_above` skips most of that cross product: a pair can only reach
+an IoU threshold when the two box centres are close along x, so both sides are sorted once
+by (group, x centre) and each reference box only looks at a window of the other side.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import numpy as np
 from labelgate.core._typing import FloatArray, IntArray
 from labelgate.core.ragged import gather_ranges
 
-__all__ = ["box_iou_matrix", "box_iou_pairs", "group_pairs"]
+__all__ = ["box_iou_matrix", "box_iou_pairs", "box_pairs_above", "group_pairs"]
 
 
 def group_pairs(keys_a: IntArray, keys_b: IntArray) -> tuple[IntArray, IntArray]:
@@ -88,3 +92,182 @@ def box_iou_matrix(boxes_a: FloatArray, boxes_b: FloatArray) -> FloatArray:
     union = area_a[:, None] + area_b[None, :] - inter
     out: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     return out
+
+
+#: reference rows per block of the pair loop in :func:`box_pairs_above`: the block's pair
+#: arrays (about 3 per row) then stay in the CPU cache between numpy calls
+_BLOCK_ROWS = 8192
+
+
+def box_pairs_above(
+    key_a: IntArray,
+    boxes_a: FloatArray,
+    threshold_a: FloatArray,
+    key_b: IntArray,
+    boxes_b: FloatArray,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Every ``(i, j)`` with ``key_a[i] == key_b[j]`` and box IoU >= ``threshold_a[i]``.
+
+    The IoU is that of :func:`box_iou_pairs`, bit for bit. Only pairs that can reach the
+    threshold are ever computed (see Notes), so the cost follows the number of nearby
+    pairs, not the product of the group sizes.
+
+    Parameters
+    ----------
+    key_a, key_b
+        (n,) and (m,) int64 group keys, e.g. ``image_id * n_classes + class``.
+    boxes_a, boxes_b
+        (n, 4) and (m, 4) float64 xyxy boxes.
+    threshold_a
+        (n,) float64 IoU threshold of each ``a`` row; NaN: the row pairs with nothing.
+
+    Returns
+    -------
+    tuple
+        ``(rows_a, rows_b, iou)``, each (p,): the pairs, ``rows_a`` ascending, and their IoU.
+
+    Notes
+    -----
+    Box IoU never exceeds the IoU of the x intervals (the y overlap is at most either
+    height), and two intervals with IoU >= t > 0 have ``|a0 - b0| + |a1 - b1| <= (1 - t) / t
+    * min(wa, wb)``; so twice their centres lie within ``(1 - t) / t * wa`` of each other.
+    On one axis where each key owns a band (``band * span + x0 + x1``), every ``a`` row
+    thus has a window, widened by a rounding margin, that holds all its candidates. One
+    sort of the ``b`` positions together with every window's two ends counts the ``b`` rows
+    before each end: those counts are the windows as ranges of sorted ``b``. The exact IoU
+    of the pairs in the windows then decides.
+
+    Examples
+    --------
+    >>> a, b, iou = box_pairs_above(np.array([1, 1]), np.array([[0.0, 0, 2, 2], [5, 5, 6, 6]]),
+    ...                             np.array([0.1, 0.1]),
+    ...                             np.array([1, 2]), np.array([[1.0, 1, 3, 3], [5, 5, 6, 6]]))
+    >>> a.tolist(), b.tolist(), iou.round(4).tolist()
+    ([0], [0], [0.1429])
+    """
+    key_a = np.asarray(key_a, dtype=np.int64)
+    key_b = np.asarray(key_b, dtype=np.int64)
+    live_a = np.flatnonzero(~np.isnan(threshold_a))
+    if len(live_a) == 0 or len(key_b) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    some_dead = len(live_a) < len(key_a)
+    if some_dead:
+        key_a, boxes_a, threshold_a = key_a[live_a], boxes_a[live_a], threshold_a[live_a]
+    n_a = len(key_a)
+    # (4, n) contiguous columns: the pair loop reads them with repeat and take
+    cols_a = np.ascontiguousarray(boxes_a.T)
+    centre_a = cols_a[0] + cols_a[2]  # twice the x centre: no halving, no rounding
+    centre_b = boxes_b[:, 0] + boxes_b[:, 2]
+    low = min(float(centre_a.min()), float(centre_b.min()))
+    extent = max(float(centre_a.max()), float(centre_b.max())) - low + 1.0
+    span = 3.0 * extent  # a window reaches at most extent: never into the next band
+    band_a, band_b, n_bands = _bands(key_a, key_b)
+    t = threshold_a
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.where(t > 0, (1.0 - t) / t * (cols_a[2] - cols_a[0]), np.inf)
+    # rounding margin: positions carry a few ulps of error, the reach a few relative ulps
+    margin = 16.0 * float(np.spacing(n_bands * span)) + 1e-9 * extent
+    np.clip(reach * (1.0 + 1e-9) + margin, -margin, extent, out=reach)
+    start, stop, order_b = _window_ranges(
+        band_a * span + (centre_a - low), reach, band_b * span + (centre_b - low)
+    )
+    b0, b1, b2, b3 = (boxes_b[:, k].take(order_b) for k in range(4))
+    a0, a1, a2, a3 = cols_a
+    area_a = (a2 - a0) * (a3 - a1)
+    area_b = (b2 - b0) * (b3 - b1)
+    count = np.maximum(stop - start, 0)
+    out_a, out_b, out_iou = [], [], []
+    # blocks of rows, not one pass: each block's pair arrays stay in cache between calls
+    for lo in range(0, n_a, _BLOCK_ROWS):
+        hi = min(lo + _BLOCK_ROWS, n_a)
+        n = count[lo:hi]
+        total = int(n.sum())
+        if total == 0:
+            continue
+        # rows_b: start, start + 1, ... within each row's window
+        offset = np.cumsum(n)
+        offset -= n
+        rows_b = np.repeat(start[lo:hi] - offset, n)
+        rows_b += np.arange(total)
+        width = np.minimum(np.repeat(a2[lo:hi], n), b2.take(rows_b))
+        width -= np.maximum(np.repeat(a0[lo:hi], n), b0.take(rows_b))
+        height = np.minimum(np.repeat(a3[lo:hi], n), b3.take(rows_b))
+        height -= np.maximum(np.repeat(a1[lo:hi], n), b1.take(rows_b))
+        np.maximum(width, 0.0, out=width)
+        np.maximum(height, 0.0, out=height)
+        inter = width
+        inter *= height
+        union = np.repeat(area_a[lo:hi], n)
+        union += area_b.take(rows_b)
+        union -= inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        keep = np.flatnonzero(iou >= np.repeat(t[lo:hi], n))
+        out_a.append(np.repeat(np.arange(lo, hi), n).take(keep))
+        out_b.append(rows_b.take(keep))
+        out_iou.append(iou.take(keep))
+    if not out_a:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    rows_a = np.concatenate(out_a)
+    if some_dead:
+        rows_a = live_a.take(rows_a)
+    return rows_a, order_b.take(np.concatenate(out_b)), np.concatenate(out_iou)
+
+
+def _window_ranges(
+    centre_a: FloatArray, reach: FloatArray, position_b: FloatArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Each window ``centre_a +- reach`` as a range of ``b`` rows sorted by position.
+
+    Returns ``(start, stop, order_b)``: ``order_b`` sorts ``position_b``, and the ``b`` rows
+    ``order_b[start[i]:stop[i]]`` are those with a position in window ``i`` (ends
+    included). No ``searchsorted``: the window ends and the ``b`` positions are quantized
+    and sorted together once, as one int64 each that also carries its own index, and a
+    running count of ``b`` entries in that order gives every end's rank. Quantizing with
+    ``floor`` keeps order, so no ``b`` row inside a window falls out of it.
+    """
+    n_a, n_b = len(centre_a), len(position_b)
+    events = np.concatenate([centre_a - reach, position_b, centre_a + reach])
+    n = len(events)
+    index_bits = max(n - 1, 1).bit_length()
+    base = float(events.min())
+    levels = float(1 << (62 - index_bits))
+    quantum = (float(events.max()) - base) / levels or 1.0
+    events -= base
+    events /= quantum
+    packed = events.astype(np.int64)
+    packed <<= index_bits
+    packed |= np.arange(n, dtype=np.int64)
+    # equal quantized positions: window starts (lowest indices) sort first, ends last
+    packed.sort()
+    packed &= (1 << index_bits) - 1
+    index = packed
+    is_b = index >= n_a
+    is_b &= index < n_a + n_b
+    seen_b = np.cumsum(is_b)
+    order_b = index[is_b]
+    order_b -= n_a
+    ends = ~is_b
+    end = index[ends]
+    end -= (end >= n_a + n_b) * n_b  # window i's start is event i, its stop event n_a + i
+    bounds = np.empty(2 * n_a, dtype=np.int64)
+    bounds[end] = seen_b[ends]
+    return bounds[:n_a], bounds[n_a:], order_b
+
+
+def _bands(key_a: IntArray, key_b: IntArray) -> tuple[IntArray, IntArray, int]:
+    """Dense band numbers ``0..k-1``, equal across sides for equal keys, and k.
+
+    Bands are the keys present, renumbered, so ``band * span`` stays as small as it can:
+    the positions of :func:`_window_ranges` are then quantized finely.
+    """
+    low = int(min(key_a.min(), key_b.min()))
+    size = int(max(key_a.max(), key_b.max())) - low + 1
+    if size <= 4 * (len(key_a) + len(key_b)) + 1024:
+        present = np.zeros(size, dtype=bool)
+        present[key_a - low] = True
+        present[key_b - low] = True
+        rank = np.cumsum(present) - 1
+        return rank.take(key_a - low), rank.take(key_b - low), int(rank[-1]) + 1
+    bands, inverse = np.unique(np.concatenate([key_a, key_b]), return_inverse=True)
+    inverse = inverse.ravel()
+    return inverse[: len(key_a)], inverse[len(key_a) :], len(bands)
