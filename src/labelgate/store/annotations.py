@@ -23,7 +23,7 @@ Reading concatenates the blobs of every row and decodes them with one ``np.fromb
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -409,7 +409,12 @@ _READ_COLUMNS = (
 )
 
 
-def load_annotations(session: Session, revisions: Select[Any] | Sequence[int]) -> Annotations:
+def load_annotations(
+    session: Session,
+    revisions: Select[Any] | Sequence[int],
+    *,
+    ids: Literal["object_key", "row"] = "object_key",
+) -> Annotations:
     """Every object of the given revisions as one container.
 
     Parameters
@@ -418,21 +423,28 @@ def load_annotations(session: Session, revisions: Select[Any] | Sequence[int]) -
         Revision ids, or a ``SELECT`` of one column of revision ids (run inside the
         database, so 20,000 task heads need no 20,000-element ``IN`` list).
 
+    ids
+        What becomes ``Annotations.id``: the object key (stable across a task's revisions;
+        unique within one task, so the default for one revision), or the row id (unique
+        across every revision: use it when loading several tasks at once).
+
     Returns
     -------
     Annotations
-        Store image ids; ``annotator_id`` is the revision's author; ``id`` the object key;
-        rows in (revision, insertion) order.
+        Store image ids; ``annotator_id`` is the revision's author; rows in (revision,
+        insertion) order.
     """
     if isinstance(revisions, Select):
         condition = AnnotationRow.revision_id.in_(revisions.scalar_subquery())
     else:
         condition = AnnotationRow.revision_id.in_(list(revisions))
+    columns = list(_READ_COLUMNS)
+    if ids == "row":
+        columns[1] = AnnotationRow.id  # in place of the object key
     query = (
-        select(*_READ_COLUMNS)
+        select(*columns)
         .join(RevisionRow, RevisionRow.id == AnnotationRow.revision_id)
         .where(condition)
         .order_by(AnnotationRow.revision_id, AnnotationRow.id)
     )
-    rows = session.execute(query).all()
-    return _rows_to_annotations(rows)
+    return _rows_to_annotations(session.execute(query).all())

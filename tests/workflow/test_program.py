@@ -1,0 +1,279 @@
+"""An end-to-end program on generated data, on SQLite and PostgreSQL.
+
+spec -> pilot (one annotator fails and is kept out of production) -> production with
+honeypots and blind double annotation -> dual review with consensus and adjudication -> a QA
+gate that blocks -> targeted rework of exactly the defective items -> QA releases ->
+delivery of exactly the truth. Gate values are asserted where the data determine them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from labelgate.core.annotations import Annotations
+from labelgate.core.dataset import Dataset
+from labelgate.core.generate import generate_dataset
+from labelgate.core.sampling import hypergeometric_upper, zero_acceptance_sample_size
+from labelgate.errors import ConflictError, GateFailed, PermissionDenied, WorkflowError
+from labelgate.store.db import Database
+from labelgate.store.models import TaskRow
+from labelgate.workflow.audit import verify_chain
+from labelgate.workflow.program import Program
+from labelgate.workflow.stages import Stage
+
+REPO = Path(__file__).resolve().parents[2]
+MANAGER = "maria"
+
+
+def _spec_text(**assignment: object) -> str:
+    text = (REPO / "examples" / "spec.toml").read_text()
+    values = {
+        "double_annotation_rate": 0.5,
+        "gold_rate": 0.0,
+        "honeypot_rate": 0.1,
+        "rework_to": '"original"',
+        "qualify_per": '["class"]',
+    } | assignment
+    block = "[assignment]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()) + "\n"
+    return re.sub(r"\[assignment\]\n.*?\n\n", block, text, flags=re.S)
+
+
+def _renamed(data: Dataset, prefix: str, first_id: int) -> Dataset:
+    """The same data set under other file names and image ids (gold vs production)."""
+    ids = np.arange(first_id, first_id + len(data.images))
+    position = data.images.index_of(data.annotations.image_id)
+    images = data.images.replace(
+        id=ids, file_name=np.array([f"{prefix}/{i}.jpg" for i in ids], dtype=object)
+    )
+    return Dataset(data.annotations.replace(image_id=ids[position]), images, data.taxonomy)
+
+
+def _truth_for(data: Dataset, image_id: int) -> Annotations:
+    labels = data.annotations[data.annotations.image_id == image_id]
+    return labels.replace(attributes={})
+
+
+@pytest.fixture
+def program(db: Database) -> Program:
+    prog = Program.create(db, _spec_text())
+    prog.add_user(MANAGER, ["manager"], actor="labelgate")
+    prog.add_user("rita", ["reviewer"], actor=MANAGER)
+    prog.add_user("adam", ["adjudicator"], actor=MANAGER)
+    return prog
+
+
+def test_program_end_to_end(program: Program, db: Database) -> None:
+    prog = program
+    gold = _renamed(generate_dataset(25, seed=11), "gold", 10_000)
+    honeypots = _renamed(generate_dataset(10, seed=12), "honeypot", 20_000)
+    work = _renamed(generate_dataset(40, seed=13), "work", 1)
+    truth = {"gold": gold, "honeypot": honeypots, "work": work}
+    assert prog.import_gold(gold, actor=MANAGER) == 25
+    assert prog.import_gold(honeypots, purpose="honeypot", actor=MANAGER) == 10
+    prog.import_images(work.images, actor=MANAGER)
+
+    # --- pilot: ana and bo copy the gold answers, chen misses half of them
+    perfect = gold.annotations.replace(attributes={})
+    assert prog.qualify("ana", perfect, actor=MANAGER).passed
+    assert prog.qualify("bo", perfect, actor=MANAGER).score == 1.0
+    sloppy = perfect[np.arange(len(perfect)) % 2 == 0]
+    chen = prog.qualify("chen", sloppy, actor=MANAGER)
+    assert not chen.passed
+    # F1 with every kept box matched: 2 * kept / (ref + kept)
+    kept = len(sloppy)
+    assert chen.score == pytest.approx(2 * kept / (len(perfect) + kept))
+
+    batch = prog.create_batch("b1", actor=MANAGER)
+    assert prog.advance(batch, actor=MANAGER).passed  # spec: 4 edge-case rules >= 3
+    pilot = prog.advance(batch, actor=MANAGER)
+    assert (pilot.value, pilot.threshold, pilot.passed) == (2.0, 2.0, True)
+    assert pilot.inputs["failed"] == ["chen"] and pilot.inputs["qualified"] == ["ana", "bo"]
+
+    # --- production: blind double annotation with honeypots
+    counts = prog.assign(batch, actor=MANAGER, seed=5)
+    assert counts["production"] == 40 + int(counts["production"] - 40)
+    assert counts["honeypot"] >= 2
+    assert prog.my_tasks("chen") == []  # failed the pilot: no production work
+    ana_tasks = prog.my_tasks("ana")
+    bo_tasks = prog.my_tasks("bo")
+    assert not hasattr(ana_tasks[0], "purpose")
+
+    def source_of(image_id: int) -> Dataset:
+        if image_id >= 20_000:
+            return truth["honeypot"]
+        return truth["work"]
+
+    # ana misses the first object of three images that only she labels
+    shared = {t.image_id for t in ana_tasks if t.image_id < 20_000} & {t.image_id for t in bo_tasks}
+    only_ana = sorted(
+        t.image_id for t in ana_tasks if t.image_id < 20_000 and t.image_id not in shared
+    )
+    sloppy_images = [i for i in only_ana if len(_truth_for(work, i)) >= 2][:3]
+    assert len(sloppy_images) == 3
+
+    for user, tasks in (("ana", ana_tasks), ("bo", bo_tasks)):
+        for task in tasks:
+            labels = _truth_for(source_of(task.image_id), task.image_id)
+            if user == "ana" and task.image_id in sloppy_images:
+                labels = labels[1:]
+            prog.save(user, task.task_id, labels, base_revision_id=None)
+            prog.submit(user, task.task_id)
+
+    # blind: bo cannot read ana's labels of a shared image, nor edit a submitted task
+    shared_image = sorted(shared)[0]
+    ana_shared = next(t for t in ana_tasks if t.image_id == shared_image)
+    with pytest.raises(PermissionDenied, match="no task"):
+        prog.task_labels("bo", ana_shared.task_id)
+    with pytest.raises(PermissionDenied, match="submitted"):
+        prog.save("ana", ana_shared.task_id, Annotations.empty(), base_revision_id=None)
+
+    production = prog.advance(batch, actor=MANAGER)
+    assert (production.value, production.passed) == (1.0, True)
+    assert production.inputs["honeypots"] == {"ana": 1.0, "bo": 1.0}
+    assert prog.advance(batch, actor=MANAGER).gate == "unreviewed_prelabels"
+
+    # --- review: consensus on dual items (identical labels: nothing disputed); rita
+    # reviews single items and accepts everything she sees (she misses the omissions)
+    waiting = prog.advance(batch, actor=MANAGER)
+    assert waiting.outcome == "waiting" and waiting.inputs["consensus_disputed"] == 0
+    queue = prog.review_queue("rita", batch)
+    assert len(queue) == 40 - len(shared)
+    for task_id in queue:
+        labels = prog.review_labels("rita", task_id)
+        prog.review("rita", task_id, [(int(k), "accept", None) for k in labels.id])
+    review = prog.advance(batch, actor=MANAGER)
+    assert (review.value, review.passed) == (1.0, True)
+
+    # --- QA: a zero-acceptance plan at 2 % / 95 % on a lot of 40 inspects 38 items: with 2
+    # left unseen, one hidden defect would have shown up with probability 38/40 = 0.95
+    qa_tasks = prog.qa_queue("rita", batch)
+    assert len(qa_tasks) == zero_acceptance_sample_size(0.02, 0.95, lot_size=40) == 38
+
+    def inspect(task_ids: list[int]) -> set[int]:
+        found = set()
+        with db.session() as s:
+            images = dict(s.execute(select(TaskRow.id, TaskRow.image_id)).all())
+        _, table = prog.images()
+        store_ids, _ = prog.images()
+        external = dict(zip(store_ids.tolist(), table.id.tolist()))
+        for task_id in task_ids:
+            final = prog.qa_labels("rita", task_id)
+            image = external[images[task_id]]
+            missing = len(_truth_for(work, image)) - len(final)
+            defects = [(-1, "missing")] * missing
+            if defects:
+                found.add(image)
+            prog.qa_inspect("rita", task_id, defects)
+        return found
+
+    found = inspect(qa_tasks)
+    assert found == set(sloppy_images)  # this seed's sample holds all three
+    qa = prog.advance(batch, actor=MANAGER)
+    assert qa.value == pytest.approx(hypergeometric_upper(len(found), 38, 40, 0.95))
+    assert qa.value > 0.02
+    assert (qa.passed, qa.outcome, qa.inputs["decision"]) == (False, "rework", "block")
+    status = prog.batch_status(batch)
+    assert (status["stage"], status["rework_cycle"], status["items"]["rework"]) == (
+        Stage.PRODUCTION,
+        1,
+        len(found),
+    )
+
+    # --- targeted rework: exactly the defective items, back to ana, seeded with her labels
+    rework = prog.my_tasks("ana", status="assigned")
+    assert sorted(t.image_id for t in rework) == sorted(found)
+    for task in rework:
+        current = prog.task_labels("ana", task.task_id)
+        assert len(current) == len(_truth_for(work, task.image_id)) - 1
+        prog.save(
+            "ana",
+            task.task_id,
+            _truth_for(work, task.image_id),
+            base_revision_id=task.head_revision_id,
+        )
+        prog.submit("ana", task.task_id)
+    assert prog.advance(batch, actor=MANAGER).passed  # production, cycle 1
+    assert prog.advance(batch, actor=MANAGER).passed  # prelabel
+    assert prog.advance(batch, actor=MANAGER).outcome == "waiting"  # rework needs review
+    for task_id in prog.review_queue("rita", batch):
+        prog.review("rita", task_id, [])
+    assert prog.advance(batch, actor=MANAGER).passed
+    second_sample = prog.qa_queue("rita", batch)
+    assert inspect(second_sample) == set()
+    released = prog.advance(batch, actor=MANAGER)
+    assert (released.value, released.passed, released.cycle) == (0.0, True, 1)
+    delivery = prog.advance(batch, actor=MANAGER)
+    assert (delivery.value, delivery.passed) == (1.0, True)
+    with pytest.raises(WorkflowError, match="delivered"):
+        prog.advance(batch, actor=MANAGER)
+
+    # --- delivery: exactly the truth
+    delivered = prog.export(batch, actor=MANAGER)
+    order_got = np.lexsort((delivered.annotations.bbox[:, 0], delivered.annotations.image_id))
+    order_want = np.lexsort((work.annotations.bbox[:, 0], work.annotations.image_id))
+    np.testing.assert_array_equal(
+        delivered.annotations.image_id[order_got], work.annotations.image_id[order_want]
+    )
+    np.testing.assert_allclose(
+        delivered.annotations.bbox[order_got], work.annotations.bbox[order_want]
+    )
+    assert delivered.info["rework_cycles"] == 1
+    assert verify_chain(db).ok
+
+
+def test_roles_and_self_review_are_enforced(program: Program) -> None:
+    prog = program
+    with pytest.raises(PermissionDenied, match="needs one of"):
+        prog.create_batch("x", actor="ana")
+    with pytest.raises(PermissionDenied, match="unknown or inactive user"):
+        prog.my_tasks("mallory")
+    with pytest.raises(WorkflowError, match="unknown role"):
+        prog.add_user("z", ["god"], actor=MANAGER)
+
+
+def test_illegal_transitions_and_blocked_batches(program: Program) -> None:
+    from labelgate.workflow.stages import check_transition
+
+    with pytest.raises(WorkflowError, match="spec leads only to pilot"):
+        check_transition(Stage.SPEC, Stage.QA)
+    with pytest.raises(WorkflowError, match="delivered is final"):
+        check_transition(Stage.DELIVERED, Stage.SPEC)
+    prog = program
+    work = _renamed(generate_dataset(3, seed=1), "w", 1)
+    prog.import_images(work.images, actor=MANAGER)
+    batch = prog.create_batch("b", actor=MANAGER)
+    prog.advance(batch, actor=MANAGER)
+    pilot = prog.advance(batch, actor=MANAGER)  # nobody qualified
+    assert (pilot.passed, pilot.outcome, pilot.value) == (False, "waiting", 0.0)
+    with pytest.raises(WorkflowError, match="assigned in production"):
+        prog.assign(batch, actor=MANAGER)
+    assert GateFailed is not None
+
+
+def test_stale_save_through_the_service_is_a_conflict(program: Program, db: Database) -> None:
+    prog = program
+    gold = _renamed(generate_dataset(12, seed=2), "gold", 500)
+    prog.import_gold(gold, actor=MANAGER)
+    for user in ("ana", "bo"):
+        prog.qualify(user, gold.annotations.replace(attributes={}), actor=MANAGER)
+    work = _renamed(generate_dataset(2, seed=3), "w", 1)
+    prog.import_images(work.images, actor=MANAGER)
+    batch = prog.create_batch("b", actor=MANAGER)
+    for _ in range(2):
+        prog.advance(batch, actor=MANAGER)
+    prog.assign(batch, actor=MANAGER)
+    task = prog.my_tasks("ana")[0]
+    labels = _truth_for(work, task.image_id)
+    first = prog.save("ana", task.task_id, labels, base_revision_id=None, request_id="r1")
+    again = prog.save("ana", task.task_id, labels, base_revision_id=None, request_id="r1")
+    assert again.replayed and again.revision_id == first.revision_id
+    prog.save("ana", task.task_id, labels[:1], base_revision_id=first.revision_id)
+    with pytest.raises(ConflictError) as caught:
+        prog.save("ana", task.task_id, labels, base_revision_id=first.revision_id)
+    assert caught.value.current_revision_id is not None
+    assert len(prog.task_labels("ana", task.task_id)) == 1
