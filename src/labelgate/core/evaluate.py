@@ -32,6 +32,7 @@ recomputed as ``x2 - x1``, which can differ from ``w`` in the last bit; only an 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -276,17 +277,11 @@ def evaluate(
     # --- the objects COCOeval looks at (its imgIds / catIds filters)
     g = gt.annotations
     g_rows = np.flatnonzero(g.kind != Kind.TAG)  # columns only: no container rebuilt
-    g_class = np.searchsorted(class_ids, g.class_id[g_rows])
-    g_image = np.searchsorted(image_ids, g.image_id[g_rows])
-    d_class_raw = np.minimum(np.searchsorted(class_ids, dt.class_id), max(n_classes - 1, 0))
-    d_image_raw = np.minimum(np.searchsorted(image_ids, dt.image_id), max(len(image_ids) - 1, 0))
-    keep = (
-        (n_classes > 0)
-        & (len(image_ids) > 0)
-        & (dt.kind != Kind.TAG)
-        & (class_ids[d_class_raw] == dt.class_id if n_classes else False)
-        & (image_ids[d_image_raw] == dt.image_id if len(image_ids) else False)
-    )
+    g_class = _lookup(class_ids, g.class_id[g_rows])  # the Dataset knows them all
+    g_image = _lookup(image_ids, g.image_id[g_rows])
+    d_class_raw = _lookup(class_ids, dt.class_id)
+    d_image_raw = _lookup(image_ids, dt.image_id)
+    keep = (d_class_raw >= 0) & (d_image_raw >= 0) & (dt.kind != Kind.TAG)
     d_rows = np.flatnonzero(keep)
     d_score = dt.score[d_rows]
     if np.isnan(d_score).any():
@@ -299,7 +294,7 @@ def evaluate(
     # COCO's order inside an (image, class) group is file order; with use_cats=False the
     # image's list is built class by class (sorted ids), then file order.
     g_key = g_image * group_classes + (g_class if use_cats else 0)
-    g_order = np.lexsort((g_class, g_key))
+    g_order = _stable_order([g_key] if use_cats else [g_key, g_class])
     g_key, g_class = g_key[g_order], g_class[g_order]
     g_take = g_rows[g_order]
     g_crowd = g.iscrowd[g_take]
@@ -309,7 +304,7 @@ def evaluate(
     # COCOeval's per-image ``argsort(-score, kind="mergesort")``: by group, then score, then
     # the group's own order (file order; class first when classes are pooled)
     score_rank = _score_rank(d_score)
-    d_order = _stable_order(d_key, score_rank, None if use_cats else d_class)
+    d_order = _stable_order([d_key, score_rank] if use_cats else [d_key, score_rank, d_class])
     d_key, d_class, d_image = d_key[d_order], d_class[d_order], d_image[d_order]
     d_score, score_rank = d_score[d_order], score_rank[d_order]
     d_take = d_rows[d_order]
@@ -383,7 +378,7 @@ def evaluate(
     acc_class = d_class if use_cats else np.zeros_like(d_class)
     # COCOeval.accumulate, per class: each image's (sorted ids) rank-ordered list, then a
     # mergesort on -score; the detections are already in (image, rank) order
-    acc_order = _stable_order(acc_class, score_rank)
+    acc_order = _stable_order([acc_class, score_rank])
     true_positive, counted = _greedy_match(
         pair_d, pair_g, iou, d_rank, d_thresholds, g_ignore, g_crowd, g_void, d_outside, acc_order
     )  # (A, T, D) each, in acc_order
@@ -436,29 +431,63 @@ def _segment_starts(keys: IntArray) -> IntArray:
     return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]).astype(np.int64)
 
 
+def _lookup(ids: IntArray, values: IntArray) -> IntArray:
+    """Position of each value in the sorted unique ``ids``; -1 where it is absent.
+
+    A lookup table when the ids are compact enough (a gather instead of a binary search
+    per value), ``searchsorted`` otherwise.
+    """
+    values = np.asarray(values, dtype=np.int64)
+    if len(ids) == 0:
+        return np.full(len(values), -1, dtype=np.int64)
+    low, high = int(ids[0]), int(ids[-1])
+    if high - low < 4 * (len(ids) + len(values)) + 1024:
+        table = np.full(high - low + 2, -1, dtype=np.int64)  # the last cell: out of range
+        table[ids - low] = np.arange(len(ids))
+        shifted = values - low
+        shifted[(shifted < 0) | (shifted > high - low)] = high - low + 1
+        return table[shifted]
+    position = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    return np.where(ids[position] == values, position, -1)
+
+
 def _score_rank(score: FloatArray) -> IntArray:
     """Dense rank of ``-score``: 0 for the highest score; equal scores share a rank."""
-    if len(score) == 0:
-        return np.zeros(0, dtype=np.int64)
-    _, rank = np.unique(-score, return_inverse=True)
-    return np.asarray(rank, dtype=np.int64).reshape(-1)
+    n = len(score)
+    rank = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return rank
+    negative = -score
+    by_score = np.argsort(negative)  # not stable: equal scores get one rank below anyway
+    ordered = negative[by_score]
+    step = np.zeros(n, dtype=np.int64)
+    step[1:] = ordered[1:] != ordered[:-1]
+    rank[by_score] = np.cumsum(step)
+    return rank
 
 
-def _stable_order(first: IntArray, second: IntArray, third: IntArray | None = None) -> IntArray:
-    """Stable argsort by (first, second[, third]) of non-negative int keys.
+def _stable_order(keys: Sequence[IntArray]) -> IntArray:
+    """Stable argsort by non-negative int ``keys`` (the first the most significant).
 
-    The keys are packed into one int64 when they fit (one stable integer sort, about three
-    times faster than ``np.lexsort`` on a float key), ``np.lexsort`` otherwise.
+    The keys and the row index are packed into one int64 when they fit: all values are
+    then distinct, so numpy's plain (SIMD) sort of the values gives the stable order, an
+    order of magnitude faster than ``np.lexsort`` or a stable argsort.
     """
-    keys = [first, second] if third is None else [first, second, third]
-    if len(first) == 0:
+    n = len(keys[0])
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
-    spans = [int(k.max()) + 1 for k in keys]
-    if float(np.prod(np.array(spans, dtype=np.float64))) < 2.0**62:
-        packed = np.asarray(keys[0], dtype=np.int64)
+    bits = max(1, (n - 1).bit_length())
+    spans = [int(key.max()) + 1 for key in keys]
+    if math.prod(spans) < 2 ** (63 - bits):
+        packed = np.array(keys[0], dtype=np.int64)
         for key, span in zip(keys[1:], spans[1:]):
-            packed = packed * span + key
-        return np.argsort(packed, kind="stable")
+            packed *= span
+            packed += key
+        packed <<= bits
+        packed |= np.arange(n, dtype=np.int64)
+        packed.sort()
+        packed &= (1 << bits) - 1
+        return packed
     return np.lexsort(tuple(keys[::-1]))
 
 
@@ -774,26 +803,28 @@ def _accumulate(
     need = _recall_need(npig)  # (K, A, R)
     classes = np.arange(n_classes + 1)
     eps = np.spacing(1)
-    for m, max_det in enumerate(max_dets):
+    # per max-detections setting: the detections it keeps and each class's first score
+    settings = []
+    for max_det in max_dets:
         kept = d_rank < max_det
-        every = bool(kept.all())
-        cls = d_class if every else d_class[kept]
-        sorted_scores = score if every else score[kept]
-        bounds = np.searchsorted(cls, classes)  # (K + 1,)
+        bounds = np.searchsorted(d_class[kept], classes)  # (K + 1,)
         has_dets = bounds[1:] > bounds[:-1]
-        top_score = np.where(has_dets, np.r_[sorted_scores, 0.0][bounds[:-1]], 0.0)  # (K,)
-        for a in range(n_area):
-            valid = npig[:, a] > 0
-            tp_rows = true_positive[a] if every else true_positive[a][:, kept]
-            count_rows = counted[a] if every else counted[a][:, kept]
-            a_cls, a_scores, a_bounds = cls, sorted_scores, bounds
-            # detections ignored at every threshold only shift positions: drop them
-            some = np.logical_or.reduce(count_rows, axis=0)
-            if not some.all():
-                columns = np.flatnonzero(some)
-                tp_rows, count_rows = tp_rows[:, columns], count_rows[:, columns]
-                a_cls, a_scores = cls[columns], sorted_scores[columns]
-                a_bounds = np.searchsorted(a_cls, classes)
+        top_score = np.where(has_dets, np.r_[score[kept], 0.0][bounds[:-1]], 0.0)  # (K,)
+        settings.append((kept, has_dets, top_score))
+    for a in range(n_area):
+        valid = npig[:, a] > 0
+        # detections ignored at every threshold only shift positions: leave them out
+        some = np.logical_or.reduce(counted[a], axis=0)
+        for m, (kept, has_dets, top_score) in enumerate(settings):
+            columns = kept & some
+            if columns.all():
+                tp_rows, count_rows = true_positive[a], counted[a]
+                a_cls, a_scores = d_class, score
+            else:
+                tp_rows = np.compress(columns, true_positive[a], axis=1)
+                count_rows = np.compress(columns, counted[a], axis=1)
+                a_cls, a_scores = d_class[columns], score[columns]
+            a_bounds = np.searchsorted(a_cls, classes)
             count = np.maximum(need[:, a, :], 1)  # (K, R): events to reach each threshold
             for t in range(n_thr):
                 events = np.flatnonzero(tp_rows[t])
