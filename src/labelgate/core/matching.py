@@ -15,6 +15,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]  # scipy ships no type hints
@@ -307,11 +308,14 @@ def _candidates(
     return ref_rows.take(pa), other_rows.take(pb), iou
 
 
-def _take_rows(values: FloatArray, rows: IntArray) -> FloatArray:
+_Rows = TypeVar("_Rows", FloatArray, IntArray)
+
+
+def _take_rows(values: _Rows, rows: IntArray) -> _Rows:
     """``values[rows]`` along the first axis; the array itself when rows is every row."""
     if len(rows) == len(values):  # rows are ascending and distinct: all of them
         return values
-    out: FloatArray = np.take(values, rows, axis=0)
+    out: _Rows = np.take(values, rows, axis=0)
     return out
 
 
@@ -378,8 +382,8 @@ def match(
     ref_live = np.flatnonzero(ref.kind != Kind.TAG)
     other_live = np.flatnonzero(other.kind != Kind.TAG)
     key_ref, key_other = _group_keys(
-        ref.image_id[ref_live], ref.class_id[ref_live],
-        other.image_id[other_live], other.class_id[other_live],
+        _take_rows(ref.image_id, ref_live), _take_rows(ref.class_id, ref_live),
+        _take_rows(other.image_id, other_live), _take_rows(other.class_id, other_live),
     )  # fmt: skip
     rows_a, rows_b, iou = _candidates(
         ref, ref_live, key_ref, other, other_live, key_other, ref_threshold, pair_iou
@@ -434,6 +438,8 @@ def _by_ref_row(
     Each reference row appears at most once, so a scatter into a per-row table orders the
     pairs in linear time, without a sort.
     """
+    if len(ref_rows) < 2 or bool((ref_rows[1:] > ref_rows[:-1]).all()):
+        return ref_rows, other_rows, iou
     at = np.full(n_ref, -1, dtype=np.int64)
     at[ref_rows] = np.arange(len(ref_rows))
     order = at[at >= 0]

@@ -147,10 +147,11 @@ def box_pairs_above(
     """
     key_a = np.asarray(key_a, dtype=np.int64)
     key_b = np.asarray(key_b, dtype=np.int64)
-    live_a = np.flatnonzero(~np.isnan(threshold_a))
+    dead = np.isnan(threshold_a)
+    some_dead = bool(dead.any())
+    live_a = np.flatnonzero(~dead) if some_dead else np.arange(len(key_a))
     if len(live_a) == 0 or len(key_b) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-    some_dead = len(live_a) < len(key_a)
     if some_dead:
         key_a, boxes_a, threshold_a = key_a[live_a], boxes_a[live_a], threshold_a[live_a]
     n_a = len(key_a)
@@ -176,35 +177,43 @@ def box_pairs_above(
     area_a = (a2 - a0) * (a3 - a1)
     area_b = (b2 - b0) * (b3 - b1)
     count = np.maximum(stop - start, 0)
+    # one threshold for all (the usual case): compare with a scalar, not a repeated column
+    t_low, t_high = float(t.min()), float(t.max())
+    same_t: float | None = t_low if t_low == t_high else None
     out_a, out_b, out_iou = [], [], []
     # blocks of rows, not one pass: each block's pair arrays stay in cache between calls
-    for lo in range(0, n_a, _BLOCK_ROWS):
-        hi = min(lo + _BLOCK_ROWS, n_a)
-        n = count[lo:hi]
-        total = int(n.sum())
-        if total == 0:
-            continue
-        # rows_b: start, start + 1, ... within each row's window
-        offset = np.cumsum(n)
-        offset -= n
-        rows_b = np.repeat(start[lo:hi] - offset, n)
-        rows_b += np.arange(total)
-        width = np.minimum(np.repeat(a2[lo:hi], n), b2.take(rows_b))
-        width -= np.maximum(np.repeat(a0[lo:hi], n), b0.take(rows_b))
-        height = np.minimum(np.repeat(a3[lo:hi], n), b3.take(rows_b))
-        height -= np.maximum(np.repeat(a1[lo:hi], n), b1.take(rows_b))
-        np.maximum(width, 0.0, out=width)
-        np.maximum(height, 0.0, out=height)
-        inter = width
-        inter *= height
-        union = np.repeat(area_a[lo:hi], n)
-        union += area_b.take(rows_b)
-        union -= inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        keep = np.flatnonzero(iou >= np.repeat(t[lo:hi], n))
-        out_a.append(np.repeat(np.arange(lo, hi), n).take(keep))
-        out_b.append(rows_b.take(keep))
-        out_iou.append(iou.take(keep))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for lo in range(0, n_a, _BLOCK_ROWS):
+            hi = min(lo + _BLOCK_ROWS, n_a)
+            n = count[lo:hi]
+            total = int(n.sum())
+            if total == 0:
+                continue
+            # rows_b: start, start + 1, ... within each row's window
+            offset = np.cumsum(n)
+            offset -= n
+            rows_b = np.repeat(start[lo:hi] - offset, n)
+            rows_b += np.arange(total)
+            width = np.minimum(np.repeat(a2[lo:hi], n), b2.take(rows_b))
+            width -= np.maximum(np.repeat(a0[lo:hi], n), b0.take(rows_b))
+            height = np.minimum(np.repeat(a3[lo:hi], n), b3.take(rows_b))
+            height -= np.maximum(np.repeat(a1[lo:hi], n), b1.take(rows_b))
+            np.maximum(width, 0.0, out=width)
+            np.maximum(height, 0.0, out=height)
+            inter = width
+            inter *= height
+            union = np.repeat(area_a[lo:hi], n)
+            union += area_b.take(rows_b)
+            union -= inter
+            # the union is 0 only for two empty boxes: 0 / 0 is NaN, box_iou_pairs says 0
+            iou = inter
+            iou /= union
+            if t_low <= 0:
+                iou[union <= 0] = 0.0
+            keep = np.flatnonzero(iou >= (same_t if same_t is not None else np.repeat(t[lo:hi], n)))
+            out_a.append(np.repeat(np.arange(lo, hi), n).take(keep))
+            out_b.append(rows_b.take(keep))
+            out_iou.append(iou.take(keep))
     if not out_a:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
     rows_a = np.concatenate(out_a)
@@ -244,25 +253,27 @@ def _window_ranges(
     is_b = index >= n_a
     is_b &= index < n_a + n_b
     seen_b = np.cumsum(is_b)
-    order_b = index[is_b]
+    order_b = index.compress(is_b)  # compress: several times faster than index[is_b]
     order_b -= n_a
     ends = ~is_b
-    end = index[ends]
+    end = index.compress(ends)
     end -= (end >= n_a + n_b) * n_b  # window i's start is event i, its stop event n_a + i
     bounds = np.empty(2 * n_a, dtype=np.int64)
-    bounds[end] = seen_b[ends]
+    bounds[end] = seen_b.compress(ends)
     return bounds[:n_a], bounds[n_a:], order_b
 
 
 def _bands(key_a: IntArray, key_b: IntArray) -> tuple[IntArray, IntArray, int]:
     """Dense band numbers ``0..k-1``, equal across sides for equal keys, and k.
 
-    Bands are the keys present, renumbered, so ``band * span`` stays as small as it can:
-    the positions of :func:`_window_ranges` are then quantized finely.
+    Keys spread over a wide range are renumbered to the keys present, so ``band * span``
+    stays small and the positions of :func:`_window_ranges` are quantized finely.
     """
     low = int(min(key_a.min(), key_b.min()))
     size = int(max(key_a.max(), key_b.max())) - low + 1
-    if size <= 4 * (len(key_a) + len(key_b)) + 1024:
+    if size <= 1 << 22:  # few enough bands as they are (about 22 of some 40 quantized bits)
+        return key_a - low, key_b - low, size
+    if size <= 4 * (len(key_a) + len(key_b)):
         present = np.zeros(size, dtype=bool)
         present[key_a - low] = True
         present[key_b - low] = True
