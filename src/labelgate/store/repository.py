@@ -173,12 +173,12 @@ def add_tasks(
     purpose: str | Sequence[str],
     batch_id: int | None = None,
     cycle: int = 0,
-    parent_task_id: IntArray | None = None,
+    parent_task_id: Sequence[int | None] | None = None,
 ) -> IntArray:
     """Create one task per (image, assignee) row; their ids in row order."""
     n = len(image_id)
     purposes = [purpose] * n if isinstance(purpose, str) else list(purpose)
-    parents: list[Any] = parent_task_id.tolist() if parent_task_id is not None else [None] * n
+    parents: list[Any] = list(parent_task_id) if parent_task_id is not None else [None] * n
     now = utcnow()
     rows = [
         {

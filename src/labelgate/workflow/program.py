@@ -873,12 +873,7 @@ class Program:
             if task.purpose not in WORK_PURPOSES or task.status != "submitted":
                 raise WorkflowError(f"task {task_id} is not awaiting review ({task.status})")
             assert task.head_revision_id is not None
-            keys = set(
-                s.execute(
-                    select(RevisionRow.id).where(RevisionRow.id == task.head_revision_id)
-                ).scalars()
-            )
-            head = load_annotations(s, list(keys))
+            head = load_annotations(s, [task.head_revision_id])
             known = set(head.id.tolist())
             verdict_of: dict[int, tuple[str, str | None]] = {}
             for key, verdict, defect in decisions:
@@ -1365,7 +1360,7 @@ class Program:
         accepted = sum(d.verdict == "accept" for d in decisions)
         judged = len(decisions)
         # dual items: the consensus computed on entering review
-        consensus = row_inputs = s.execute(
+        consensus = s.execute(
             select(GateResultRow.inputs)
             .where(
                 GateResultRow.batch_id == row.id,
@@ -1377,7 +1372,6 @@ class Program:
         ).scalar()
         agreed = int(consensus.get("merged", 0)) if consensus else 0
         disputed = int(consensus.get("disputed", 0)) if consensus else 0
-        del row_inputs
         open_adjudications = int(
             s.execute(
                 select(func.count())
@@ -1633,14 +1627,10 @@ class Program:
         n = min(n, lot)
         rng = np.random.default_rng([seed, row.id, row.rework_cycle])
         sample = np.sort(rng.choice(items, size=n, replace=False))
-        # inspectors: reviewers who made none of the sampled labels where possible
-        inspectors = s.execute(
-            select(UserRow.id).where(UserRow.active.is_(True)).order_by(UserRow.id)
-        ).all()
+        # inspectors: every active reviewer, round robin
         reviewer_ids = [
             u.id for u in s.execute(select(UserRow)).scalars() if "reviewer" in u.roles and u.active
         ]
-        del inspectors
         if not reviewer_ids:
             raise WorkflowError("QA sampling needs at least one user with the reviewer role")
         assignee = np.array(reviewer_ids, dtype=np.int64)[np.arange(n) % len(reviewer_ids)]
@@ -1712,7 +1702,7 @@ class Program:
             assignee_id=np.array(assignees, dtype=np.int64),
             purpose="rework",
             cycle=cycle + 1,
-            parent_task_id=np.array([previous_task.get(i, 0) or 0 for i in chosen], dtype=np.int64),
+            parent_task_id=[previous_task.get(i) for i in chosen],
         )
         # seed each rework task with the item's current labels: the annotator fixes them
         finals = [items[i].final_revision_id for i in chosen]
