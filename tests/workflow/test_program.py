@@ -277,3 +277,43 @@ def test_stale_save_through_the_service_is_a_conflict(program: Program, db: Data
         prog.save("ana", task.task_id, labels, base_revision_id=first.revision_id)
     assert caught.value.current_revision_id is not None
     assert len(prog.task_labels("ana", task.task_id)) == 1
+
+
+def test_new_spec_version_requires_requalification_only_when_the_taxonomy_changed(
+    program: Program,
+) -> None:
+    prog = program
+    gold = _renamed(generate_dataset(12, seed=2), "gold", 500)
+    prog.import_gold(gold, actor=MANAGER)
+    for user in ("ana", "bo"):
+        assert prog.qualify(user, gold.annotations.replace(attributes={}), actor=MANAGER).passed
+    work = _renamed(generate_dataset(4, seed=3), "w", 1)
+    prog.import_images(work.images, actor=MANAGER)
+
+    def pilot_value(name: str, images: list[int]) -> float | None:
+        batch = prog.create_batch(name, images, actor=MANAGER)
+        prog.advance(batch, actor=MANAGER)
+        return prog.advance(batch, actor=MANAGER).value
+
+    assert pilot_value("v1", [1]) == 2.0
+    # the same spec is not a new version; another gate threshold is, with the same taxonomy
+    assert prog.update_spec(_spec_text(), actor=MANAGER) == 1
+    assert (
+        prog.update_spec(
+            _spec_text().replace("defect_limit = 0.02", "defect_limit = 0.03"), actor=MANAGER
+        )
+        == 2
+    )
+    assert prog.spec().gates.defect_limit == 0.03
+    assert prog.spec(1).gates.defect_limit == 0.02  # a locked version never changes
+    assert pilot_value("v2", [2]) == 2.0
+    # a tighter car threshold changes the taxonomy: nobody is qualified for v3 batches
+    tighter = _spec_text().replace(
+        'name = "car"\nsupercategory = "vehicle"\ntier = "standard"\niou_threshold = 0.7',
+        'name = "car"\nsupercategory = "vehicle"\ntier = "standard"\niou_threshold = 0.75',
+    )
+    assert tighter != _spec_text()
+    assert prog.update_spec(tighter, actor=MANAGER) == 3
+    assert pilot_value("v3", [3]) == 0.0
+    with pytest.raises(PermissionDenied):
+        prog.update_spec(tighter, actor="ana")
