@@ -317,3 +317,27 @@ def test_new_spec_version_requires_requalification_only_when_the_taxonomy_change
     assert pilot_value("v3", [3]) == 0.0
     with pytest.raises(PermissionDenied):
         prog.update_spec(tighter, actor="ana")
+
+
+def test_images_from_a_folder_record_uri_size_and_sha256(program: Program, tmp_path: Path) -> None:
+    import hashlib
+
+    from labelgate.core.images import Images
+    from labelgate.store.models import ImageRow
+
+    (tmp_path / "a.jpg").write_bytes(b"first image")
+    (tmp_path / "b.jpg").write_bytes(b"second")
+    images = Images.create(id=[1, 2], file_name=["a.jpg", "b.jpg"], width=[4, 4], height=[3, 3])
+    missing = Images.create(id=[3], file_name=["c.jpg"], width=[4], height=[3])
+    with pytest.raises(WorkflowError, match=r"c\.jpg: image file not found"):
+        program.import_images(missing, actor=MANAGER, root=tmp_path)
+    program.import_images(images, actor=MANAGER, root=tmp_path)
+    with program.db.session() as s:
+        rows = s.execute(select(ImageRow).order_by(ImageRow.external_id)).scalars().all()
+        got = [(r.file_name, r.sha256, r.size_bytes, r.uri) for r in rows]
+    assert got == [
+        ("a.jpg", hashlib.sha256(b"first image").hexdigest(), 11, str(tmp_path / "a.jpg")),
+        ("b.jpg", hashlib.sha256(b"second").hexdigest(), 6, str(tmp_path / "b.jpg")),
+    ]
+    with pytest.raises(WorkflowError, match="already in project"):
+        program.import_images(images, actor=MANAGER, root=tmp_path)

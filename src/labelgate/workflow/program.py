@@ -30,9 +30,11 @@ delivery    ``accepted``            fraction of items with an accepted final rev
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -295,11 +297,39 @@ class Program:
 
     # --- images and gold ---------------------------------------------------------------
 
-    def import_images(self, images: Images, *, actor: str) -> IntArray:
-        """Register images (one transaction); returns their store ids."""
+    def import_images(self, images: Images, *, actor: str, root: Path | None = None) -> IntArray:
+        """Register images (one transaction); returns their store ids.
+
+        With ``root``, every file must exist under it: its URI, size and sha256 are
+        recorded (so a swapped or edited image is detectable later). Hashing happens
+        before the transaction opens, so a missing file leaves the database untouched.
+
+        Raises
+        ------
+        WorkflowError
+            A file is missing under ``root`` (named), or a file name is already imported.
+        """
+        uris: list[str] | None = None
+        digests: list[str | None] | None = None
+        sizes: list[int | None] | None = None
+        if root is not None:
+            uris, digests, sizes = [], [], []
+            for name in images.file_name.tolist():
+                path = root / name
+                if not path.is_file():
+                    raise WorkflowError(f"{path}: image file not found (from file_name {name!r})")
+                digest, size = _sha256_file(path)
+                uris.append(str(path.resolve()))
+                digests.append(digest)
+                sizes.append(size)
         with self.db.session() as s:
             self._require_role(s, actor, MANAGERS)
-            ids = add_images(s, self.project_id, images)
+            try:
+                ids = add_images(
+                    s, self.project_id, images, uris=uris, sha256=digests, size_bytes=sizes
+                )
+            except StoreError as exc:
+                raise WorkflowError(str(exc)) from exc
             append_event(
                 s,
                 actor=actor,
@@ -307,6 +337,7 @@ class Program:
                 entity_type="project",
                 entity_id=self.project_id,
                 after={"images": len(ids), "file_names": images.file_name.tolist()},
+                details={"sha256": digests} if digests else None,
             )
             return ids
 
@@ -1786,6 +1817,17 @@ class Program:
                     "rework_cycles": row.rework_cycle,
                 },
             )
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    """sha256 hex and size of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _with_ids(images: Images, ids: IntArray) -> Images:
