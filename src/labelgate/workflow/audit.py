@@ -599,18 +599,31 @@ def export_events(db: Database, out: Path) -> int:
     count = 0
     with atomic_file(Path(out)) as tmp, open(tmp, "wb") as handle:
         for row in _stream(db):
+            (
+                event_id,
+                created_at,
+                actor,
+                action,
+                entity_type,
+                entity_id,
+                before_digest,
+                after_digest,
+                details,
+                prev_hash,
+                stored_hash,
+            ) = row
             record = {
-                "id": row.id,
-                "created_at": _export_timestamp(row.created_at),
-                "actor": row.actor,
-                "action": row.action,
-                "entity_type": row.entity_type,
-                "entity_id": row.entity_id,
-                "before_digest": row.before_digest,
-                "after_digest": row.after_digest,
-                "details": _details_value(row.details),
-                "prev_hash": row.prev_hash,
-                "hash": row.hash,
+                "id": event_id,
+                "created_at": _export_timestamp(created_at),
+                "actor": actor,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "before_digest": before_digest,
+                "after_digest": after_digest,
+                "details": _details_value(details),
+                "prev_hash": prev_hash,
+                "hash": stored_hash,
             }
             # default=: a column SQLite let someone set to bytes is still exported
             handle.write(orjson.dumps(record, default=_default) + b"\n")
