@@ -305,7 +305,19 @@ def save_revision(
         ``base_revision_id`` is not the task's head any more: someone saved in between.
         Nothing is written; the message names the current head and its author.
     """
-    if request_id is not None:
+    # Lock the task row before reading anything (SELECT ... FOR UPDATE on PostgreSQL; SQLite
+    # renders no FOR UPDATE: its BEGIN IMMEDIATE already runs one writer at a time). A second
+    # save of the same task waits here until the first commits, then reads the new head and
+    # fails as a conflict before writing. Unlocked, both read the same max(number) and the
+    # loser hit the (task_id, number) unique constraint as an IntegrityError.
+    task = session.execute(
+        select(TaskRow.head_revision_id, TaskRow.version)
+        .where(TaskRow.id == task_id)
+        .with_for_update()
+    ).first()
+    if task is None:
+        raise StoreError(f"no task {task_id}")
+    if request_id is not None:  # after the lock: a retry racing its first attempt sees it
         done = session.execute(
             select(RevisionRow.id, RevisionRow.number, RevisionRow.task_id).where(
                 RevisionRow.request_id == request_id
@@ -316,17 +328,23 @@ def save_revision(
                 raise ConflictError(
                     f"request id {request_id!r} was already used for task {done.task_id}"
                 )
-            version = session.execute(
-                select(TaskRow.version).where(TaskRow.id == task_id)
-            ).scalar_one()
-            return SavedRevision(done.id, done.number, version, replayed=True)
-    task = session.execute(
-        select(TaskRow.head_revision_id, TaskRow.version).where(TaskRow.id == task_id)
-    ).first()
-    if task is None:
-        raise StoreError(f"no task {task_id}")
+            return SavedRevision(done.id, done.number, task.version, replayed=True)
     if task.head_revision_id != base_revision_id:
         raise _conflict(session, task_id, base_revision_id, task.head_revision_id)
+    # compare-and-set before any insert, so that a lost race has written nothing (the lock
+    # makes it unlosable on both databases; the check stays in case a caller runs at a
+    # stricter isolation level or without the lock)
+    moved = session.execute(
+        update(TaskRow)
+        .where(TaskRow.id == task_id, TaskRow.version == task.version)
+        .values(version=task.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+        head = session.execute(
+            select(TaskRow.head_revision_id).where(TaskRow.id == task_id)
+        ).scalar_one()
+        raise _conflict(session, task_id, base_revision_id, head)
     number = (
         session.execute(
             select(func.coalesce(func.max(RevisionRow.number), 0)).where(
@@ -349,19 +367,12 @@ def save_revision(
         )
         .returning(RevisionRow.id)
     ).scalar_one()
-    # compare-and-set: only the writer that saw the current version moves the head
-    moved = session.execute(
+    session.execute(
         update(TaskRow)
-        .where(TaskRow.id == task_id, TaskRow.version == task.version)
-        .values(head_revision_id=revision_id, version=task.version + 1)
+        .where(TaskRow.id == task_id)
+        .values(head_revision_id=revision_id)
         .execution_options(synchronize_session=False)
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
-        session.rollback()
-        head = session.execute(
-            select(TaskRow.head_revision_id).where(TaskRow.id == task_id)
-        ).scalar_one()
-        raise _conflict(session, task_id, base_revision_id, head)
     insert_annotations(session, revision_id, labels)
     return SavedRevision(revision_id, number, task.version + 1, replayed=False)
 
