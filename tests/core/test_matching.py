@@ -290,3 +290,17 @@ def test_dense_clusters_of_every_shape_match_hungarian_totals(seed):
         assert len(m.ref_rows) == count
         assert m.iou.sum() == pytest.approx(total, abs=1e-9)
         assert np.all(np.diff(m.ref_rows) > 0)
+
+
+def test_one_threshold_per_reference_row(crowded):
+    dataset, noisy = crowded
+    ref, other = dataset.annotations, noisy.annotations
+    rng = np.random.default_rng(2)
+    threshold = rng.choice([0.3, 0.5, 0.7, np.nan], len(ref))
+    m = match(ref, other, iou_threshold=threshold, swaps=False)
+    count, total = hungarian_totals(ref, other, threshold)
+    assert len(m.ref_rows) == count
+    assert m.iou.sum() == pytest.approx(total, abs=1e-9)
+    assert not np.isnan(threshold[m.ref_rows]).any()
+    with pytest.raises(ValueError, match="one per"):
+        match(ref, other, iou_threshold=threshold[:-1])

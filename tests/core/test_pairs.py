@@ -5,7 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelgate.core.pairs import box_iou_matrix, box_iou_pairs, box_pairs_above, group_pairs
+from labelgate.core.pairs import (
+    box_iou_matrix,
+    box_iou_pairs,
+    box_pairs_above,
+    box_pairs_overlapping,
+    group_pairs,
+)
 
 mask_util = pytest.importorskip("pycocotools.mask")
 
@@ -108,3 +114,20 @@ def test_box_pairs_above_on_many_images_equals_the_cross_product_filtered() -> N
     expected = sorted(zip(ga[keep].tolist(), gb[keep].tolist(), all_iou[keep].tolist()))
     assert len(expected) > 1000
     assert sorted(zip(rows_a.tolist(), rows_b.tolist(), iou.tolist())) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(box_rows, box_rows)
+def test_box_pairs_overlapping_is_every_same_key_pair_with_positive_iou(
+    rows_a: list, rows_b: list
+) -> None:
+    keys_a, boxes_a, _ = _boxes(rows_a)
+    keys_b, boxes_b, _ = _boxes(rows_b)
+    rows_a_out, rows_b_out, iou = box_pairs_overlapping(keys_a, boxes_a, keys_b, boxes_b)
+    got = sorted(zip(rows_a_out.tolist(), rows_b_out.tolist(), iou.tolist()))
+    expected = [
+        p
+        for p in _all_pairs_above(keys_a, boxes_a, np.zeros(len(keys_a)), keys_b, boxes_b)
+        if p[2] > 0
+    ]
+    assert got == expected

@@ -56,13 +56,26 @@ def _f1(precision: list[float | None], recall: list[float | None]) -> list[float
     return out
 
 
-def _group_quantiles(groups: IntArray, values: FloatArray, size: int) -> FloatArray:
-    """(size, len(_QUANTILES)) linear quantiles of ``values`` within each group; NaN if empty."""
+def _group_quantiles(
+    groups: IntArray, values: FloatArray, size: int, value_order: IntArray | None = None
+) -> FloatArray:
+    """(size, len(_QUANTILES)) linear quantiles of ``values`` within each group; NaN if empty.
+
+    ``value_order``, when given, is ``np.argsort(values, kind="stable")``: callers that
+    group the same values several ways sort them once, and each grouping is then one
+    stable sort of small group codes (a radix sort for up to 65,536 groups).
+    """
     out = np.full((size, len(_QUANTILES)), np.nan)
     if len(values) == 0:
         return out
-    order = np.lexsort((values, groups))
-    sorted_groups, sorted_values = groups[order], values[order]
+    if value_order is None:
+        value_order = np.argsort(values, kind="stable")
+    codes = groups.take(value_order)
+    if size <= 1 << 16:
+        codes = codes.astype(np.uint16)
+    # stable: equal groups keep the value order, as lexsort((values, groups)) would
+    order = value_order.take(np.argsort(codes, kind="stable"))
+    sorted_groups, sorted_values = groups.take(order), values.take(order)
     counts = np.bincount(sorted_groups, minlength=size)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     has = counts > 0
@@ -101,10 +114,41 @@ class _Pairs:
     extra: BoolArray  # (n_other,)
 
 
+@dataclass(frozen=True, slots=True)
+class _PairStats:
+    """What every grouping of one comparison's pairs needs, computed once per comparison.
+
+    ``iou_order`` sorts the matched IoU (stable); ``sized`` indexes the matched pairs whose
+    boxes both have positive size, and the four bias columns hold their values.
+    """
+
+    iou_order: IntArray
+    sized: IntArray
+    log_w: FloatArray
+    log_h: FloatArray
+    dx: FloatArray
+    dy: FloatArray
+
+
+def _pair_stats(pairs: _Pairs, ref: Annotations, other: Annotations) -> _PairStats:
+    box_ref = np.take(ref.bbox, pairs.ref_rows, axis=0)  # take: fast, unlike bbox[rows]
+    box_other = np.take(other.bbox, pairs.other_rows, axis=0)
+    w_ref, h_ref = box_ref[:, 2] - box_ref[:, 0], box_ref[:, 3] - box_ref[:, 1]
+    w_other, h_other = box_other[:, 2] - box_other[:, 0], box_other[:, 3] - box_other[:, 1]
+    sized = np.flatnonzero((w_ref > 0) & (h_ref > 0) & (w_other > 0) & (h_other > 0))
+    box_ref, box_other = box_ref.take(sized, axis=0), box_other.take(sized, axis=0)
+    w_ref, h_ref, w_other, h_other = (v.take(sized) for v in (w_ref, h_ref, w_other, h_other))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_w = np.log(w_other / w_ref)
+        log_h = np.log(h_other / h_ref)
+        dx = ((box_other[:, 0] + box_other[:, 2]) - (box_ref[:, 0] + box_ref[:, 2])) / (2 * w_ref)
+        dy = ((box_other[:, 1] + box_other[:, 3]) - (box_ref[:, 1] + box_ref[:, 3])) / (2 * h_ref)
+    return _PairStats(np.argsort(pairs.iou, kind="stable"), sized, log_w, log_h, dx, dy)
+
+
 def _figures(
     pairs: _Pairs,
-    ref: Annotations,
-    other: Annotations,
+    stats: _PairStats,
     ref_group: IntArray,
     other_group: IntArray,
     size: int,
@@ -112,30 +156,15 @@ def _figures(
     """Every figure for ``size`` groups at once (group codes of each ref and other row)."""
     ref_count = np.bincount(ref_group, minlength=size)
     other_count = np.bincount(other_group, minlength=size)
-    pair_group = ref_group[pairs.ref_rows]
+    pair_group = ref_group.take(pairs.ref_rows)
     matched = np.bincount(pair_group, minlength=size)
-    swaps = np.bincount(ref_group[pairs.swap_ref_rows], minlength=size)
-    missed = np.bincount(ref_group[pairs.missed], minlength=size)
-    extra = np.bincount(other_group[pairs.extra], minlength=size)
+    swaps = np.bincount(ref_group.take(pairs.swap_ref_rows), minlength=size)
+    missed = np.bincount(ref_group.compress(pairs.missed), minlength=size)
+    extra = np.bincount(other_group.compress(pairs.extra), minlength=size)
     iou_mean = _mean(pair_group, pairs.iou, size)
-    iou_q = _group_quantiles(pair_group, pairs.iou, size)
-
-    box_ref = ref.bbox[pairs.ref_rows]
-    box_other = other.bbox[pairs.other_rows]
-    w_ref, h_ref = box_ref[:, 2] - box_ref[:, 0], box_ref[:, 3] - box_ref[:, 1]
-    w_other, h_other = box_other[:, 2] - box_other[:, 0], box_other[:, 3] - box_other[:, 1]
-    sized = (w_ref > 0) & (h_ref > 0) & (w_other > 0) & (h_other > 0)
-    g = pair_group[sized]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_w = np.log(w_other[sized] / w_ref[sized])
-        log_h = np.log(h_other[sized] / h_ref[sized])
-        dx = (
-            (box_other[sized, 0] + box_other[sized, 2]) - (box_ref[sized, 0] + box_ref[sized, 2])
-        ) / (2 * w_ref[sized])
-        dy = (
-            (box_other[sized, 1] + box_other[sized, 3]) - (box_ref[sized, 1] + box_ref[sized, 3])
-        ) / (2 * h_ref[sized])
-    bias = [_mean(g, values, size) for values in (log_w, log_h, dx, dy)]
+    iou_q = _group_quantiles(pair_group, pairs.iou, size, stats.iou_order)
+    g = pair_group.take(stats.sized)
+    bias = [_mean(g, values, size) for values in (stats.log_w, stats.log_h, stats.dx, stats.dy)]
 
     precision = _ratio(matched, other_count)
     recall = _ratio(matched, ref_count)
@@ -196,7 +225,8 @@ class Comparison:
 
 
 def _geometric(ann: Annotations) -> Annotations:
-    return ann[ann.kind != Kind.TAG]
+    live = ann.kind != Kind.TAG
+    return ann if bool(live.all()) else ann[live]
 
 
 def _match_per_annotator(
@@ -317,7 +347,8 @@ def compare(
     thresholds = taxonomy.thresholds(order)
 
     n_classes = len(order)
-    per_class = _figures(pairs, ref_all, other, ref_class, other_class, n_classes)
+    stats = _pair_stats(pairs, ref_all, other)
+    per_class = _figures(pairs, stats, ref_class, other_class, n_classes)
     for k, row in enumerate(per_class):
         row_threshold = iou_threshold if iou_threshold is not None else _value(thresholds[k])
         per_class[k] = {
@@ -328,8 +359,7 @@ def compare(
         }
     overall = _figures(
         pairs,
-        ref_all,
-        other,
+        stats,
         np.zeros(len(ref_all), np.int64),
         np.zeros(len(other), np.int64),
         1,
@@ -357,8 +387,7 @@ def compare(
         size = len(labels)
         rows = _figures(
             pairs,
-            ref_all,
-            other,
+            stats,
             _lookup(code_of_image, ref_image_row, size),
             _lookup(code_of_image, other_image_row, size),
             size + 1,
@@ -378,7 +407,7 @@ def compare(
         # annotators is sorted (np.unique): codes by binary search
         ref_code = np.searchsorted(annotators, annotator_of_ref).astype(np.int64)
         other_code = np.searchsorted(annotators, other.annotator_id).astype(np.int64)
-        rows = _figures(pairs, ref_all, other, ref_code, other_code, len(annotators) + 1)
+        rows = _figures(pairs, stats, ref_code, other_code, len(annotators) + 1)
         pair_code = ref_code[pairs.ref_rows]
         counts = np.bincount(pair_code, minlength=len(annotators) + 1)
         mean = _mean(pair_code, pairs.iou, len(annotators) + 1)

@@ -33,7 +33,7 @@ from labelgate.core._typing import FloatArray, IntArray
 from labelgate.core.agreement import bootstrap_cis
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.matching import PairIoU, match
-from labelgate.core.pairs import box_iou_pairs, group_pairs
+from labelgate.core.pairs import box_pairs_overlapping, group_pairs
 from labelgate.core.taxonomy import Taxonomy
 
 __all__ = ["GeometryAgreement", "geometry_agreement", "geometry_scores"]
@@ -42,10 +42,6 @@ __all__ = ["GeometryAgreement", "geometry_agreement", "geometry_scores"]
 _N_A, _N_B, _MATCHED, _IOU_SUM, _SIMILARITY = range(5)
 _N_STATS = 5
 HEADLINE = ("matched_rate", "mean_iou", "krippendorff_alpha")
-
-
-def _box_pair_iou(a: Annotations, rows_a: IntArray, b: Annotations, rows_b: IntArray) -> FloatArray:
-    return box_iou_pairs(a.bbox[rows_a], b.bbox[rows_b])
 
 
 def _divide(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
@@ -187,13 +183,26 @@ class GeometryAgreement:
 
 
 def _self_similarity(
-    ann: Annotations, key: IntArray, pair_iou: PairIoU
+    ann: Annotations, key: IntArray, pair_iou: PairIoU | None
 ) -> tuple[IntArray, FloatArray]:
-    """Rows and IoU of every ordered pair of distinct objects sharing a key."""
-    rows_a, rows_b = group_pairs(key, key)
-    distinct = rows_a != rows_b
-    rows_a, rows_b = rows_a[distinct], rows_b[distinct]
-    return rows_a, pair_iou(ann, rows_a, ann, rows_b)
+    """Rows and IoU of every ordered pair of distinct objects sharing a key.
+
+    Pairs of IoU 0 add nothing to the sums they feed: for boxes (``pair_iou`` None) only
+    overlapping pairs are formed.
+    """
+    rows_a, rows_b, iou = _pairs(ann, key, ann, key, pair_iou)
+    distinct = np.flatnonzero(rows_a != rows_b)
+    return rows_a.take(distinct), iou.take(distinct)
+
+
+def _pairs(
+    a: Annotations, key_a: IntArray, b: Annotations, key_b: IntArray, pair_iou: PairIoU | None
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Same-key pairs of ``a`` and ``b`` rows and their IoU; for boxes, those of IoU > 0."""
+    if pair_iou is None:
+        return box_pairs_overlapping(key_a, a.bbox, key_b, b.bbox)
+    rows_a, rows_b = group_pairs(key_a, key_b)
+    return rows_a, rows_b, pair_iou(a, rows_a, b, rows_b)
 
 
 def geometry_agreement(
@@ -270,7 +279,6 @@ def geometry_agreement(
     """
     if len(sets) < 2:
         raise ValueError(f"geometry_agreement: expected at least two sets, got {len(sets)}")
-    compute = pair_iou if pair_iou is not None else _box_pair_iou
     n_classes = len(taxonomy)
     live = []
     for ann in sets:
@@ -287,7 +295,7 @@ def geometry_agreement(
     image_of = [np.searchsorted(images, ann.image_id) for ann in live]
     class_of = [taxonomy.position(ann.class_id) for ann in live]
     key = [image_of[s] * n_classes + class_of[s] for s in range(len(live))]
-    self_rows = [_self_similarity(live[s], key[s], compute) for s in range(len(live))]
+    self_rows = [_self_similarity(live[s], key[s], pair_iou) for s in range(len(live))]
 
     rows: list[IntArray] = []
     columns: list[IntArray] = []
@@ -307,10 +315,10 @@ def geometry_agreement(
     for p, (a, b) in enumerate(pairs):  # one vectorized matching per pair of annotators
         ann_a, ann_b = live[a], live[b]
         if iou_threshold is None:
-            matching = match(ann_a, ann_b, taxonomy=taxonomy, pair_iou=compute, swaps=False)
+            matching = match(ann_a, ann_b, taxonomy=taxonomy, pair_iou=pair_iou, swaps=False)
         else:
             matching = match(
-                ann_a, ann_b, iou_threshold=iou_threshold, pair_iou=compute, swaps=False
+                ann_a, ann_b, iou_threshold=iou_threshold, pair_iou=pair_iou, swaps=False
             )
         add(p, _N_A, image_of[a], class_of[a], np.ones(1))
         add(p, _N_B, image_of[b], class_of[b], np.ones(1))
@@ -323,8 +331,7 @@ def geometry_agreement(
         for s in (a, b):
             self_a, self_iou = self_rows[s]
             add(p, _SIMILARITY, image_of[s][self_a], class_of[s][self_a], self_iou)
-        cross_a, cross_b = group_pairs(key[a], key[b])
-        cross_iou = compute(ann_a, cross_a, ann_b, cross_b)
+        cross_a, _, cross_iou = _pairs(ann_a, key[a], ann_b, key[b], pair_iou)
         # ordered pairs: (x_a, x_b) and (x_b, x_a)
         add(p, _SIMILARITY, image_of[a][cross_a], class_of[a][cross_a], 2.0 * cross_iou)
 

@@ -323,7 +323,7 @@ def match(
     ref: Annotations,
     other: Annotations,
     *,
-    iou_threshold: float | None = None,
+    iou_threshold: float | FloatArray | None = None,
     taxonomy: Taxonomy | None = None,
     pair_iou: PairIoU | None = None,
     swaps: bool = True,
@@ -335,7 +335,8 @@ def match(
     ref, other
         The reference set (gold, or annotator A) and the set under test. Tags never match.
     iou_threshold
-        One IoU threshold for every class. Exactly one of ``iou_threshold`` and ``taxonomy``.
+        One IoU threshold for every class, or an (n_ref,) array: one per reference row (NaN:
+        the row never matches). Exactly one of ``iou_threshold`` and ``taxonomy``.
     taxonomy
         Per-class thresholds: a pair needs IoU >= the reference object's class threshold;
         reference objects of classes outside the taxonomy never match.
@@ -377,7 +378,14 @@ def match(
     if taxonomy is not None:
         ref_threshold = taxonomy.thresholds(ref.class_id)
     else:
-        ref_threshold = np.full(len(ref), float(iou_threshold), dtype=np.float64)  # type: ignore[arg-type]  # checked above: not None
+        ref_threshold = np.asarray(iou_threshold, dtype=np.float64)
+        if ref_threshold.ndim == 0:
+            ref_threshold = np.full(len(ref), float(ref_threshold), dtype=np.float64)
+        elif ref_threshold.shape != (len(ref),):
+            raise ValueError(
+                f"match: expected one threshold or ({len(ref)},) thresholds, one per "
+                f"reference row, got shape {ref_threshold.shape}"
+            )
 
     ref_live = np.flatnonzero(ref.kind != Kind.TAG)
     other_live = np.flatnonzero(other.kind != Kind.TAG)

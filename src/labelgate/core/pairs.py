@@ -18,7 +18,13 @@ import numpy as np
 from labelgate.core._typing import FloatArray, IntArray
 from labelgate.core.ragged import gather_ranges
 
-__all__ = ["box_iou_matrix", "box_iou_pairs", "box_pairs_above", "group_pairs"]
+__all__ = [
+    "box_iou_matrix",
+    "box_iou_pairs",
+    "box_pairs_above",
+    "box_pairs_overlapping",
+    "group_pairs",
+]
 
 
 def group_pairs(keys_a: IntArray, keys_b: IntArray) -> tuple[IntArray, IntArray]:
@@ -145,15 +151,62 @@ def box_pairs_above(
     >>> a.tolist(), b.tolist(), iou.round(4).tolist()
     ([0], [0], [0.1429])
     """
+    return _box_pairs(key_a, boxes_a, threshold_a, key_b, boxes_b)
+
+
+def box_pairs_overlapping(
+    key_a: IntArray, boxes_a: FloatArray, key_b: IntArray, boxes_b: FloatArray
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Every ``(i, j)`` with ``key_a[i] == key_b[j]`` and box IoU > 0, with that IoU.
+
+    The pairs :func:`group_pairs` would give, less those whose IoU is 0, found the way
+    :func:`box_pairs_above` finds its pairs: two boxes overlap only if twice their x
+    centres are less than ``wa + wb`` apart, and ``wb`` is at most the widest ``b`` box
+    of the key. The IoU is that of :func:`box_iou_pairs`, bit for bit.
+
+    Parameters
+    ----------
+    key_a, key_b
+        (n,) and (m,) int64 group keys.
+    boxes_a, boxes_b
+        (n, 4) and (m, 4) float64 xyxy boxes.
+
+    Returns
+    -------
+    tuple
+        ``(rows_a, rows_b, iou)``, each (p,), ``rows_a`` ascending.
+
+    Examples
+    --------
+    >>> keys = np.array([1, 1, 1])
+    >>> boxes = np.array([[0.0, 0, 2, 2], [1, 1, 3, 3], [5, 5, 6, 6]])
+    >>> a, b, iou = box_pairs_overlapping(keys, boxes, keys, boxes)
+    >>> a.tolist(), b.tolist()
+    ([0, 0, 1, 1, 2], [0, 1, 0, 1, 2])
+    """
+    return _box_pairs(key_a, boxes_a, None, key_b, boxes_b)
+
+
+def _box_pairs(
+    key_a: IntArray,
+    boxes_a: FloatArray,
+    threshold_a: FloatArray | None,
+    key_b: IntArray,
+    boxes_b: FloatArray,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """:func:`box_pairs_above` (thresholds given) or :func:`box_pairs_overlapping` (None)."""
     key_a = np.asarray(key_a, dtype=np.int64)
     key_b = np.asarray(key_b, dtype=np.int64)
-    dead = np.isnan(threshold_a)
-    some_dead = bool(dead.any())
-    live_a = np.flatnonzero(~dead) if some_dead else np.arange(len(key_a))
-    if len(live_a) == 0 or len(key_b) == 0:
+    some_dead = False
+    live_a = np.arange(len(key_a))
+    if threshold_a is not None:
+        dead = np.isnan(threshold_a)
+        some_dead = bool(dead.any())
+        if some_dead:
+            live_a = np.flatnonzero(~dead)
+            key_a, boxes_a, threshold_a = key_a[live_a], boxes_a[live_a], threshold_a[live_a]
+    if len(key_a) == 0 or len(key_b) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-    if some_dead:
-        key_a, boxes_a, threshold_a = key_a[live_a], boxes_a[live_a], threshold_a[live_a]
     n_a = len(key_a)
     # (4, n) contiguous columns: the pair loop reads them with repeat and take
     cols_a = np.ascontiguousarray(boxes_a.T)
@@ -163,9 +216,17 @@ def box_pairs_above(
     extent = max(float(centre_a.max()), float(centre_b.max())) - low + 1.0
     span = 3.0 * extent  # a window reaches at most extent: never into the next band
     band_a, band_b, n_bands = _bands(key_a, key_b)
-    t = threshold_a
-    with np.errstate(divide="ignore", invalid="ignore"):
-        reach = np.where(t > 0, (1.0 - t) / t * (cols_a[2] - cols_a[0]), np.inf)
+    width_a = cols_a[2] - cols_a[0]
+    if threshold_a is None:
+        # overlap needs |2 ca - 2 cb| < wa + wb, and wb is at most its band's widest box
+        widest_b = np.zeros(n_bands)
+        np.maximum.at(widest_b, band_b, boxes_b[:, 2] - boxes_b[:, 0])
+        reach = width_a + widest_b.take(band_a)
+        t = np.zeros(1)
+    else:
+        t = threshold_a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reach = np.where(t > 0, (1.0 - t) / t * width_a, np.inf)
     # rounding margin: positions carry a few ulps of error, the reach a few relative ulps
     margin = 16.0 * float(np.spacing(n_bands * span)) + 1e-9 * extent
     np.clip(reach * (1.0 + 1e-9) + margin, -margin, extent, out=reach)
@@ -180,6 +241,7 @@ def box_pairs_above(
     # one threshold for all (the usual case): compare with a scalar, not a repeated column
     t_low, t_high = float(t.min()), float(t.max())
     same_t: float | None = t_low if t_low == t_high else None
+    positive = threshold_a is None  # overlapping pairs: IoU > 0, not >= a threshold
     out_a, out_b, out_iou = [], [], []
     # blocks of rows, not one pass: each block's pair arrays stay in cache between calls
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -208,9 +270,14 @@ def box_pairs_above(
             # the union is 0 only for two empty boxes: 0 / 0 is NaN, box_iou_pairs says 0
             iou = inter
             iou /= union
-            if t_low <= 0:
+            if t_low <= 0 and not positive:
                 iou[union <= 0] = 0.0
-            keep = np.flatnonzero(iou >= (same_t if same_t is not None else np.repeat(t[lo:hi], n)))
+            if positive:
+                keep = np.flatnonzero(iou > 0.0)
+            elif same_t is not None:
+                keep = np.flatnonzero(iou >= same_t)
+            else:
+                keep = np.flatnonzero(iou >= np.repeat(t[lo:hi], n))
             out_a.append(np.repeat(np.arange(lo, hi), n).take(keep))
             out_b.append(rows_b.take(keep))
             out_iou.append(iou.take(keep))
