@@ -25,10 +25,21 @@ from labelgate.cli._output import (
 )
 from labelgate.cli.agreement import agreement_command
 from labelgate.cli.audit import audit_app
+from labelgate.cli.batch import batch_app
 from labelgate.cli.compare import compare_command
 from labelgate.cli.db import db_app
 from labelgate.cli.evaluate import eval_command
 from labelgate.cli.merge import merge_command
+from labelgate.cli.program import (
+    assign_command,
+    export_command,
+    import_command,
+    init_command,
+    qualify_command,
+    task_app,
+    user_app,
+)
+from labelgate.cli.review import review_app
 from labelgate.cli.spec import spec_app
 from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
@@ -324,6 +335,15 @@ app.command(name="merge")(merge_command)
 app.add_typer(spec_app, name="spec")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.command(name="init")(init_command)
+app.add_typer(user_app, name="user")
+app.command(name="import")(import_command)
+app.command(name="qualify")(qualify_command)
+app.add_typer(batch_app, name="batch")
+app.command(name="assign")(assign_command)
+app.add_typer(task_app, name="task")
+app.add_typer(review_app, name="review")
+app.command(name="export")(export_command)
 
 
 def main() -> None:
