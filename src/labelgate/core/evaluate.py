@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from labelgate.core._typing import BoolArray, FloatArray, IntArray
+from labelgate.core._typing import AnyArray, BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
@@ -307,8 +307,22 @@ def evaluate(
     d_order = _stable_order([d_key, score_rank] if use_cats else [d_key, score_rank, d_class])
     d_key, d_class, d_image = d_key[d_order], d_class[d_order], d_image[d_order]
     d_score, score_rank = d_score[d_order], score_rank[d_order]
+    # COCOeval keeps the first ``max_dets[-1]`` detections of each (image, class) group
+    starts = _segment_starts(d_key)
+    sizes = np.diff(np.r_[starts, len(d_key)])
+    d_rank = np.arange(len(d_key)) - np.repeat(starts, sizes)
     d_take = d_rows[d_order]
-    d_boxes = dt.bbox[d_take]
+    if len(d_rank) and int(sizes.max()) > max_dets[-1]:
+        within = np.flatnonzero(d_rank < max_dets[-1])
+        d_key, d_class, d_image, d_rank = (
+            d_key[within],
+            d_class[within],
+            d_image[within],
+            d_rank[within],
+        )
+        d_score, score_rank, d_take = d_score[within], score_rank[within], d_take[within]
+    # boxes column by column: no (D, 4) copies of the whole set
+    d_columns = [dt.bbox[:, i][d_take] for i in range(4)]
     if iou_type == "segm":
         for side, container, rows in (("gt", g, g_take), ("dt", dt, d_take)):
             missing = np.flatnonzero(container.rle_counts.lengths[rows] == 0)
@@ -322,20 +336,7 @@ def evaluate(
         d_area = _mask_area(dt.rle_counts, d_take)
     else:
         # COCO.loadRes replaces a result's area by the box's (w * h), whatever the file says
-        d_area = (d_boxes[:, 2] - d_boxes[:, 0]) * (d_boxes[:, 3] - d_boxes[:, 1])
-    starts = _segment_starts(d_key)
-    sizes = np.diff(np.r_[starts, len(d_key)])
-    d_rank = np.arange(len(d_key)) - np.repeat(starts, sizes)
-    if len(d_rank) and int(sizes.max()) > max_dets[-1]:
-        within = np.flatnonzero(d_rank < max_dets[-1])
-        d_key, d_class, d_image, d_rank = (
-            d_key[within],
-            d_class[within],
-            d_image[within],
-            d_rank[within],
-        )
-        d_score, score_rank, d_area = d_score[within], score_rank[within], d_area[within]
-        d_boxes, d_take = d_boxes[within], d_take[within]
+        d_area = (d_columns[2] - d_columns[0]) * (d_columns[3] - d_columns[1])
 
     # --- IoU on candidate pairs, keeping only pairs that can match at some threshold
     lowest = float(threshold_table.min()) if threshold_table.size else np.inf
@@ -354,8 +355,10 @@ def evaluate(
             return oks_pairs(dt, rows_d, g, rows_g, sigmas=sigmas, area=g_area[pair_g])
 
     else:
-        pair_iou = _BoxIou(d_boxes, g.bbox[g_take], g_crowd, positive_only=lowest > 0)
+        g_columns = [g.bbox[:, i][g_take] for i in range(4)]
+        pair_iou = _BoxIou(d_columns, g_columns, g_crowd)
     pair_d, pair_g, iou = _candidate_pairs(d_key, g_key, pair_iou, lowest)
+    del pair_iou, d_columns
 
     lows = np.array([r[1] for r in ranges], dtype=np.float64)[:, None]
     highs = np.array([r[2] for r in ranges], dtype=np.float64)[:, None]
@@ -370,18 +373,24 @@ def evaluate(
     # COCOeval stores the matched gt *id* and tests it for truth: a gt with id 0 counts as
     # no match at all (it is still taken); kept for exactness.
     g_void = g.id[g_take] == 0
-    # each detection's IoU threshold(s): (T, 1) when every class shares them
-    if (threshold_table == threshold_table[:, :1]).all():
-        d_thresholds = threshold_table[:, :1]
-    else:
-        d_thresholds = threshold_table[:, d_class]
     acc_class = d_class if use_cats else np.zeros_like(d_class)
     # COCOeval.accumulate, per class: each image's (sorted ids) rank-ordered list, then a
     # mergesort on -score; the detections are already in (image, rank) order
     acc_order = _stable_order([acc_class, score_rank])
-    true_positive, counted = _greedy_match(
-        pair_d, pair_g, iou, d_rank, d_thresholds, g_ignore, g_crowd, g_void, d_outside, acc_order
-    )  # (A, T, D) each, in acc_order
+    matches = _greedy_match(
+        pair_d,
+        pair_g,
+        iou,
+        d_rank,
+        d_class,
+        threshold_table,
+        g_ignore,
+        g_crowd,
+        g_void,
+        np.take(d_outside, acc_order, axis=1),
+        acc_order,
+    )
+    del pair_d, pair_g, iou
 
     g_group_class = g_class if use_cats else np.zeros_like(g_class)
     npig = np.stack(  # (K, A) regular (non-ignored) ground truths per class and area range
@@ -392,8 +401,7 @@ def evaluate(
         axis=1,
     ).astype(np.int64)
     precision, recall, scores = _accumulate(
-        true_positive,
-        counted,
+        matches,
         d_score[acc_order],
         acc_class[acc_order],
         d_rank[acc_order],
@@ -500,20 +508,16 @@ class _BoxIou:
 
     The same floating-point expressions as pycocotools' ``bbIou`` on xyxy boxes (see
     :func:`~labelgate.core.iou.box_iou_pairs_crowd`): ``inter / (area_d + area_g - inter)``,
-    ``inter / area_d`` against a crowd. With ``positive_only`` (every threshold above 0),
-    pairs whose boxes do not overlap are given IoU 0 without reading their y coordinates.
+    ``inter / area_d`` against a crowd, 0 without overlap. Pairs whose boxes do not overlap
+    along x are given 0 without reading their y coordinates.
     """
 
-    def __init__(
-        self, d_boxes: FloatArray, g_boxes: FloatArray, g_crowd: BoolArray, positive_only: bool
-    ) -> None:
-        self.d = [np.ascontiguousarray(d_boxes[:, i]) for i in range(4)]
-        self.g = [np.ascontiguousarray(g_boxes[:, i]) for i in range(4)]
-        self.d_area = (self.d[2] - self.d[0]) * (self.d[3] - self.d[1])
-        self.g_area = (self.g[2] - self.g[0]) * (self.g[3] - self.g[1])
+    def __init__(self, d: list[FloatArray], g: list[FloatArray], g_crowd: BoolArray) -> None:
+        self.d, self.g = d, g  # x1, y1, x2, y2 columns
+        self.d_area = (d[2] - d[0]) * (d[3] - d[1])
+        self.g_area = (g[2] - g[0]) * (g[3] - g[1])
         self.g_crowd = g_crowd
         self.any_crowd = bool(g_crowd.any())
-        self.positive_only = positive_only
 
     def __call__(self, pair_d: IntArray, pair_g: IntArray) -> FloatArray:
         (dx1, dy1, dx2, dy2), (gx1, gy1, gx2, gy2) = self.d, self.g
@@ -577,59 +581,89 @@ def _candidate_pairs(
     return np.concatenate(parts_d), np.concatenate(parts_g), np.concatenate(parts_iou)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Matches:
+    """Every detection's matching outcome, in accumulation order: A area ranges, D detections.
+
+    An uncontested detection's outcome at every threshold follows from two counts: it
+    matches a regular ground truth at threshold t where ``rank[t] < regular``, else an
+    ignored one where ``rank[t] < ignored`` (``rank`` places each threshold in ascending
+    order). Contested detections carry their outcome per threshold instead. Counts and
+    flags are (A, D) small integers, not (A, T, D) arrays.
+    """
+
+    regular: AnyArray  # (A, D) unsigned: thresholds passed by the best regular candidate
+    ignored: AnyArray  # (A, D) the same for the best ignored candidate
+    void: BoolArray | None  # (A, D) the regular candidate has id 0; None when no gt has
+    outside: BoolArray  # (A, D) the detection's area is outside the range
+    rank: IntArray  # (T,)
+    contested: IntArray  # (c,) positions of the contested detections
+    contested_tp: BoolArray  # (c, A, T)
+    contested_counted: BoolArray  # (c, A, T)
+
+    def counted_somewhere(self, a: int) -> BoolArray:
+        """(D,) detections counted (not ignored) at one threshold at least, area ``a``."""
+        # inside the range: counted unless matched to an ignored gt at every threshold;
+        # outside it: counted only where a true positive
+        matched = self.regular[a] > 0
+        positive = matched if self.void is None else matched & ~self.void[a]
+        some: BoolArray = np.where(
+            self.outside[a], positive, matched | (self.ignored[a] < len(self.rank))
+        )
+        some[self.contested] = self.contested_counted[:, a, :].any(axis=1)
+        return some
+
+
 def _greedy_match(
     pair_d: IntArray,
     pair_g: IntArray,
     iou: FloatArray,
     d_rank: IntArray,
-    d_thresholds: FloatArray,
+    d_class: IntArray,
+    threshold_table: FloatArray,
     g_ignore: BoolArray,
     g_crowd: BoolArray,
     g_void: BoolArray,
-    d_outside: BoolArray,
+    outside: BoolArray,
     out_order: IntArray,
-) -> tuple[BoolArray, BoolArray]:
-    """COCOeval's greedy matching for every area range and threshold.
+) -> _Matches:
+    """COCOeval's greedy matching for every area range and threshold -> :class:`_Matches`.
 
-    Returns ``(true_positive, counted)``, each (A, T, D) with the detections taken in
-    ``out_order``: COCOeval's ``dtm != 0 & ~dtIg`` and ``~dtIg``. ``d_thresholds`` is
-    (T, D), or (T, 1) when all classes share them.
+    ``pair_d, pair_g`` are in (group, detection rank, gt) order; ``threshold_table`` is
+    (T, K), the same thresholds for every class or one threshold per class (T = 1).
+    ``outside`` (A, D) and the result are in ``out_order``.
 
-    ``pair_d, pair_g`` are in (group, detection rank, gt) order. A detection none of whose
-    non-crowd candidates is a candidate of a better-ranked detection cannot find one taken:
-    its match is the best candidate by (tier, IoU, order), the same at every threshold it
-    passes, so all of those are resolved at once on (A, P) arrays. Only the remaining,
-    contested detections go through rounds, one detection rank per round; within a rank every
-    detection belongs to a different (image, class) group, so a round resolves all of them.
+    A detection none of whose non-crowd candidates is a candidate of a better-ranked
+    detection cannot find one taken: it takes its best candidate by (tier, IoU, order), the
+    same at every threshold that candidate passes, which is what the counts record. Only
+    the remaining, contested detections go through rounds, one detection rank per round;
+    within a rank every detection belongs to a different (image, class) group, so a round
+    resolves all of them.
     """
     n_area, n_gt = g_ignore.shape
-    n_dt = d_outside.shape[1]
-    n_thr = d_thresholds.shape[0]
-    any_void = bool(g_void.any())
-
-    def outcome(
-        best_regular: FloatArray,
-        void_regular: BoolArray | None,
-        best_ignored: FloatArray,
-        thresholds: FloatArray,
-        outside: BoolArray,
-    ) -> tuple[BoolArray, BoolArray]:
-        """(tp, counted) (A, T, n) from the best IoU per tier (A, n) of each detection."""
-        regular = best_regular[:, None, :] >= thresholds[None, :, :]
-        positive = regular if void_regular is None else regular & ~void_regular[:, None, :]
-        # ignored: matched to an ignored gt, or unmatched (or matched to id 0) outside range
-        counted = regular | (best_ignored[:, None, :] < thresholds[None, :, :])
-        counted &= positive | ~outside[:, None, :]
-        return positive, counted
-
-    if d_thresholds.shape[1] > 1:
-        out_thresholds = np.take(d_thresholds, out_order, axis=1)
+    n_dt = len(d_rank)
+    n_thr = threshold_table.shape[0]
+    count_type = np.uint8 if n_thr < 255 else np.int64
+    if (threshold_table == threshold_table[:, :1]).all():
+        ascending = np.sort(threshold_table[:, 0])
+        pair_count = np.searchsorted(ascending, iou, side="right").astype(count_type)
+        rank = np.empty(n_thr, dtype=np.int64)
+        rank[np.argsort(threshold_table[:, 0], kind="stable")] = np.arange(n_thr)
+    elif n_thr == 1:  # one threshold per class
+        pair_count = (iou >= threshold_table[0, d_class[pair_d]]).astype(count_type)
+        rank = np.zeros(1, dtype=np.int64)
     else:
-        out_thresholds = d_thresholds
-    out_outside = np.take(d_outside, out_order, axis=1)
+        raise ValueError("per-class thresholds come one per class")  # not reachable
+    slot = np.empty(n_dt, dtype=np.int64)  # each detection's place in out_order
+    slot[out_order] = np.arange(n_dt)
+    regular = np.zeros((n_area, n_dt), dtype=count_type)
+    ignored = np.zeros((n_area, n_dt), dtype=count_type)
+    any_void = bool(g_void.any())
+    void = np.zeros((n_area, n_dt), dtype=bool) if any_void else None
+    no_contest = np.zeros((0, n_area, n_thr), dtype=bool)
     if len(pair_d) == 0:
-        none = np.full((n_area, n_dt), -np.inf)
-        return outcome(none, None, none, out_thresholds, out_outside)
+        empty = np.zeros(0, dtype=np.int64)
+        return _Matches(regular, ignored, void, outside, rank, empty, no_contest, no_contest)
 
     pair_rank = d_rank[pair_d]
     first_rank = np.full(n_gt, np.iinfo(np.int64).max, dtype=np.int64)
@@ -639,68 +673,103 @@ def _greedy_match(
     contested_det[pair_d[contested_pair]] = True
     contested = contested_det[pair_d]
 
-    # --- uncontested detections: the best candidate per tier, then a threshold test
-    slot = np.empty(n_dt, dtype=np.int64)  # each detection's place in out_order
-    slot[out_order] = np.arange(n_dt)
-    best = [np.full((n_area, n_dt), -np.inf), np.full((n_area, n_dt), -np.inf)]
-    void_regular = np.zeros((n_area, n_dt), dtype=bool) if any_void else None
+    # --- uncontested detections: the best candidate per tier, as a threshold count
     direct = np.flatnonzero(~contested)
-    taken_pairs: list[IntArray] = []
+    taken_cells: list[IntArray] = []
     if len(direct):
-        dets, gts, values = pair_d[direct], pair_g[direct], iou[direct]
-        seg = _segment_starts(dets)
-        sizes = np.diff(np.r_[seg, len(dets)])
-        owner = dets[seg]
-        ignored = np.take(g_ignore, gts, axis=1)  # (A, p)
-        regular_best, regular_gt = _tier_best(values, ~ignored, seg, sizes, gts)
-        ignored_best, ignored_gt = _tier_best(values, ignored, seg, sizes, gts)
-        places = slot[owner]
+        dets, gts, counts = pair_d[direct], pair_g[direct], pair_count[direct]
+        segments = _Segments(_segment_starts(dets), len(dets))
+        places = slot[dets[segments.starts]]
+        pair_ignored = np.take(g_ignore, gts, axis=1)  # (A, p)
+        seg_regular = np.zeros((n_area, segments.count), dtype=count_type)
+        seg_ignored = np.zeros_like(seg_regular)
+        zero = count_type(0)
         for a in range(n_area):
-            best[0][a, places] = regular_best[a]
-            best[1][a, places] = ignored_best[a]
-            if void_regular is not None:
-                void_regular[a, places] = g_void[regular_gt[a]] & (regular_gt[a] >= 0)
+            # the count is monotone in the IoU: the best IoU's count is the largest count
+            seg_regular[a] = segments.maximum(np.where(pair_ignored[a], zero, counts))
+            seg_ignored[a] = segments.maximum(np.where(pair_ignored[a], counts, zero))
+            regular[a, places] = seg_regular[a]
+            ignored[a, places] = seg_ignored[a]
         # only takes of ground truths that a contested detection also wants matter later
         wanted = np.zeros(n_gt, dtype=bool)
         wanted[pair_g[contested]] = True
-        relevant = np.flatnonzero(np.logical_or.reduceat(wanted[gts], seg))
-        if len(relevant):
-            rel = owner[relevant]
-            thresholds = d_thresholds[:, rel] if d_thresholds.shape[1] > 1 else d_thresholds
+        relevant = np.flatnonzero(np.logical_or.reduceat(wanted[gts], segments.starts))
+        which = np.arange(segments.count) if any_void else relevant
+        if len(which):
+            values = iou[direct]
+            regular_gt = segments.winners(values, ~pair_ignored, gts, which)
+            ignored_gt = segments.winners(values, pair_ignored, gts, which)
+            if void is not None:
+                for a in range(n_area):
+                    void[a, places] = g_void[regular_gt[a]] & (regular_gt[a] >= 0)
+            if any_void:
+                regular_gt, ignored_gt = regular_gt[:, relevant], ignored_gt[:, relevant]
+            passed = rank[None, :, None]
             chosen = np.where(
-                regular_best[:, None, relevant] >= thresholds[None],
-                regular_gt[:, None, relevant],
-                np.where(
-                    ignored_best[:, None, relevant] >= thresholds[None],
-                    ignored_gt[:, None, relevant],
-                    -1,
-                ),
+                seg_regular[:, None, relevant] > passed,
+                regular_gt[:, None, :],
+                np.where(seg_ignored[:, None, relevant] > passed, ignored_gt[:, None, :], -1),
             ).reshape(n_area * n_thr, -1)  # (A * T, r)
-            combo, which = np.nonzero(chosen >= 0)
-            taken_pairs.append(chosen[combo, which] * (n_area * n_thr) + combo)
-    true_positive, counted = outcome(best[0], void_regular, best[1], out_thresholds, out_outside)
+            combo, column = np.nonzero(chosen >= 0)
+            taken_cells.append(chosen[combo, column] * (n_area * n_thr) + combo)
 
     # --- contested detections: one rank per round, reading what better ranks took
-    rest = np.flatnonzero(contested)
-    if len(rest) == 0:
-        return true_positive, counted
-    # the rounds hold one row per pair or ground truth and one column per (area, threshold):
-    # reductions over pairs run down axis 0, where numpy vectorizes over the columns
+    c_dets = np.flatnonzero(contested_det)
+    if len(c_dets) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Matches(regular, ignored, void, outside, rank, empty, no_contest, no_contest)
+    c_tp, c_counted = _contested_rounds(
+        pair_d[contested],
+        pair_g[contested],
+        iou[contested],
+        pair_rank[contested],
+        c_dets,
+        d_class,
+        threshold_table,
+        g_ignore,
+        g_crowd,
+        g_void if any_void else None,
+        np.take(outside, slot[c_dets], axis=1),
+        taken_cells,
+    )
+    return _Matches(regular, ignored, void, outside, rank, slot[c_dets], c_tp, c_counted)
+
+
+def _contested_rounds(
+    pair_d: IntArray,
+    pair_g: IntArray,
+    iou: FloatArray,
+    pair_rank: IntArray,
+    c_dets: IntArray,
+    d_class: IntArray,
+    threshold_table: FloatArray,
+    g_ignore: BoolArray,
+    g_crowd: BoolArray,
+    g_void: BoolArray | None,
+    c_outside: BoolArray,
+    taken_cells: list[IntArray],
+) -> tuple[BoolArray, BoolArray]:
+    """COCOeval's matching of the contested detections -> (tp, counted), each (c, A, T).
+
+    One round per detection rank. The arrays hold one row per pair or ground truth and one
+    column per (area, threshold): reductions over pairs run down axis 0, where numpy
+    vectorizes over the columns. ``taken_cells`` are ``gt * A * T + column`` cells already
+    taken by uncontested detections.
+    """
+    n_area, n_gt = g_ignore.shape
+    n_thr = threshold_table.shape[0]
     n_combo = n_area * n_thr
     taken = np.zeros((n_gt, n_combo), dtype=bool)
     flat_taken = taken.reshape(-1)
-    for cells in taken_pairs:
+    for cells in taken_cells:
         flat_taken[cells] = True
-    order = rest[np.argsort(pair_rank[rest], kind="stable")]  # (group, det, gt) per rank
-    pair_d, pair_g, iou = pair_d[order], pair_g[order], iou[order]
-    ranks = pair_rank[order]
-    c_dets = np.flatnonzero(contested_det)
-    column = np.zeros(n_dt, dtype=np.int64)
+    order = np.argsort(pair_rank, kind="stable")  # (group, det, gt) within each rank
+    pair_d, pair_g, iou, ranks = pair_d[order], pair_g[order], iou[order], pair_rank[order]
+    column = np.zeros(int(c_dets[-1]) + 1, dtype=np.int64)
     column[c_dets] = np.arange(len(c_dets))
     match = np.full((len(c_dets), n_area, n_thr), -1, dtype=np.int64)
     flat_match = match.reshape(-1)
-    pair_thresholds = d_thresholds[:, pair_d] if d_thresholds.shape[1] > 1 else d_thresholds
-    eligible = iou[:, None] >= pair_thresholds.T  # (P, T)
+    eligible = iou[:, None] >= threshold_table[:, d_class[pair_d]].T  # (P, T)
     pair_ignored = np.take(g_ignore, pair_g, axis=1).T[:, :, None]  # (P, A, 1)
     pair_crowd = g_crowd[pair_g]
     bounds = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1], True])
@@ -726,55 +795,62 @@ def _greedy_match(
         won = gts[position[which, combo]]
         flat_taken[won * n_combo + combo] = True
         flat_match[column[dets[seg[which]]] * n_combo + combo] = won
-    # COCOeval's dtm / dtIg for the contested detections, from the matched gt: (c, A, T)
+    # COCOeval's dtm / dtIg, from the matched gt
     matched = match >= 0
     safe = np.maximum(match, 0)
-    has_match = matched & ~g_void[safe] if any_void else matched
+    has_match = matched & ~g_void[safe] if g_void is not None else matched
     area_index = np.arange(n_area)[None, :, None]
-    ignored_dt = (matched & g_ignore.T[safe, area_index]) | (
-        ~has_match & d_outside.T[c_dets][:, :, None]
-    )
-    places = slot[c_dets]
-    true_positive[:, :, places] = (has_match & ~ignored_dt).transpose(1, 2, 0)
-    counted[:, :, places] = ~ignored_dt.transpose(1, 2, 0)
-    return true_positive, counted
+    ignored_dt = (matched & g_ignore.T[safe, area_index]) | (~has_match & c_outside.T[:, :, None])
+    return has_match & ~ignored_dt, ~ignored_dt
 
 
-def _tier_best(
-    values: FloatArray, tier: BoolArray, starts: IntArray, sizes: IntArray, gts: IntArray
-) -> tuple[FloatArray, IntArray]:
-    """Per segment of pairs and row of ``tier``: the best value in the tier, and its gt.
+class _Segments:
+    """Consecutive segments of a pair list (``starts``), most of them one pair long."""
 
-    The gt is the last one reaching the best value; -inf and -1 where no pair is in the tier.
-    ``values`` (p,) and ``gts`` (p,) are grouped in segments (``starts``, ``sizes``); ``tier``
-    is (A, p). Most segments hold one pair: only the others are reduced.
-    """
-    key = np.where(tier, values[None, :], -np.inf)  # (A, p)
-    best = np.take(key, starts, axis=1)
-    winner = np.where(np.take(tier, starts, axis=1), gts[starts][None, :], -1)
-    multi = np.flatnonzero(sizes > 1)
-    if len(multi):
-        lengths = sizes[multi]
-        sub_starts = np.cumsum(lengths) - lengths
-        rows = np.repeat(starts[multi] - sub_starts, lengths)
+    def __init__(self, starts: IntArray, n_pairs: int) -> None:
+        self.starts = starts
+        self.count = len(starts)
+        sizes = np.diff(np.r_[starts, n_pairs])
+        self.multi = np.flatnonzero(sizes > 1)
+        lengths = sizes[self.multi]
+        #: the pairs of the longer segments, and where each one starts among them
+        self.sub_starts = np.cumsum(lengths) - lengths
+        self.rows = np.repeat(starts[self.multi] - self.sub_starts, lengths)
+        self.rows += np.arange(len(self.rows))
+
+    def maximum(self, values: AnyArray) -> AnyArray:
+        """(count,) the maximum of ``values`` (p,) over each segment."""
+        out = values[self.starts]
+        if len(self.multi):
+            out[self.multi] = np.maximum.reduceat(values[self.rows], self.sub_starts)
+        return out
+
+    def winners(
+        self, values: FloatArray, tier: BoolArray, gts: IntArray, which: IntArray
+    ) -> IntArray:
+        """(A, len(which)): per row of ``tier`` (A, p), the gt of the best value in the tier.
+
+        Ties go to the last pair (COCOeval's ``iou >= best`` replaces its pick); -1 where no
+        pair of the segment is in the tier.
+        """
+        sizes = np.diff(np.r_[self.starts, len(values)])[which]
+        sub_starts = np.cumsum(sizes) - sizes
+        rows = np.repeat(self.starts[which] - sub_starts, sizes)
         rows += np.arange(len(rows))
-        sub_key = np.take(key, rows, axis=1)
-        sub_best = np.stack([np.maximum.reduceat(row, sub_starts) for row in sub_key])
-        owner = np.repeat(np.arange(len(multi)), lengths)
-        # ties go to the last ground truth in COCO's order (``iou >= best`` replaces m)
-        hit = np.take(tier, rows, axis=1) & (sub_key == np.take(sub_best, owner, axis=1))
-        position = np.where(hit, np.arange(len(rows)), -1)
-        last = np.stack([np.maximum.reduceat(row, sub_starts) for row in position])
-        sub_gts = gts[rows]
-        for a in range(len(key)):
-            best[a, multi] = sub_best[a]
-            winner[a, multi] = np.where(last[a] >= 0, sub_gts[np.maximum(last[a], 0)], -1)
-    return best, winner
+        owner = np.repeat(np.arange(len(which)), sizes)
+        sub_values, sub_gts = values[rows], gts[rows]
+        out = np.full((len(tier), len(which)), -1, dtype=np.int64)
+        for a, row_tier in enumerate(np.take(tier, rows, axis=1)):
+            key = np.where(row_tier, sub_values, -np.inf)
+            best = np.maximum.reduceat(key, sub_starts)
+            hit = row_tier & (key == best[owner])
+            last = np.maximum.reduceat(np.where(hit, np.arange(len(rows)), -1), sub_starts)
+            out[a] = np.where(last >= 0, sub_gts[np.maximum(last, 0)], -1)
+        return out
 
 
 def _accumulate(
-    true_positive: BoolArray,
-    counted: BoolArray,
+    matches: _Matches,
     score: FloatArray,
     d_class: IntArray,
     d_rank: IntArray,
@@ -785,7 +861,9 @@ def _accumulate(
     """COCOeval.accumulate on flat arrays -> precision (T,R,K,A,M), recall (T,K,A,M), scores.
 
     The detections come in COCOeval's accumulation order: by class, then (-score, image,
-    rank). ``true_positive`` and ``counted`` (not ignored) are (A, T, D) in that order.
+    rank). Each (area, threshold) row of true positives and counted (not ignored)
+    detections is built from ``matches`` when it is needed, on the detections that the
+    max-detections setting keeps and that count somewhere.
 
     Precision only rises at a true positive, so the max envelope ``max(pr[i:])`` at a
     recall threshold is the max over the true positives from the one that reaches it: the
@@ -794,7 +872,8 @@ def _accumulate(
     among the class's counted detections, so ``pr = tp / (fp + tp + eps)`` needs no
     cumulative sum where every detection counts (area "all" without crowds).
     """
-    n_area, n_thr, _ = true_positive.shape
+    n_area = matches.outside.shape[0]
+    n_thr = len(matches.rank)
     rec_thr = COCO_RECALL_THRESHOLDS
     n_rec = len(rec_thr)
     precision = np.full((n_thr, n_rec, n_classes, n_area, len(max_dets)), -1.0)
@@ -814,27 +893,22 @@ def _accumulate(
     for a in range(n_area):
         valid = npig[:, a] > 0
         # detections ignored at every threshold only shift positions: leave them out
-        some = np.logical_or.reduce(counted[a], axis=0)
+        some = matches.counted_somewhere(a)
+        count = np.maximum(need[:, a, :], 1)  # (K, R): events to reach each threshold
         for m, (kept, has_dets, top_score) in enumerate(settings):
-            columns = kept & some
-            if columns.all():
-                tp_rows, count_rows = true_positive[a], counted[a]
-                a_cls, a_scores = d_class, score
-            else:
-                tp_rows = np.compress(columns, true_positive[a], axis=1)
-                count_rows = np.compress(columns, counted[a], axis=1)
-                a_cls, a_scores = d_class[columns], score[columns]
+            rows = _RowMaker(matches, a, kept & some)
+            a_cls, a_scores = rows.take(d_class), rows.take(score)
             a_bounds = np.searchsorted(a_cls, classes)
-            count = np.maximum(need[:, a, :], 1)  # (K, R): events to reach each threshold
             for t in range(n_thr):
-                events = np.flatnonzero(tp_rows[t])
-                row_counted = count_rows[t]
-                if row_counted.all():
+                tp_row, row_counted = rows.make(t)
+                events: IntArray = np.flatnonzero(tp_row)
+                seen: IntArray
+                if row_counted is None:
                     # fp + tp at an event: its position in the class, plus one
                     seen = events + 1
                     seen_before = a_bounds
                 else:
-                    running = np.cumsum(row_counted)
+                    running = np.cumsum(row_counted, dtype=np.int64)
                     seen = running[events]
                     seen_before = np.r_[0, running][a_bounds]
                 event_bounds = np.searchsorted(events, a_bounds)  # (K + 1,)
@@ -843,7 +917,7 @@ def _accumulate(
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rc_last = total_tp / npig[:, a]
                 recall[t, :, a, m] = np.where(valid, np.where(has_dets, rc_last, 0.0), -1.0)
-                tp = np.arange(1, len(events) + 1, dtype=np.float64)
+                tp = np.arange(1, len(events) + 1)
                 tp -= np.repeat(event_start, total_tp)
                 seen -= np.repeat(seen_before[:-1], total_tp)
                 pr = tp / (seen + eps)
@@ -863,6 +937,65 @@ def _accumulate(
                 precision[t, :, :, a, m] = np.where(valid[:, None], q, -1.0).T
                 scores[t, :, :, a, m] = np.where(valid[:, None], ss, -1.0).T
     return precision, recall, scores
+
+
+class _RowMaker:
+    """One area range's (tp, counted) rows at each threshold, on a subset of detections.
+
+    Folded into three counts per detection so that a row costs two or three comparisons:
+    a true positive where ``rank[t] < positive``; counted (not ignored) where
+    ``rank[t] < kept`` or ``rank[t] >= dropped``, ``dropped`` being where an unmatched
+    detection inside the range starts to count again (never, outside the range).
+    """
+
+    def __init__(self, matches: _Matches, a: int, columns: BoolArray) -> None:
+        self.columns = None if columns.all() else np.flatnonzero(columns)
+        regular = self.take(matches.regular[a])
+        outside = self.take(matches.outside[a])
+        n_thr = len(matches.rank)
+        # outside the range an unmatched detection is ignored at every threshold
+        self.dropped = np.where(outside, n_thr, self.take(matches.ignored[a]))
+        if matches.void is None:
+            self.positive = self.kept = regular
+        else:
+            # a match with gt id 0 is no match: ignored outside the range, else counted
+            void = self.take(matches.void[a])
+            zero = regular.dtype.type(0)
+            self.positive = np.where(void, zero, regular)
+            self.kept = np.where(void & outside, zero, regular)
+        self.rank = matches.rank
+        # the contested detections among the columns, and their place there
+        contested = matches.contested
+        if self.columns is not None:
+            inside = columns[contested]
+            self.places = np.searchsorted(self.columns, contested[inside])
+            self.contested_tp = matches.contested_tp[inside, a, :]
+            self.contested_counted = matches.contested_counted[inside, a, :]
+        else:
+            self.places = contested
+            self.contested_tp = matches.contested_tp[:, a, :]
+            self.contested_counted = matches.contested_counted[:, a, :]
+        #: every detection counts at every threshold (area "all" without crowds)
+        self.all_counted = not self.dropped.any() and bool(self.contested_counted.all())
+
+    def take(self, values: AnyArray) -> AnyArray:
+        """``values`` (D,) on the columns."""
+        return values if self.columns is None else np.take(values, self.columns)
+
+    def make(self, t: int) -> tuple[BoolArray, BoolArray | None]:
+        """(tp, counted) at threshold ``t``: COCOeval's ``dtm != 0 & ~dtIg`` and ``~dtIg``.
+
+        ``counted`` is None where every detection counts.
+        """
+        rank = self.rank[t]
+        tp = self.positive > rank
+        counted = None
+        if not self.all_counted:
+            counted = self.kept > rank if self.kept is not self.positive else tp.copy()
+            counted |= self.dropped <= rank
+            counted[self.places] = self.contested_counted[:, t]
+        tp[self.places] = self.contested_tp[:, t]
+        return tp, counted
 
 
 def _recall_need(npig: IntArray) -> IntArray:
