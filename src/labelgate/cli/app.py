@@ -27,6 +27,7 @@ from labelgate.cli.agreement import agreement_command
 from labelgate.cli.audit import audit_app
 from labelgate.cli.batch import batch_app
 from labelgate.cli.compare import compare_command
+from labelgate.cli.cost import cost_command
 from labelgate.cli.db import db_app
 from labelgate.cli.evaluate import eval_command
 from labelgate.cli.merge import merge_command
@@ -332,6 +333,7 @@ app.command(name="compare")(compare_command)
 app.command(name="agreement")(agreement_command)
 app.command(name="eval")(eval_command)
 app.command(name="merge")(merge_command)
+app.command(name="cost")(cost_command)
 app.add_typer(spec_app, name="spec")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
