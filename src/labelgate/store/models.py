@@ -367,5 +367,7 @@ class AuditEventRow(Base):
     before_digest: Mapped[str | None] = mapped_column(String(64))
     after_digest: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[str] = mapped_column(Text, default="{}")
-    prev_hash: Mapped[str] = mapped_column(String(64))
+    # unique: two events claiming the same predecessor would fork the chain; the database
+    # refuses that even if an appender forgot the serializing lock
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)

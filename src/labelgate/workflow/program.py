@@ -77,7 +77,7 @@ from labelgate.store.repository import (
     import_revisions,
     save_revision,
 )
-from labelgate.workflow.audit import append_event
+from labelgate.workflow.audit import append_event, digest
 from labelgate.workflow.stages import NEXT, REWORK_TARGET, GateResult, Stage, check_transition
 
 __all__ = ["DEFECT_TYPES", "ROLES", "Program", "QualificationResult", "TaskView"]
@@ -318,9 +318,9 @@ class Program:
                 path = root / name
                 if not path.is_file():
                     raise WorkflowError(f"{path}: image file not found (from file_name {name!r})")
-                digest, size = _sha256_file(path)
+                file_digest, size = _sha256_file(path)
                 uris.append(str(path.resolve()))
-                digests.append(digest)
+                digests.append(file_digest)
                 sizes.append(size)
         with self.db.session() as s:
             self._require_role(s, actor, MANAGERS)
@@ -337,7 +337,7 @@ class Program:
                 entity_type="project",
                 entity_id=self.project_id,
                 after={"images": len(ids), "file_names": images.file_name.tolist()},
-                details={"sha256": digests} if digests else None,
+                details={"sha256_of_digests": digest(digests)} if digests else None,
             )
             return ids
 
@@ -1821,13 +1821,13 @@ class Program:
 
 def _sha256_file(path: Path) -> tuple[str, int]:
     """sha256 hex and size of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    hasher = hashlib.sha256()
     size = 0
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+            hasher.update(chunk)
             size += len(chunk)
-    return digest.hexdigest(), size
+    return hasher.hexdigest(), size
 
 
 def _with_ids(images: Images, ids: IntArray) -> Images:

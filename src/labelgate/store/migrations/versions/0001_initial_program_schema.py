@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
         sa.UniqueConstraint("hash", name=op.f("uq_audit_events_hash")),
+        sa.UniqueConstraint("prev_hash", name=op.f("uq_audit_events_prev_hash")),
     )
     op.create_table(
         "projects",
