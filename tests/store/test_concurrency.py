@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from labelgate.core.annotations import Annotations
+from labelgate.core.dataset import Dataset
+from labelgate.core.generate import generate_dataset
 from labelgate.core.images import Images
-from labelgate.errors import ConflictError
+from labelgate.errors import ConflictError, PermissionDenied
 from labelgate.store.annotations import load_annotations
 from labelgate.store.db import Database
 from labelgate.store.models import AnnotationRow, ProjectRow, RevisionRow, TaskRow
@@ -35,7 +40,10 @@ from labelgate.store.repository import (
     add_users,
     save_revision,
 )
-from labelgate.workflow.audit import AUDIT_KEY_ENV, verify_chain
+from labelgate.workflow.audit import ADVISORY_LOCK_KEY, AUDIT_KEY_ENV, verify_chain
+from labelgate.workflow.program import Program
+
+REPO = Path(__file__).resolve().parents[2]
 
 WRITERS = 6
 ROUNDS = 4
@@ -307,3 +315,125 @@ def test_writer_processes_queue_and_keep_one_audit_chain(db: Database) -> None:
     assert report.ok, report.reason
     assert report.events == processes * per_process - (processes - 1)  # losers log no save
     _assert_consistent(db)
+
+
+# --- a save racing a submit through the workflow service ----------------------------------
+
+
+def _racer(db: Database, name: str) -> Database:
+    """Another engine on the same database whose sessions carry ``application_name``."""
+    url = make_url(db.url).update_query_dict({"application_name": name})
+    return Database(url.render_as_string(hide_password=False))
+
+
+def _wait_until_blocked(db: Database, name: str, thread: threading.Thread) -> str:
+    """Poll until the racer named ``name`` waits for a lock; its wait event."""
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        with db.engine.connect() as conn:
+            waiting = conn.exec_driver_sql(
+                "SELECT wait_event FROM pg_stat_activity "
+                "WHERE application_name = %(name)s AND wait_event_type = 'Lock'",
+                {"name": name},
+            ).scalar()
+        if waiting is not None:
+            return str(waiting)
+        thread.join(timeout=0.01)  # a short wait that also notices a racer that did not block
+        assert thread.is_alive(), f"{name} finished without waiting for the lock"
+    pytest.fail(f"{name} never waited for a lock")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Program.save checks the task's status before save_revision locks the task row: "
+    "on PostgreSQL a submit that commits in between is overwritten (status back to "
+    "in_progress) and a revision lands on a submitted task. Fix in workflow/program.py: "
+    "load the task with_for_update in _own_task (or Session.get(..., with_for_update=True)).",
+)
+def test_a_save_racing_a_submit_never_reopens_the_submitted_task(db: Database) -> None:
+    """Submit wins the race; the save that checked the status before it must be refused.
+
+    The test holds the audit appenders' advisory lock, so the submit blocks inside its
+    transaction after writing ``status = submitted``; the save then reads the committed
+    status (``in_progress``) and blocks on the task row. Releasing the lock lets the submit
+    commit first. SQLite runs one write transaction at a time, so only PostgreSQL can
+    interleave them.
+    """
+    if db.dialect == "sqlite":
+        pytest.skip("SQLite runs one write transaction at a time: no interleaving to test")
+    prog = _assigned_program(db)
+    task = prog.my_tasks("ana")[0]
+    labels = Annotations.create(id=[1], image_id=[task.image_id], class_id=[1], bbox=[[0, 0, 5, 5]])
+    first = prog.save("ana", task.task_id, labels, base_revision_id=None)
+    submitter, saver = _racer(db, f"lg-submit-{os.getpid()}"), _racer(db, f"lg-save-{os.getpid()}")
+    outcome: dict[str, Any] = {}
+
+    def run(name: str, call: Callable[[], Any]) -> threading.Thread:
+        def target() -> None:
+            try:
+                outcome[name] = call()
+            except BaseException as exc:  # reported below
+                outcome[name] = exc
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    try:
+        with db.engine.connect() as locker, locker.begin():
+            locker.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
+            submit = run("submit", lambda: Program(submitter).submit("ana", task.task_id))
+            assert _wait_until_blocked(db, f"lg-submit-{os.getpid()}", submit) == "advisory"
+            save = run(
+                "save",
+                lambda: Program(saver).save(
+                    "ana", task.task_id, labels, base_revision_id=first.revision_id
+                ),
+            )
+            _wait_until_blocked(db, f"lg-save-{os.getpid()}", save)
+        for thread in (submit, save):
+            thread.join(timeout=DEADLINE_SECONDS)
+            assert not thread.is_alive()
+    finally:
+        submitter.dispose()
+        saver.dispose()
+    with db.session() as s:
+        status = s.execute(select(TaskRow.status).where(TaskRow.id == task.task_id)).scalar_one()
+        revisions = s.execute(
+            select(func.count()).select_from(RevisionRow).where(RevisionRow.task_id == task.task_id)
+        ).scalar_one()
+    assert outcome["submit"] is None
+    assert isinstance(outcome["save"], PermissionDenied), outcome["save"]
+    assert (status, revisions) == ("submitted", 1)
+    assert verify_chain(db).ok
+
+
+def _assigned_program(db: Database) -> Program:
+    """A program with batch ``b`` in production, its tasks assigned to ana and bo."""
+    text = (REPO / "examples" / "spec.toml").read_text()
+    text = re.sub(
+        r"\[assignment\]\n.*?\n\n",
+        "[assignment]\ndouble_annotation_rate = 0.0\ngold_rate = 0.0\nhoneypot_rate = 0.0\n\n",
+        text,
+        flags=re.S,
+    )
+    prog = Program.create(db, text)
+    prog.add_user("maria", ["manager"], actor="labelgate")
+    gold = generate_dataset(12, seed=2)
+    prog.import_gold(gold, actor="maria")
+    prog.qualify("ana", gold.annotations.replace(attributes={}), actor="maria")
+    work = generate_dataset(2, seed=3)
+    work = Dataset(
+        work.annotations.replace(image_id=work.annotations.image_id + 100),
+        work.images.replace(
+            id=work.images.id + 100,
+            file_name=np.array([f"work/{i}.jpg" for i in range(2)], dtype=object),
+        ),
+        work.taxonomy,
+    )
+    prog.import_images(work.images, actor="maria")
+    batch = prog.create_batch("b", actor="maria")
+    prog.advance(batch, actor="maria")
+    prog.advance(batch, actor="maria")
+    prog.assign(batch, actor="maria")
+    return prog
