@@ -274,53 +274,16 @@ def evaluate(
     # COCOeval: ``iou = min([t, 1 - 1e-10])``
     threshold_table = np.minimum(threshold_table, 1 - 1e-10)
 
-    # --- the objects COCOeval looks at (its imgIds / catIds filters)
-    g = gt.annotations
-    g_rows = np.flatnonzero(g.kind != Kind.TAG)  # columns only: no container rebuilt
-    g_class = _lookup(class_ids, g.class_id[g_rows])  # the Dataset knows them all
-    g_image = _lookup(image_ids, g.image_id[g_rows])
-    d_class_raw = _lookup(class_ids, dt.class_id)
-    d_image_raw = _lookup(image_ids, dt.image_id)
-    keep = (d_class_raw >= 0) & (d_image_raw >= 0) & (dt.kind != Kind.TAG)
-    d_rows = np.flatnonzero(keep)
-    d_score = dt.score[d_rows]
-    if np.isnan(d_score).any():
-        row = int(d_rows[np.flatnonzero(np.isnan(d_score))[0]])
-        raise ValidationError("expected a score on every detection", field="score", row=row)
-    d_class = d_class_raw[d_rows]
-    d_image = d_image_raw[d_rows]
-
+    # --- the objects COCOeval looks at (its imgIds / catIds filters), in its order
     group_classes = n_classes if use_cats else 1
-    # COCO's order inside an (image, class) group is file order; with use_cats=False the
-    # image's list is built class by class (sorted ids), then file order.
-    g_key = g_image * group_classes + (g_class if use_cats else 0)
-    g_order = _stable_order([g_key] if use_cats else [g_key, g_class])
-    g_key, g_class = g_key[g_order], g_class[g_order]
-    g_take = g_rows[g_order]
+    g = gt.annotations
+    g_take, g_key, g_class = _ground_truth_order(g, class_ids, image_ids, use_cats)
     g_crowd = g.iscrowd[g_take]
     g_area = g.area[g_take]
-
-    d_key: IntArray = np.asarray(d_image * group_classes + (d_class if use_cats else 0), np.int64)
-    # COCOeval's per-image ``argsort(-score, kind="mergesort")``: by group, then score, then
-    # the group's own order (file order; class first when classes are pooled)
-    score_rank = _score_rank(d_score)
-    d_order = _stable_order([d_key, score_rank] if use_cats else [d_key, score_rank, d_class])
-    d_key, d_class, d_image = d_key[d_order], d_class[d_order], d_image[d_order]
-    d_score, score_rank = d_score[d_order], score_rank[d_order]
-    # COCOeval keeps the first ``max_dets[-1]`` detections of each (image, class) group
-    starts = _segment_starts(d_key)
-    sizes = np.diff(np.r_[starts, len(d_key)])
-    d_rank = np.arange(len(d_key)) - np.repeat(starts, sizes)
-    d_take = d_rows[d_order]
-    if len(d_rank) and int(sizes.max()) > max_dets[-1]:
-        within = np.flatnonzero(d_rank < max_dets[-1])
-        d_key, d_class, d_image, d_rank = (
-            d_key[within],
-            d_class[within],
-            d_image[within],
-            d_rank[within],
-        )
-        d_score, score_rank, d_take = d_score[within], score_rank[within], d_take[within]
+    d_take, d_key, d_class, d_rank, d_score, score_rank = _detection_order(
+        dt, class_ids, image_ids, use_cats, max_dets[-1]
+    )
+    n_gt, n_dt = len(g_take), len(d_take)
     # boxes column by column: no (D, 4) copies of the whole set
     d_columns = [dt.bbox[:, i][d_take] for i in range(4)]
     if iou_type == "segm":
@@ -358,7 +321,7 @@ def evaluate(
         g_columns = [g.bbox[:, i][g_take] for i in range(4)]
         pair_iou = _BoxIou(d_columns, g_columns, g_crowd)
     pair_d, pair_g, iou = _candidate_pairs(d_key, g_key, pair_iou, lowest)
-    del pair_iou, d_columns
+    del pair_iou, d_columns, d_key, g_key  # large at scale: gone before matching
 
     lows = np.array([r[1] for r in ranges], dtype=np.float64)[:, None]
     highs = np.array([r[2] for r in ranges], dtype=np.float64)[:, None]
@@ -427,9 +390,67 @@ def evaluate(
         area_ranges=ranges,
         max_dets=max_dets,
         images=len(image_ids),
-        gt=len(g_key),
-        dt=len(d_key),
+        gt=n_gt,
+        dt=n_dt,
     )
+
+
+def _ground_truth_order(
+    g: Annotations, class_ids: IntArray, image_ids: IntArray, use_cats: bool
+) -> tuple[IntArray, IntArray, IntArray]:
+    """The ground truths COCOeval evaluates, in its order -> (rows, group key, class index).
+
+    COCO's order inside an (image, class) group is file order; with ``use_cats=False`` the
+    group is the image and its list is built class by class (sorted ids), then file order.
+    """
+    rows = np.flatnonzero(g.kind != Kind.TAG)  # columns only: no container rebuilt
+    g_class = _lookup(class_ids, g.class_id[rows])  # the Dataset knows them all
+    key = _lookup(image_ids, g.image_id[rows])
+    if use_cats:
+        key *= len(class_ids)
+        key += g_class
+        order = _stable_order([key])
+    else:
+        order = _stable_order([key, g_class])
+    return rows[order], key[order], g_class[order]
+
+
+def _detection_order(
+    dt: Annotations, class_ids: IntArray, image_ids: IntArray, use_cats: bool, max_det: int
+) -> tuple[IntArray, IntArray, IntArray, IntArray, FloatArray, IntArray]:
+    """The detections COCOeval evaluates, in its order.
+
+    Rows on classes or images outside the evaluation are dropped; the rest are sorted by
+    (image, class) group, then as COCOeval's per-group ``argsort(-score, kind="mergesort")``
+    (file order among equal scores; class first when classes are pooled), and only the
+    first ``max_det`` of each group are kept.
+
+    Returns
+    -------
+    tuple
+        ``(rows, group key, class index, rank in group, score, dense rank of -score)``.
+    """
+    d_class = _lookup(class_ids, dt.class_id)
+    key = _lookup(image_ids, dt.image_id)
+    rows = np.flatnonzero((d_class >= 0) & (key >= 0) & (dt.kind != Kind.TAG))
+    score = dt.score[rows]
+    if np.isnan(score).any():
+        row = int(rows[np.flatnonzero(np.isnan(score))[0]])
+        raise ValidationError("expected a score on every detection", field="score", row=row)
+    d_class, key = d_class[rows], key[rows]
+    if use_cats:
+        key *= len(class_ids)
+        key += d_class
+    score_rank = _score_rank(score)
+    order = _stable_order([key, score_rank] if use_cats else [key, score_rank, d_class])
+    key = key[order]
+    starts = _segment_starts(key)
+    sizes = np.diff(np.r_[starts, len(key)])
+    rank = np.arange(len(key)) - np.repeat(starts, sizes)
+    if len(rank) and int(sizes.max()) > max_det:
+        within = np.flatnonzero(rank < max_det)
+        order, key, rank = order[within], key[within], rank[within]
+    return rows[order], key, d_class[order], rank, score[order], score_rank[order]
 
 
 def _segment_starts(keys: IntArray) -> IntArray:
@@ -539,7 +560,7 @@ class _BoxIou:
         return out
 
 
-_PAIR_CHUNK = 1 << 20
+_PAIR_CHUNK = 1 << 19
 
 
 def _candidate_pairs(
@@ -674,44 +695,22 @@ def _greedy_match(
     contested = contested_det[pair_d]
 
     # --- uncontested detections: the best candidate per tier, as a threshold count
-    direct = np.flatnonzero(~contested)
-    taken_cells: list[IntArray] = []
-    if len(direct):
-        dets, gts, counts = pair_d[direct], pair_g[direct], pair_count[direct]
-        segments = _Segments(_segment_starts(dets), len(dets))
-        places = slot[dets[segments.starts]]
-        pair_ignored = np.take(g_ignore, gts, axis=1)  # (A, p)
-        seg_regular = np.zeros((n_area, segments.count), dtype=count_type)
-        seg_ignored = np.zeros_like(seg_regular)
-        zero = count_type(0)
-        for a in range(n_area):
-            # the count is monotone in the IoU: the best IoU's count is the largest count
-            seg_regular[a] = segments.maximum(np.where(pair_ignored[a], zero, counts))
-            seg_ignored[a] = segments.maximum(np.where(pair_ignored[a], counts, zero))
-            regular[a, places] = seg_regular[a]
-            ignored[a, places] = seg_ignored[a]
-        # only takes of ground truths that a contested detection also wants matter later
+    taken_cells: list[tuple[IntArray, IntArray]] = []
+    if not contested.all():
+        direct = ~contested
         wanted = np.zeros(n_gt, dtype=bool)
         wanted[pair_g[contested]] = True
-        relevant = np.flatnonzero(np.logical_or.reduceat(wanted[gts], segments.starts))
-        which = np.arange(segments.count) if any_void else relevant
-        if len(which):
-            values = iou[direct]
-            regular_gt = segments.winners(values, ~pair_ignored, gts, which)
-            ignored_gt = segments.winners(values, pair_ignored, gts, which)
-            if void is not None:
-                for a in range(n_area):
-                    void[a, places] = g_void[regular_gt[a]] & (regular_gt[a] >= 0)
-            if any_void:
-                regular_gt, ignored_gt = regular_gt[:, relevant], ignored_gt[:, relevant]
-            passed = rank[None, :, None]
-            chosen = np.where(
-                seg_regular[:, None, relevant] > passed,
-                regular_gt[:, None, :],
-                np.where(seg_ignored[:, None, relevant] > passed, ignored_gt[:, None, :], -1),
-            ).reshape(n_area * n_thr, -1)  # (A * T, r)
-            combo, column = np.nonzero(chosen >= 0)
-            taken_cells.append(chosen[combo, column] * (n_area * n_thr) + combo)
+        cells = _uncontested(
+            _Outcome(regular, ignored, void, rank),
+            slot[pair_d[direct]],
+            pair_g[direct],
+            iou[direct],
+            pair_count[direct],
+            g_ignore,
+            g_void,
+            wanted,
+        )
+        taken_cells.append(cells)
 
     # --- contested detections: one rank per round, reading what better ranks took
     c_dets = np.flatnonzero(contested_det)
@@ -735,6 +734,67 @@ def _greedy_match(
     return _Matches(regular, ignored, void, outside, rank, slot[c_dets], c_tp, c_counted)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Outcome:
+    """The arrays :func:`_uncontested` fills in (see :class:`_Matches`)."""
+
+    regular: AnyArray
+    ignored: AnyArray
+    void: BoolArray | None
+    rank: IntArray
+
+
+def _uncontested(
+    out: _Outcome,
+    places: IntArray,
+    gts: IntArray,
+    iou: FloatArray,
+    counts: AnyArray,
+    g_ignore: BoolArray,
+    g_void: BoolArray,
+    wanted: BoolArray,
+) -> tuple[IntArray, IntArray]:
+    """Match the uncontested detections: each takes its best candidate by (tier, IoU, order).
+
+    The pairs (their detections' ``places`` in the output order, ``gts``, ``iou`` and the
+    number of thresholds each IoU passes, ``counts``) are grouped by detection. Fills
+    ``out`` and returns the (gt, area * T + threshold) cells taken of the ``wanted``
+    ground truths, the ones a contested detection may also want.
+    """
+    n_area = g_ignore.shape[0]
+    n_thr = len(out.rank)
+    segments = _Segments(_segment_starts(places), len(places))
+    owner = places[segments.starts]
+    pair_ignored = np.take(g_ignore, gts, axis=1)  # (A, p)
+    seg_regular = np.zeros((n_area, segments.count), dtype=counts.dtype)
+    seg_ignored = np.zeros_like(seg_regular)
+    zero = counts.dtype.type(0)
+    for a in range(n_area):
+        # the count is monotone in the IoU: the best IoU's count is the largest count
+        seg_regular[a] = segments.maximum(np.where(pair_ignored[a], zero, counts))
+        seg_ignored[a] = segments.maximum(np.where(pair_ignored[a], counts, zero))
+        out.regular[a, owner] = seg_regular[a]
+        out.ignored[a, owner] = seg_ignored[a]
+    relevant = np.flatnonzero(np.logical_or.reduceat(wanted[gts], segments.starts))
+    which = relevant if out.void is None else np.arange(segments.count)
+    if len(which) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    regular_gt = segments.winners(iou, ~pair_ignored, gts, which)
+    ignored_gt = segments.winners(iou, pair_ignored, gts, which)
+    if out.void is not None:
+        for a in range(n_area):
+            out.void[a, owner] = g_void[regular_gt[a]] & (regular_gt[a] >= 0)
+        regular_gt, ignored_gt = regular_gt[:, relevant], ignored_gt[:, relevant]
+    passed = out.rank[None, :, None]
+    chosen = np.where(
+        seg_regular[:, None, relevant] > passed,
+        regular_gt[:, None, :],
+        np.where(seg_ignored[:, None, relevant] > passed, ignored_gt[:, None, :], -1),
+    ).reshape(n_area * n_thr, -1)  # (A * T, r)
+    combo, column = np.nonzero(chosen >= 0)
+    return chosen[combo, column], combo
+
+
 def _contested_rounds(
     pair_d: IntArray,
     pair_g: IntArray,
@@ -747,24 +807,28 @@ def _contested_rounds(
     g_crowd: BoolArray,
     g_void: BoolArray | None,
     c_outside: BoolArray,
-    taken_cells: list[IntArray],
+    taken_cells: list[tuple[IntArray, IntArray]],
 ) -> tuple[BoolArray, BoolArray]:
     """COCOeval's matching of the contested detections -> (tp, counted), each (c, A, T).
 
     One round per detection rank. The arrays hold one row per pair or ground truth and one
     column per (area, threshold): reductions over pairs run down axis 0, where numpy
-    vectorizes over the columns. ``taken_cells`` are ``gt * A * T + column`` cells already
-    taken by uncontested detections.
+    vectorizes over the columns. ``taken_cells`` are (gt, column) cells already taken by
+    uncontested detections; only the ground truths of the pairs are tracked.
     """
-    n_area, n_gt = g_ignore.shape
+    n_area = g_ignore.shape[0]
     n_thr = threshold_table.shape[0]
     n_combo = n_area * n_thr
-    taken = np.zeros((n_gt, n_combo), dtype=bool)
+    wanted = np.unique(pair_g)
+    taken = np.zeros((len(wanted), n_combo), dtype=bool)
     flat_taken = taken.reshape(-1)
-    for cells in taken_cells:
-        flat_taken[cells] = True
+    for gts, combos in taken_cells:
+        index = np.minimum(np.searchsorted(wanted, gts), len(wanted) - 1)
+        hit = wanted[index] == gts
+        flat_taken[index[hit] * n_combo + combos[hit]] = True
     order = np.argsort(pair_rank, kind="stable")  # (group, det, gt) within each rank
     pair_d, pair_g, iou, ranks = pair_d[order], pair_g[order], iou[order], pair_rank[order]
+    pair_slot = np.searchsorted(wanted, pair_g)  # each pair's row in ``taken``
     column = np.zeros(int(c_dets[-1]) + 1, dtype=np.int64)
     column[c_dets] = np.arange(len(c_dets))
     match = np.full((len(c_dets), n_area, n_thr), -1, dtype=np.int64)
@@ -775,10 +839,9 @@ def _contested_rounds(
     bounds = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1], True])
     for lo, hi in itertools.pairwise(bounds.tolist()):
         dets = pair_d[lo:hi]
-        gts = pair_g[lo:hi]
         seg = _segment_starts(dets)
         seg_of = np.cumsum(np.r_[False, dets[1:] != dets[:-1]])
-        free = ~taken[gts].reshape(-1, n_area, n_thr)
+        free = ~taken[pair_slot[lo:hi]].reshape(-1, n_area, n_thr)
         free |= pair_crowd[lo:hi, None, None]
         free &= eligible[lo:hi, None, :]  # (p, A, T)
         ignored_now = pair_ignored[lo:hi]
@@ -792,8 +855,9 @@ def _contested_rounds(
             np.where(winner, np.arange(hi - lo)[:, None, None], -1), seg, axis=0
         ).reshape(len(seg), n_combo)
         which, combo = np.nonzero(position >= 0)
-        won = gts[position[which, combo]]
-        flat_taken[won * n_combo + combo] = True
+        won_pair = position[which, combo] + lo
+        won = pair_g[won_pair]
+        flat_taken[pair_slot[won_pair] * n_combo + combo] = True
         flat_match[column[dets[seg[which]]] * n_combo + combo] = won
     # COCOeval's dtm / dtIg, from the matched gt
     matched = match >= 0
