@@ -74,3 +74,27 @@ def test_bound_covers_the_true_rate_at_least_at_the_stated_confidence() -> None:
     defects = rng.binomial(n, p, size=4000)
     covered = np.mean([clopper_pearson_upper(int(d), n, 0.95) >= p for d in defects])
     assert covered >= 0.95
+
+
+def test_bisected_hypergeometric_bound_equals_the_exhaustive_scan() -> None:
+    # the bound bisects over defect counts; scanning every candidate is the definition
+    for lot in (1, 7, 40, 150):
+        for sampled in {0, 1, lot // 3, lot // 2, lot}:
+            for defects in {0, 1, sampled // 4, sampled}:
+                if defects > sampled:
+                    continue
+                for confidence in (0.8, 0.95):
+                    candidates = np.arange(defects, lot - (sampled - defects) + 1)
+                    plausible = stats.hypergeom.cdf(defects, lot, candidates, sampled) > (
+                        1 - confidence
+                    )
+                    expected = float(candidates[plausible].max()) / lot
+                    assert hypergeometric_upper(defects, sampled, lot, confidence) == expected
+
+
+def test_finite_lot_bound_on_a_large_lot_is_quick() -> None:
+    # a scan over every candidate took about a minute here
+    bound = hypergeometric_upper(5, 522, 100_000, 0.95)
+    assert (
+        clopper_pearson_upper(5, 522, 0.95) - 0.001 < bound <= clopper_pearson_upper(5, 522, 0.95)
+    )
