@@ -444,3 +444,16 @@ def test_service_errors_map_to_exit_codes(
     assert document["type"] == type(error).__name__
     if isinstance(error, ConflictError):
         assert document["current_revision_id"] == 7
+
+
+def test_a_missing_database_or_url_exits_2_pointing_at_init(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.db"
+    code, out, _ = run("batch", "status", "b", "--db", str(missing), "--json")
+    assert code == 2 and "labelgate init" in out["error"]
+    assert not missing.exists()  # a command that finds nothing leaves nothing behind
+    code, out, _ = run("batch", "status", "b", "--db", "://", "--json")
+    assert code == 2 and "not a database URL" in out["error"]
+    spec = tmp_path / "spec.toml"
+    spec.write_text(spec_text())
+    code, out, _ = run("init", str(tmp_path / "x"), "--spec", str(spec), "--db", "://", "--json")
+    assert code == 2 and not (tmp_path / "x").exists()

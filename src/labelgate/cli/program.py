@@ -22,7 +22,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from labelgate.cli._output import (
     EXIT_BAD_INPUT,
@@ -42,10 +42,11 @@ from labelgate.errors import (
     LabelgateError,
     PermissionDenied,
     SpecError,
+    StoreError,
 )
 from labelgate.formats.registry import FORMATS, detect_format, read, write
 from labelgate.spec import load_spec
-from labelgate.store.db import Database, upgrade
+from labelgate.store.db import Database, resolve_url, upgrade
 from labelgate.workflow.program import ROLES, SYSTEM_USER, Program
 
 __all__ = [
@@ -141,12 +142,38 @@ def refusals(url: str, *, as_json: bool) -> Iterator[None]:
 @contextmanager
 def opened_program(db_url: str | None, project: str | None, *, as_json: bool) -> Iterator[Program]:
     """Open the project in the database; errors inside the block exit through :func:`refusals`."""
+    path = _sqlite_path(db_url, as_json=as_json)
+    if path is not None and not path.is_file():
+        fail(
+            StoreError(
+                f"no program database at {path}: create one with "
+                "`labelgate init DIR --spec spec.toml`, or name it with --db or $LABELGATE_DB"
+            ),
+            as_json=as_json,
+        )
     database = open_database(db_url, must_exist=True, as_json=as_json)
     try:
         with refusals(database.url, as_json=as_json):
-            yield Program(database, project)
+            try:
+                program = Program(database, project)
+            except StoreError as exc:
+                raise StoreError(f"{exc} (`labelgate init` creates a project)") from exc
+            yield program
     finally:
         database.dispose()
+
+
+def _sqlite_path(db_url: str | None, *, as_json: bool) -> Path | None:
+    """The file of a SQLite URL; None for other databases and memory; exit 2 on garbage."""
+    resolved = resolve_url(db_url)
+    try:
+        url = make_url(resolved)
+    except ArgumentError:
+        # checked here: cli.db's error rendering parses the URL again and would crash
+        fail(StoreError(f"not a database URL: {resolved!r}"), as_json=as_json)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).expanduser()
 
 
 def require_actor(actor: str | None, *, as_json: bool) -> str:
@@ -215,13 +242,17 @@ def init_command(
     try:
         spec = load_spec(spec_path)
         text = spec_path.read_text(encoding="utf-8")
-        directory.mkdir(parents=True, exist_ok=True)
     except SpecError as exc:
         problems = [{"location": where, "message": what} for where, what in exc.problems]
         _refuse(exc, EXIT_BAD_INPUT, as_json=as_json, problems=problems)
     except OSError as exc:
         fail(exc, as_json=as_json)
     url = db_url or f"sqlite:///{(directory / 'labelgate.db').resolve()}"
+    _sqlite_path(url, as_json=as_json)  # exits 2 on an unparsable URL
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(exc, as_json=as_json)
     database = open_database(url, must_exist=False, as_json=as_json)
     try:
         with (
