@@ -2,6 +2,7 @@
 faster-coco-eval.
 
 Run:  python benchmarks/bench_eval.py [--images 20000] [--repeat 3] [--pycocotools-repeat 1]
+      python benchmarks/bench_eval.py --memory [--images 100000]
 
 The ground truth is labelgate's generator; the detections are a perturbed copy of it with
 model scores (misses, jitter, class swaps, duplicates, false positives). Both are written to
@@ -10,16 +11,29 @@ data. Timed: COCOeval's ``evaluate() + accumulate() + summarize()`` (files alrea
 against ``labelgate.core.evaluate.evaluate`` on the already read data sets; the median of
 ``--repeat`` runs (pycocotools ``--pycocotools-repeat`` times, it is slow). The 12 stats
 must be identical to 1e-9, or the benchmark fails.
+
+``--memory`` measures labelgate's peak memory instead (default 100,000 images): the data
+sets, read from the COCO files as above, are pickled and evaluated once in a child process,
+which reports its peak RSS (``getrusage``) after loading the data and after evaluating, and
+the peak of ``evaluate``'s own allocations (``tracemalloc``, which sees numpy's). The goal
+is a peak RSS below 1.5 GB, data included.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
+import json
+import pickle
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +47,23 @@ from labelgate.formats.coco import read_coco, write_coco
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--images", type=int, default=20_000)
+    parser.add_argument("--images", type=int, default=None, help="20,000; 100,000 with --memory")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--pycocotools-repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-pycocotools", action="store_true")
+    parser.add_argument(
+        "--memory", action="store_true", help="measure labelgate's peak memory, not times"
+    )
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        return memory_child()
+    if args.images is None:
+        args.images = 100_000 if args.memory else 20_000
+    # Linux carries a process's peak RSS over fork and exec: start the child while this
+    # process is still small, or its peak would be ours
+    child = start_memory_child() if args.memory else None
 
     import faster_coco_eval
     from faster_coco_eval import COCOeval_faster
@@ -59,6 +84,9 @@ def main() -> int:
             f"data: {len(gt.images):,} images, {len(gt.annotations):,} ground-truth boxes, "
             f"{len(dt):,} detections, {len(gt.taxonomy)} classes (seed {args.seed})\n"
         )
+        if child is not None:
+            del truth, predicted
+            return measure_memory(child, gt, dt, Path(tmp))
         quiet = contextlib.redirect_stdout(io.StringIO())
         with quiet:
             coco_gt = COCO(str(gt_path))
@@ -111,6 +139,64 @@ def main() -> int:
     if "pycocotools" in results:
         print(f"labelgate vs pycocotools: {base / lg:.1f}x faster (goal >= 50x)")
     return 0
+
+
+MEMORY_GOAL_MIB = 1500 * 1000**2 / 2**20  # 1.5 GB
+
+
+def start_memory_child() -> subprocess.Popen[str]:
+    """The process that will evaluate; it waits for the data's path on stdin."""
+    command = [sys.executable, __file__, "--memory-child"]
+    pipe = subprocess.PIPE
+    return subprocess.Popen(command, stdin=pipe, stdout=pipe, stderr=pipe, text=True)
+
+
+def measure_memory(child: subprocess.Popen[str], gt: Any, dt: Any, folder: Path) -> int:
+    """Evaluate once in the child process on the pickled data; print its peak memory."""
+    data = folder / "data.pickle"
+    with data.open("wb") as file:
+        pickle.dump((gt, dt), file, protocol=pickle.HIGHEST_PROTOCOL)
+    del gt, dt
+    out, err = child.communicate(f"{data}\n")
+    if child.returncode != 0:
+        print(err, file=sys.stderr)
+        return 1
+    report = json.loads(out)
+    # the only child this process waited for: its high-water mark, seen from outside
+    peak = _mib(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(f"labelgate evaluate, in a child process ({report['seconds']:.2f} s):")
+    print(f"  peak RSS after loading the data:  {report['loaded_mib']:7.0f} MiB")
+    print(f"  peak RSS after evaluating:        {peak:7.0f} MiB")
+    print(f"  evaluate's own allocations peak:  {report['traced_mib']:7.0f} MiB (tracemalloc)")
+    print(f"\nstats: {np.round(report['stats'], 4).tolist()}")
+    print(f"peak RSS {peak:.0f} MiB = {peak * 2**20 / 1e9:.2f} GB (goal < 1.5 GB, data included)")
+    return 0 if peak <= MEMORY_GOAL_MIB else 1
+
+
+def memory_child() -> int:
+    """The child of ``--memory``: load, evaluate once, report as JSON on stdout."""
+    data = Path(sys.stdin.readline().strip())
+    with data.open("rb") as file:
+        gt, dt = pickle.load(file)
+    gc.collect()
+    loaded = _mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    started = time.perf_counter()
+    stats = evaluate(gt, dt).stats
+    seconds = time.perf_counter() - started
+    # a second run under tracemalloc, after the RSS peak is recorded: evaluate's own peak
+    gc.collect()
+    tracemalloc.start()
+    evaluate(gt, dt)
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    report = {"loaded_mib": loaded, "seconds": seconds, "traced_mib": traced}
+    print(json.dumps({**report, "stats": stats.tolist()}))
+    return 0
+
+
+def _mib(maxrss: int) -> float:
+    """``ru_maxrss`` in MiB: kilobytes on Linux, bytes on macOS."""
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
 
 
 if __name__ == "__main__":
