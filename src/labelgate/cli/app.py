@@ -40,6 +40,7 @@ from labelgate.cli.program import (
     task_app,
     user_app,
 )
+from labelgate.cli.qa import qa_app
 from labelgate.cli.review import review_app
 from labelgate.cli.spec import spec_app
 from labelgate.core.dataset import Dataset
@@ -345,6 +346,7 @@ app.add_typer(batch_app, name="batch")
 app.command(name="assign")(assign_command)
 app.add_typer(task_app, name="task")
 app.add_typer(review_app, name="review")
+app.add_typer(qa_app, name="qa")
 app.command(name="export")(export_command)
 
 
