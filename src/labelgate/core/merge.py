@@ -176,7 +176,8 @@ def _cluster(
     cluster_image = image_id[first]
     for j in range(1, k):  # a loop over the handful of annotators, not over objects
         rows_j = np.arange(offsets[j], offsets[j + 1], dtype=np.int64)
-        consensus = _boxes_only(cluster_image, _median_boxes(members, bbox))
+        # only annotators 0..j-1 have joined so far: later columns are all absent
+        consensus = _boxes_only(cluster_image, _median_boxes(members[:, :j], bbox))
         candidates = _boxes_only(image_id[rows_j], bbox[rows_j])
         if taxonomy is not None:
             # per-class threshold of the cluster's seed; NaN (unknown class) never matches
@@ -202,7 +203,15 @@ def _cluster(
 
 def _vote(member_class: IntArray, present: BoolArray) -> tuple[IntArray, IntArray]:
     """Winning class and its votes per cluster; ties go to the smallest class id."""
-    classes, dense = np.unique(member_class[present], return_inverse=True)
+    voted = member_class[present]
+    if len(voted) and voted.min() >= 0 and voted.max() < 1 << 20:
+        # small class ids: a table instead of np.unique's sort of every vote
+        seen = np.zeros(int(voted.max()) + 1, dtype=bool)
+        seen[voted] = True
+        classes = np.flatnonzero(seen)
+        dense = (np.cumsum(seen) - 1).take(voted)
+    else:
+        classes, dense = np.unique(voted, return_inverse=True)
     counts = np.zeros((len(member_class), max(len(classes), 1)), dtype=np.int64)
     cluster = np.nonzero(present)[0]
     np.add.at(counts, (cluster, dense.ravel()), 1)
