@@ -40,7 +40,11 @@ def _spec_text(**assignment: object) -> str:
         "qualify_per": '["class"]',
     } | assignment
     block = "[assignment]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()) + "\n"
-    return re.sub(r"\[assignment\]\n.*?\n\n", block, text, flags=re.S)
+    text = re.sub(r"\[assignment\]\n.*?\n\n", block, text, flags=re.S)
+    # whole images as QA units: the exact hypergeometric bound the test checks by hand
+    return text.replace(
+        'rework_policy = "defective"', 'qa_unit = "image"\nrework_policy = "defective"'
+    )
 
 
 def _renamed(data: Dataset, prefix: str, first_id: int) -> Dataset:

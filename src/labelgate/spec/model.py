@@ -189,6 +189,9 @@ class Gates(_Section):
     defect_limit: Rate = 0.02
     confidence: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
     min_edge_case_rules: Annotated[int, Field(ge=0)] = 1
+    # the seed measures the defect rate as "percentage of boxes rejected during QA review":
+    # objects by default; "image" counts an image with any defect as one defective unit
+    qa_unit: Literal["object", "image"] = "object"
     rework_policy: Literal["defective", "batch"] = "defective"
     max_rework_cycles: Annotated[int, Field(ge=0)] = 3
 

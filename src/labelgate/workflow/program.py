@@ -865,6 +865,25 @@ class Program:
                 and group[0].status == "submitted"
             ]
 
+    def task_image(self, user: str, task_id: int) -> int:
+        """The external image id of a task, for its assignee or a reviewer / manager.
+
+        Annotators never learn anything about other people's tasks.
+        """
+        with self.db.session() as s:
+            me = self._user(s, user)
+            task = s.get(TaskRow, task_id)
+            if task is None or task.project_id != self.project_id:
+                raise PermissionDenied(f"no task {task_id} for {user!r}")
+            allowed = task.assignee_id == me.id or bool(
+                {"reviewer", "adjudicator", "auditor", *MANAGERS} & set(me.roles)
+            )
+            if not allowed:
+                raise PermissionDenied(f"no task {task_id} for {user!r}")
+            image = s.get(ImageRow, task.image_id)
+            assert image is not None  # foreign key
+            return image.external_id
+
     def review_labels(self, reviewer: str, task_id: int) -> Annotations:
         """A submitted task's labels for a reviewer who did not make them."""
         with self.db.session() as s:
@@ -1023,6 +1042,29 @@ class Program:
                     source=Source.MERGED,
                 )
                 item.final_revision_id = saved.revision_id
+            # the annotator who was wrong gets the defect: a kept object was missed by the
+            # other one, a dropped object was an extra of the one who drew it
+            payload = row.payload
+            s.execute(
+                insert(DefectRow),
+                [
+                    {
+                        "project_id": self.project_id,
+                        "batch_id": row.batch_id,
+                        "image_id": row.image_id,
+                        "revision_id": None,
+                        "object_key": None,
+                        "annotator_id": payload.get("missed_by" if keep else "drawn_by"),
+                        "type": "missing" if keep else "extra",
+                        "severity": "major",
+                        "found_by": "adjudication",
+                        "reporter_id": me.id,
+                        "cycle": int(payload.get("cycle", batch.rework_cycle)),
+                        "resolved": False,
+                        "created_at": self.clock(),
+                    }
+                ],
+            )
             row.status = "resolved"
             row.decision = {"keep": keep}
             row.adjudicator_id = me.id
@@ -1467,32 +1509,48 @@ class Program:
             ).scalar_one()
         )
         done = [t for t in tasks if t.status == "submitted"]
-        defective_images = set(
-            s.execute(
-                select(DefectRow.image_id).where(
-                    DefectRow.batch_id == row.id,
-                    DefectRow.found_by == "qa",
-                    DefectRow.cycle == row.rework_cycle,
-                )
-            ).scalars()
-        )
-        d = len(defective_images)
-        n = len(done)
+        defects = s.execute(
+            select(DefectRow.image_id, DefectRow.type).where(
+                DefectRow.batch_id == row.id,
+                DefectRow.found_by == "qa",
+                DefectRow.cycle == row.rework_cycle,
+            )
+        ).all()
         gates = spec.gates
-        inputs = {
-            "lot_size": lot,
-            "sampled": n,
-            "planned": len(tasks),
-            "defective": d,
-            "defect_rate": d / n if n else None,
+        inputs: dict[str, Any] = {
+            "unit": gates.qa_unit,
+            "lot_images": lot,
+            "sampled_images": len(done),
+            "planned_images": len(tasks),
+            "defective_images": len({d.image_id for d in defects}),
             "confidence": gates.confidence,
-            "bound": "hypergeometric",
         }
-        if n < len(tasks) or n == 0:
+        if len(done) < len(tasks) or not done:
             return GateResult(
                 Stage.QA, "qa_defect_rate", None, gates.defect_limit, False, inputs, "waiting"
             )
-        bound = upper_bound(d, n, gates.confidence, lot_size=lot)
+        if gates.qa_unit == "image":
+            n, d = len(done), inputs["defective_images"]
+            bound = upper_bound(d, n, gates.confidence, lot_size=lot)
+            inputs["bound"] = "hypergeometric"
+        else:
+            # objects inspected: every final object of the sampled images, plus the objects
+            # the inspectors found missing (they should have been there)
+            finals = s.execute(
+                select(func.coalesce(func.sum(RevisionRow.object_count), 0))
+                .join(BatchItemRow, BatchItemRow.final_revision_id == RevisionRow.id)
+                .where(
+                    BatchItemRow.batch_id == row.id,
+                    BatchItemRow.image_id.in_([t.image_id for t in done]),
+                )
+            ).scalar_one()
+            missing = sum(d.type == "missing" for d in defects)
+            n, d = int(finals) + missing, len(defects)
+            bound = upper_bound(d, n, gates.confidence) if n else 1.0
+            # images are sampled, objects counted: defects that cluster in an image make
+            # this bound optimistic; qa_unit = "image" is the exact alternative
+            inputs["bound"] = "clopper-pearson"
+        inputs |= {"sampled": n, "defects": d, "defect_rate": d / n if n else None}
         passed = bound <= gates.defect_limit
         inputs["decision"] = "release" if passed else "block"
         return GateResult(
@@ -1556,10 +1614,10 @@ class Program:
             groups = [dual[image] for image in sorted(dual)]
             # one label set per annotator slot: the first and the second task of each item
             slot_a = load_annotations(
-                s, [g[0].head_revision_id for g in groups if g[0].head_revision_id]
+                s, [g[0].head_revision_id for g in groups if g[0].head_revision_id], ids="row"
             )
             slot_b = load_annotations(
-                s, [g[1].head_revision_id for g in groups if g[1].head_revision_id]
+                s, [g[1].head_revision_id for g in groups if g[1].head_revision_id], ids="row"
             )
             result = merge([slot_a, slot_b], taxonomy=spec.taxonomy(), quorum=1.0)
             merged = result.annotations
@@ -1603,6 +1661,10 @@ class Program:
             if len(adj):
                 cluster = adj.attributes["cluster_id"].values
                 _, first_rows = np.unique(cluster, return_index=True)
+                slot = adj.attributes["annotator_index"].values
+                slot_people = {
+                    image: (g[0].assignee_id, g[1].assignee_id) for image, g in dual.items()
+                }
                 s.execute(
                     insert(AdjudicationRow),
                     [
@@ -1614,6 +1676,10 @@ class Program:
                                 "class_id": int(adj.class_id[i]),
                                 "bbox": [float(v) for v in adj.bbox[i]],
                                 "cycle": row.rework_cycle,
+                                # who drew it and who did not: the adjudicator's verdict
+                                # turns into a defect of one of them
+                                "drawn_by": slot_people[int(adj.image_id[i])][int(slot[i])],
+                                "missed_by": slot_people[int(adj.image_id[i])][1 - int(slot[i])],
                             },
                             "status": "open",
                             "created_at": self.clock(),
@@ -1638,26 +1704,39 @@ class Program:
         )
 
     def _draw_qa_sample(self, s: Session, row: BatchRow, spec: ProgramSpec, seed: int) -> None:
-        """Draw this cycle's QA sample: max(rate x lot, zero-acceptance n), at most the lot."""
-        items = np.array(
-            s.execute(
-                select(BatchItemRow.image_id)
-                .where(BatchItemRow.batch_id == row.id)
-                .order_by(BatchItemRow.image_id)
-            )
-            .scalars()
-            .all(),
-            dtype=np.int64,
-        )
+        """Draw this cycle's QA sample of images.
+
+        ``qa_unit = "image"``: ``max(rate x lot, zero-acceptance n)`` images, at most the lot.
+        ``"object"``: images in random order until they hold ``max(rate x objects,
+        zero-acceptance n)`` objects (and at least ``rate x lot`` images), at most the lot.
+        """
+        rows = s.execute(
+            select(BatchItemRow.image_id, func.coalesce(RevisionRow.object_count, 0))
+            .outerjoin(RevisionRow, RevisionRow.id == BatchItemRow.final_revision_id)
+            .where(BatchItemRow.batch_id == row.id)
+            .order_by(BatchItemRow.image_id)
+        ).all()
+        items = np.array([r[0] for r in rows], dtype=np.int64)
+        objects = np.array([r[1] for r in rows], dtype=np.int64)
         lot = len(items)
         gates = spec.gates
-        n = max(
-            math.ceil(gates.qa_sample_rate * lot),
-            zero_acceptance_sample_size(gates.defect_limit, gates.confidence, lot_size=lot),
-        )
-        n = min(n, lot)
         rng = np.random.default_rng([seed, row.id, row.rework_cycle])
-        sample = np.sort(rng.choice(items, size=n, replace=False))
+        order = rng.permutation(lot)
+        min_images = math.ceil(gates.qa_sample_rate * lot)
+        if gates.qa_unit == "image":
+            n = max(
+                min_images,
+                zero_acceptance_sample_size(gates.defect_limit, gates.confidence, lot_size=lot),
+            )
+        else:
+            target = max(
+                math.ceil(gates.qa_sample_rate * objects.sum()),
+                zero_acceptance_sample_size(gates.defect_limit, gates.confidence),
+            )
+            reached = np.flatnonzero(np.cumsum(objects[order]) >= target)
+            n = max(min_images, int(reached[0]) + 1 if len(reached) else lot)
+        n = min(n, lot)
+        sample = np.sort(items[order[:n]])
         # inspectors: every active reviewer, round robin
         reviewer_ids = [
             u.id for u in s.execute(select(UserRow)).scalars() if "reviewer" in u.roles and u.active
@@ -1680,13 +1759,13 @@ class Program:
     ) -> None:
         """Rework tasks for exactly the defective items (or all, by policy), next cycle."""
         cycle = row.rework_cycle
-        found_by = "qa" if result.stage == Stage.QA else "review"
+        found_by = ["qa"] if result.stage == Stage.QA else ["review", "adjudication"]
         defective = set(
             s.execute(
                 select(DefectRow.image_id).where(
                     DefectRow.batch_id == row.id,
                     DefectRow.cycle == cycle,
-                    DefectRow.found_by == found_by,
+                    DefectRow.found_by.in_(found_by),
                 )
             ).scalars()
         )
@@ -1706,7 +1785,8 @@ class Program:
         }
         chosen = sorted(items) if spec.gates.rework_policy == "batch" else sorted(defective)
         if not chosen:
-            return
+            # the gate failed but no item carries a defect of its own: the batch goes back
+            chosen = sorted(items)
         qualified = sorted(self._qualified(s, row))
         # the original annotator of each item: the author of its latest work task
         original: dict[int, int] = {}

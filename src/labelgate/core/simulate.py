@@ -1,0 +1,228 @@
+"""Simulated people for a program: annotators by cohort, reviewers and QA inspectors.
+
+The simulation drives the real workflow (``labelgate.workflow.simulation``); this module only
+decides what each simulated person would draw or flag, from the ground truth:
+
+- an **annotator** labels the truth through a :class:`~labelgate.core.generate.NoiseModel`
+  (size-dependent misses, signed box bias, jitter, class confusion, duplicates, false
+  positives), and learns: each batch they finish scales their miss, jitter, bias, swap and
+  false-positive rates by ``exp(-learning_rate)``;
+- a **reviewer** or **QA inspector** compares labels with the truth at each class's IoU
+  threshold and flags each real defect (missed object, extra box, wrong class, loose or
+  tight box) with probability ``catch_rate``; an inspector with rate 1 finds them all.
+
+Cohort defaults follow the seeds: crowd work is cheaper and noisier, managed teams cost 2-3x
+and deliver fewer defects, experts more still.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from labelgate.core._typing import BoolArray, FloatArray, IntArray
+from labelgate.core.annotations import Annotations
+from labelgate.core.dataset import Dataset
+from labelgate.core.generate import NoiseModel, perturb
+from labelgate.core.matching import match
+
+#: IoU above which a same-class box below its tier counts as badly drawn, not as missing
+#: plus extra.
+GEOMETRY_FLOOR_IOU = 0.3
+
+__all__ = [
+    "COHORT_NOISE",
+    "AnnotatorProfile",
+    "Defects",
+    "find_defects",
+    "simulate_labels",
+]
+
+#: Typical annotators of each cohort (misses, jitter in box units, signed bias, swaps).
+COHORT_NOISE: dict[str, NoiseModel] = {
+    "crowd": NoiseModel(
+        miss_base=0.05,
+        miss_small_extra=0.35,
+        jitter=0.06,
+        bias=0.06,
+        swap_probability=0.04,
+        duplicate_probability=0.01,
+        false_positives_per_image=0.15,
+    ),
+    "managed": NoiseModel(
+        miss_base=0.0075,
+        miss_small_extra=0.075,
+        jitter=0.015,
+        bias=0.01,
+        swap_probability=0.005,
+        duplicate_probability=0.0015,
+        false_positives_per_image=0.025,
+    ),
+    "expert": NoiseModel(
+        miss_base=0.0025,
+        miss_small_extra=0.025,
+        jitter=0.0075,
+        bias=0.0,
+        swap_probability=0.0015,
+        duplicate_probability=0.0005,
+        false_positives_per_image=0.01,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotatorProfile:
+    """One simulated annotator.
+
+    Parameters
+    ----------
+    name
+        User name in the program.
+    cohort
+        ``crowd``, ``managed`` or ``expert``.
+    noise
+        How their labels depart from the truth; default the cohort's typical noise.
+    seconds_per_object
+        Labelling speed (for throughput and cost); default 8 s per box.
+    learning_rate
+        Error rates shrink by ``exp(-learning_rate)`` per finished batch; default 0.1.
+    """
+
+    name: str
+    cohort: str = "managed"
+    noise: NoiseModel | None = None
+    seconds_per_object: float = 8.0
+    learning_rate: float = 0.1
+
+    def noise_after(self, batches_done: int) -> NoiseModel:
+        """The noise model after ``batches_done`` batches of experience.
+
+        Examples
+        --------
+        >>> p = AnnotatorProfile("a", "crowd", learning_rate=0.5)
+        >>> round(p.noise_after(2).miss_base / p.noise_after(0).miss_base, 4)
+        0.3679
+        """
+        base = self.noise if self.noise is not None else COHORT_NOISE[self.cohort]
+        factor = float(np.exp(-self.learning_rate * batches_done))
+        return replace(
+            base,
+            miss_base=base.miss_base * factor,
+            miss_small_extra=base.miss_small_extra * factor,
+            jitter=base.jitter * factor,
+            bias=base.bias * factor,
+            swap_probability=base.swap_probability * factor,
+            duplicate_probability=base.duplicate_probability * factor,
+            false_positives_per_image=base.false_positives_per_image * factor,
+        )
+
+
+def simulate_labels(
+    truth: Dataset, profile: AnnotatorProfile, *, seed: int, batches_done: int = 0
+) -> Annotations:
+    """What ``profile`` draws on the images of ``truth`` (human labels, ids from 1).
+
+    Examples
+    --------
+    >>> from labelgate.core.generate import generate_dataset
+    >>> truth = generate_dataset(30, seed=0)
+    >>> perfect = AnnotatorProfile("x", noise=NoiseModel(
+    ...     miss_base=0, miss_small_extra=0, jitter=0, swap_probability=0,
+    ...     duplicate_probability=0, false_positives_per_image=0))
+    >>> len(simulate_labels(truth, perfect, seed=1)) == len(truth.annotations)
+    True
+    """
+    result = perturb(truth, profile.noise_after(batches_done), seed=seed)
+    return result.annotations.replace(attributes={})
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Defects:
+    """Real defects of a label set against the truth, and which ones a person flagged.
+
+    Attributes
+    ----------
+    label_defect : (m,) object
+        Per label row: ``""`` (correct), ``extra``, ``wrong_class``, ``loose_geometry`` or
+        ``tight_geometry``.
+    missed : (n,) bool
+        Per truth row: not labelled at all.
+    flagged_labels : (m,) bool
+        Defective label rows the reviewer noticed.
+    flagged_missed : (n,) bool
+        Missed truth rows the reviewer noticed.
+    """
+
+    label_defect: np.ndarray = field(repr=False)
+    missed: BoolArray = field(repr=False)
+    flagged_labels: BoolArray = field(repr=False)
+    flagged_missed: BoolArray = field(repr=False)
+
+    def flagged_images(self, labels: Annotations, truth: Annotations) -> IntArray:
+        """Image ids with at least one flagged defect."""
+        return np.unique(
+            np.concatenate(
+                [labels.image_id[self.flagged_labels], truth.image_id[self.flagged_missed]]
+            )
+        )
+
+
+def find_defects(
+    truth: Dataset,
+    labels: Annotations,
+    *,
+    catch_rate: float = 1.0,
+    seed: int = 0,
+) -> Defects:
+    """Compare labels with the truth at each class's threshold; flag with ``catch_rate``.
+
+    A label matched to a same-class truth object at the class threshold is correct; one
+    paired with a truth object of another class (a swap) is ``wrong_class``. Leftover labels
+    that still overlap a leftover same-class truth object with IoU >= 0.3 are geometry below
+    the class tier: ``loose_geometry`` when larger than the truth, ``tight_geometry`` when
+    smaller (that truth object counts as labelled). Any other label is ``extra``; any other
+    truth object is missed.
+
+    Examples
+    --------
+    >>> from labelgate.core.generate import generate_dataset
+    >>> truth = generate_dataset(5, seed=0)
+    >>> d = find_defects(truth, truth.annotations[1:])
+    >>> int(d.missed.sum()), int(d.flagged_missed.sum())
+    (1, 1)
+    """
+    m = match(truth.annotations, labels, taxonomy=truth.taxonomy)
+    n_labels, n_truth = len(labels), len(truth.annotations)
+    defect = np.full(n_labels, "extra", dtype=object)
+    defect[m.other_rows] = ""
+    defect[m.swap_other_rows] = "wrong_class"
+    missed = np.ones(n_truth, dtype=bool)
+    missed[m.ref_rows] = False
+    missed[m.swap_ref_rows] = False
+    # below the tier: leftovers that overlap, matched again at a loose floor
+    left_truth = np.flatnonzero(missed)
+    left_labels = np.flatnonzero(defect == "extra")
+    if len(left_truth) and len(left_labels):
+        loose = match(
+            truth.annotations[left_truth],
+            labels[left_labels],
+            iou_threshold=GEOMETRY_FLOOR_IOU,
+            swaps=False,
+        )
+        truth_rows = left_truth[loose.ref_rows]
+        label_rows = left_labels[loose.other_rows]
+        larger = _area(labels.bbox[label_rows]) > _area(truth.annotations.bbox[truth_rows])
+        defect[label_rows] = np.where(larger, "loose_geometry", "tight_geometry")
+        missed[truth_rows] = False
+    rng = np.random.default_rng(seed)
+    flagged_labels = (defect != "") & (rng.random(n_labels) < catch_rate)
+    flagged_missed = missed & (rng.random(n_truth) < catch_rate)
+    return Defects(defect, missed, flagged_labels, flagged_missed)
+
+
+def _area(bbox: FloatArray) -> FloatArray:
+    width = np.clip(bbox[:, 2] - bbox[:, 0], 0, None)
+    height = np.clip(bbox[:, 3] - bbox[:, 1], 0, None)
+    out: FloatArray = width * height
+    return out

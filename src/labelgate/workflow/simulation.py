@@ -1,0 +1,319 @@
+"""Run a whole program with simulated people through the real workflow service.
+
+Nothing here bypasses :class:`~labelgate.workflow.program.Program`: simulated annotators
+take their tasks from their own queues and save through ``Program.save``; simulated
+reviewers, adjudicators and QA inspectors decide through the same calls a person makes in
+the web UI. What they draw or flag comes from :mod:`labelgate.core.simulate`, against the
+generated ground truth. ``labelgate demo`` is this simulation plus a report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from labelgate.core.annotations import Annotations
+from labelgate.core.dataset import Dataset
+from labelgate.core.generate import SceneConfig, generate_dataset
+from labelgate.core.images import Images
+from labelgate.core.pairs import box_iou_matrix
+from labelgate.core.simulate import AnnotatorProfile, find_defects, simulate_labels
+from labelgate.store.db import Database
+from labelgate.workflow.program import Program
+from labelgate.workflow.stages import Stage
+
+__all__ = ["SimulationConfig", "SimulationResult", "run_simulation"]
+
+MANAGER = "manager"
+REVIEWER = "rita"
+INSPECTOR = "quinn"
+ADJUDICATOR = "adam"
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationConfig:
+    """What to simulate.
+
+    Parameters
+    ----------
+    images
+        Production images, split evenly into ``batches``.
+    batches
+        Number of batches, run one after the other (annotators learn between them).
+    gold_images, honeypot_images
+        Size of the pilot gold set and of the honeypot pool.
+    pilot_attempts, training_per_attempt
+        An annotator who fails the pilot trains and retakes it, up to ``pilot_attempts``
+        times; each round of training counts as ``training_per_attempt`` batches of
+        experience.
+    annotators
+        The simulated annotators; every one takes the pilot.
+    reviewer_catch_rate, inspector_catch_rate
+        Probability that review / QA notices a real defect.
+    max_advances
+        Safety stop for a batch that keeps waiting.
+    seed
+        Everything random derives from it.
+    """
+
+    images: int = 200
+    batches: int = 2
+    gold_images: int = 30
+    honeypot_images: int = 20
+    annotators: tuple[AnnotatorProfile, ...] = (
+        AnnotatorProfile("eve", "expert", seconds_per_object=9.0),
+        AnnotatorProfile("farid", "managed", seconds_per_object=7.0),
+        AnnotatorProfile("gus", "managed", seconds_per_object=6.0),
+        # learns slowly: keeps failing the pilot, so never gets production work
+        AnnotatorProfile("ana", "crowd", seconds_per_object=4.0, learning_rate=0.02),
+    )
+    pilot_attempts: int = 3
+    training_per_attempt: int = 5
+    reviewer_catch_rate: float = 0.95
+    inspector_catch_rate: float = 1.0
+    max_advances: int = 40
+    seed: int = 0
+    scenes: SceneConfig = field(default_factory=SceneConfig)
+
+
+@dataclass(slots=True)
+class SimulationResult:
+    """What happened: every gate evaluation, qualification and the truth for comparison."""
+
+    program: Program
+    truth: Dataset
+    batches: list[int]
+    gates: list[dict[str, Any]]
+    qualifications: dict[str, dict[str, Any]]
+    profiles: dict[str, AnnotatorProfile]
+
+
+def _split(truth: Dataset, config: SimulationConfig) -> tuple[Dataset, Dataset, Dataset]:
+    """Gold, honeypot and production parts of one generated data set (by image order)."""
+    ids = truth.images.id
+    g, h = config.gold_images, config.honeypot_images
+    parts = (ids[:g], ids[g : g + h], ids[g + h :])
+    return tuple(_subset(truth, part) for part in parts)  # type: ignore[return-value]
+
+
+def _subset(truth: Dataset, image_ids: np.ndarray[Any, Any]) -> Dataset:
+    images = truth.images[np.isin(truth.images.id, image_ids)]
+    labels = truth.annotations[np.isin(truth.annotations.image_id, image_ids)]
+    return Dataset(labels.replace(attributes={}), images, truth.taxonomy)
+
+
+def run_simulation(
+    db: Database,
+    spec_text: str,
+    config: SimulationConfig = SimulationConfig(),
+    *,
+    progress: Progress | None = None,
+) -> SimulationResult:
+    """Create a program from ``spec_text`` and run every batch to delivery (or a block).
+
+    The spec's classes must be the generator's (``examples/spec.toml`` is written for it).
+    """
+    report = progress or (lambda _stage, _done, _total: None)
+    rng = np.random.default_rng(config.seed)
+    total = config.images + config.gold_images + config.honeypot_images
+    truth = generate_dataset(total, config=config.scenes, seed=config.seed)
+    gold, honeypots, work = _split(truth, config)
+    profiles = {p.name: p for p in config.annotators}
+
+    prog = Program.create(db, spec_text)
+    prog.add_user(MANAGER, ["manager"], actor="labelgate")
+    prog.add_user(REVIEWER, ["reviewer"], actor=MANAGER)
+    prog.add_user(INSPECTOR, ["reviewer"], actor=MANAGER)
+    prog.add_user(ADJUDICATOR, ["adjudicator"], actor=MANAGER)
+    for profile in config.annotators:
+        prog.add_user(profile.name, ["annotator"], cohort=profile.cohort, actor=MANAGER)
+    prog.import_gold(gold, actor=MANAGER)
+    prog.import_gold(honeypots, purpose="honeypot", actor=MANAGER)
+    prog.import_images(work.images, actor=MANAGER)
+
+    qualifications: dict[str, dict[str, Any]] = {}
+    for i, profile in enumerate(config.annotators):
+        # who fails the pilot trains and retakes it (training counts as experience)
+        attempts = []
+        for attempt in range(config.pilot_attempts):
+            labels = simulate_labels(
+                gold,
+                profile,
+                seed=int(rng.integers(1 << 31)),
+                batches_done=attempt * config.training_per_attempt,
+            )
+            result = prog.qualify(profile.name, labels, actor=MANAGER)
+            attempts.append(round(result.score, 4))
+            if result.passed:
+                break
+        qualifications[profile.name] = {
+            "score": result.score,
+            "passed": result.passed,
+            "attempts": attempts,
+            "failed_cells": result.failed_cells,
+            "cohort": profile.cohort,
+        }
+        report("pilot", i + 1, len(config.annotators))
+
+    answers = {"honeypot": honeypots, "work": work}
+    batch_ids: list[int] = []
+    gates: list[dict[str, Any]] = []
+    splits = np.array_split(work.images.id, config.batches)
+    for number, image_ids in enumerate(splits, start=1):
+        batch = prog.create_batch(f"batch-{number}", image_ids.tolist(), actor=MANAGER)
+        batch_ids.append(batch)
+        runner = _BatchRunner(prog, batch, answers, profiles, config, rng, number - 1)
+        gates.extend(runner.run(report))
+    return SimulationResult(prog, truth, batch_ids, gates, qualifications, profiles)
+
+
+class _BatchRunner:
+    """Plays every person's part for one batch until it is delivered or blocked."""
+
+    def __init__(
+        self,
+        prog: Program,
+        batch: int,
+        answers: dict[str, Dataset],
+        profiles: dict[str, AnnotatorProfile],
+        config: SimulationConfig,
+        rng: np.random.Generator,
+        batches_done: int,
+    ) -> None:
+        self.prog = prog
+        self.batch = batch
+        self.truth = Dataset(
+            Annotations.concat([d.annotations for d in answers.values()]).replace(
+                id=np.arange(1, 1 + sum(len(d.annotations) for d in answers.values()))
+            ),
+            Images.concat([d.images for d in answers.values()]),
+            answers["work"].taxonomy,
+        )
+        self.profiles = profiles
+        self.config = config
+        self.rng = rng
+        self.batches_done = batches_done
+        self.assigned = False
+
+    def _seed(self) -> int:
+        return int(self.rng.integers(1 << 31))
+
+    def _truth_of(self, image_ids: np.ndarray[Any, Any]) -> Dataset:
+        return _subset(self.truth, image_ids)
+
+    def run(self, report: Progress) -> list[dict[str, Any]]:
+        gates: list[dict[str, Any]] = []
+        name = f"batch {self.batch}"
+        for _ in range(self.config.max_advances):
+            status = self.prog.batch_status(self.batch)
+            stage = Stage(status["stage"])
+            if stage == Stage.DELIVERED or status["state"] == "blocked":
+                break
+            cycle = status["rework_cycle"]
+            if stage == Stage.PRODUCTION:
+                if not self.assigned:
+                    self.prog.assign(self.batch, actor=MANAGER, seed=self._seed())
+                    self.assigned = True
+                self._annotate(rework=cycle > 0)
+            elif stage == Stage.REVIEW:
+                self._adjudicate()
+                self._review()
+            elif stage == Stage.QA:
+                self._inspect()
+            result = self.prog.advance(self.batch, actor=MANAGER, seed=self._seed())
+            gates.append({"batch": self.batch, **result.to_dict()})
+            if stage == Stage.PILOT and not result.passed:
+                break  # nobody left to qualify: a manager must recruit
+            if result.outcome == "waiting" and gates[-2:-1] == [gates[-1]]:
+                break  # nothing the simulated people can do moves it: stop, don't spin
+            report(f"{name}: {result.stage} {'passed' if result.passed else result.outcome}", 1, 1)
+        return gates
+
+    # people ---------------------------------------------------------------------------
+
+    def _annotate(self, *, rework: bool) -> None:
+        for name, profile in self.profiles.items():
+            tasks = self.prog.my_tasks(name, status="assigned")
+            if not tasks:
+                continue
+            images = np.array([t.image_id for t in tasks], dtype=np.int64)
+            # rework is careful work on flagged items: noise as after much more practice
+            experience = self.batches_done + (10 if rework else 0)
+            labels = simulate_labels(
+                self._truth_of(images), profile, seed=self._seed(), batches_done=experience
+            )
+            groups = labels.group_by("image_id")
+            starts = dict(zip(groups.keys.tolist(), groups.offsets[:-1].tolist()))
+            stops = dict(zip(groups.keys.tolist(), groups.offsets[1:].tolist()))
+            for task in tasks:
+                rows = groups.order[starts.get(task.image_id, 0) : stops.get(task.image_id, 0)]
+                self.prog.save(
+                    name,
+                    task.task_id,
+                    labels.take(rows),
+                    base_revision_id=task.head_revision_id,
+                )
+                self.prog.submit(name, task.task_id)
+
+    def _review(self) -> None:
+        for task_id in self.prog.review_queue(REVIEWER, self.batch):
+            labels = self.prog.review_labels(REVIEWER, task_id)
+            image = self.prog.task_image(REVIEWER, task_id)
+            found = find_defects(
+                self._truth_of(np.array([image])),
+                labels,
+                catch_rate=self.config.reviewer_catch_rate,
+                seed=self._seed(),
+            )
+            decisions: list[tuple[int, str, str | None]] = [
+                (int(key), "reject", str(kind))
+                for key, kind in zip(
+                    labels.id[found.flagged_labels], found.label_defect[found.flagged_labels]
+                )
+            ]
+            decisions += [(-1, "reject", "missing")] * int(found.flagged_missed.sum())
+            self.prog.review(REVIEWER, task_id, decisions)
+
+    def _adjudicate(self) -> None:
+        for case in self.prog.adjudications(self.batch, actor=ADJUDICATOR):
+            payload = case["payload"]
+            truth = self._truth_at_store_image(case["image_id"])
+            same = truth.class_id == payload["class_id"]
+            iou = box_iou_matrix(np.array([payload["bbox"]], dtype=np.float64), truth.bbox[same])
+            thresholds = self.truth.taxonomy.thresholds(np.array([payload["class_id"]]))
+            keep = bool(iou.size and iou.max() >= thresholds[0])
+            self.prog.adjudicate(case["id"], keep=keep, actor=ADJUDICATOR)
+
+    def _truth_at_store_image(self, store_image_id: int) -> Annotations:
+        store_ids, images = self.prog.images()
+        external = images.id[np.searchsorted(store_ids, store_image_id)]
+        return self.truth.annotations[self.truth.annotations.image_id == external]
+
+    def _inspect(self) -> None:
+        # the sample is spread over every reviewer: each inspects their share
+        for inspector, task_id in [
+            (who, task)
+            for who in (INSPECTOR, REVIEWER)
+            for task in self.prog.qa_queue(who, self.batch)
+        ]:
+            labels = self.prog.qa_labels(inspector, task_id)
+            image = self.prog.task_image(inspector, task_id)
+            found = find_defects(
+                self._truth_of(np.array([image])),
+                labels,
+                catch_rate=self.config.inspector_catch_rate,
+                seed=self._seed(),
+            )
+            defects = [
+                (int(key), str(kind))
+                for key, kind in zip(
+                    labels.id[found.flagged_labels], found.label_defect[found.flagged_labels]
+                )
+            ]
+            defects += [(-1, "missing")] * int(found.flagged_missed.sum())
+            self.prog.qa_inspect(inspector, task_id, defects)
