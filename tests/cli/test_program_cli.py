@@ -457,3 +457,46 @@ def test_a_missing_database_or_url_exits_2_pointing_at_init(tmp_path: Path) -> N
     spec.write_text(spec_text())
     code, out, _ = run("init", str(tmp_path / "x"), "--spec", str(spec), "--db", "://", "--json")
     assert code == 2 and not (tmp_path / "x").exists()
+
+
+def test_disputes_of_blind_doubles_are_listed_and_adjudicated(db: Database, tmp_path: Path) -> None:
+    sh = init_program(db, tmp_path, double_annotation_rate=1.0, honeypot_rate=0.0)
+    sh("user", "add", "rita", "--role", "reviewer")  # QA samples need an inspector
+    gold = renamed(generate_dataset(12, seed=2), "gold", 500)
+    gold_file = write(gold, tmp_path / "gold.json")
+    sh("import", gold_file, "--gold")
+    for user in ("ana", "bo"):
+        assert sh("qualify", user, gold_file)[0] == 0
+    work = renamed(generate_dataset(5, seed=3), "w", 1)
+    assert len(work.annotations) > 50
+    work_file = write(work, tmp_path / "w.json")
+    sh("import", work_file)
+    sh("batch", "create", "b")
+    for _ in range(2):
+        sh("batch", "advance", "b")
+    sh("assign", "b")
+    keep = np.ones(len(work.annotations), dtype=bool)
+    keep[0] = False  # bo misses the first object of image 1
+    bo_file = write(
+        Dataset(work.annotations[keep], work.images, work.taxonomy), tmp_path / "bo.json"
+    )
+    assert sh("task", "save", work_file, "--submit", user="ana")[0] == 0
+    assert sh("task", "save", bo_file, "--submit", user="bo")[0] == 0
+    for _ in range(2):
+        assert sh("batch", "advance", "b")[0] == 0
+    code, waiting, _ = sh("batch", "advance", "b")
+    assert (code, waiting["outcome"], waiting["inputs"]["open_adjudications"]) == (1, "waiting", 1)
+    code, disputes, _ = sh("review", "disputes", "b")
+    assert code == 0 and len(disputes["disputes"]) == 1
+    dispute = disputes["disputes"][0]
+    assert dispute["class"] == work.taxonomy.by_id(int(work.annotations.class_id[0])).name
+    np.testing.assert_allclose(dispute["payload"]["bbox"], work.annotations.bbox[0])
+    code, decided, _ = sh("review", "adjudicate", str(dispute["id"]), "--keep")
+    assert (code, decided["decided"], decided["keep"]) == (0, [dispute["id"]], True)
+    assert sh("review", "disputes", "b")[1]["disputes"] == []
+    code, passed, _ = sh("batch", "advance", "b")  # 1 disputed object in > 50: accurate enough
+    assert code == 0 and passed["passed"], passed
+    code, exported, _ = sh("export", "b", "--all", "--out", str(tmp_path / "all.json"))
+    assert (code, exported["annotations"]) == (0, len(work.annotations))
+    code, out, _ = sh("review", "adjudicate", str(dispute["id"]), "--drop")
+    assert code == 2 and "no open adjudication" in out["error"]

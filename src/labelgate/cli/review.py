@@ -1,4 +1,8 @@
-"""``labelgate review BATCH --decisions FILE.csv`` and ``labelgate review queue BATCH``.
+"""``labelgate review``: reviewers' verdicts, QA inspection of the sample, adjudication.
+
+- ``review BATCH --decisions FILE.csv`` (``review decide``) and ``review queue BATCH``;
+- ``review qa BATCH --findings FILE.csv`` and ``review qa-queue BATCH``;
+- ``review disputes BATCH`` and ``review adjudicate ID... --keep|--drop``.
 
 The decisions file is CSV with a header row and the columns ``task_id``, ``object_key``,
 ``verdict``, ``defect_type`` (any order; other columns are ignored):
@@ -66,8 +70,8 @@ review_app = typer.Typer(
     cls=_DecideByDefault,
     no_args_is_help=True,
     add_completion=False,
-    help="Review single-annotated tasks: `review BATCH --decisions FILE.csv`, "
-    "`review queue BATCH`.",
+    help="Review tasks (`review BATCH --decisions FILE.csv`, `review queue BATCH`), inspect "
+    "the QA sample (`qa`, `qa-queue`), settle disputes (`disputes`, `adjudicate`).",
 )
 
 BatchName = Annotated[str, typer.Argument(help="Batch name.")]
@@ -512,3 +516,64 @@ def qa_queue_command(
             f"labelgate review qa {batch} --findings {template}",
             highlight=False,
         )
+
+
+# --- adjudication of dual-annotation disputes ----------------------------------------------
+
+
+@review_app.command("disputes")
+def disputes_command(
+    batch: BatchName,
+    db_url: DbOption = None,
+    actor: ActorOption = None,
+    project: ProjectOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List a batch's open disputes: objects the two annotators of an item disagree on."""
+    who = require_actor(actor, as_json=as_json)
+    with opened_program(db_url, project, as_json=as_json) as program:
+        disputes = program.adjudications(batch, actor=who)
+        taxonomy = program.spec().taxonomy()
+    for dispute in disputes:
+        class_id = dispute["payload"].get("class_id")
+        dispute["class"] = taxonomy.by_id(class_id).name if class_id in taxonomy.ids else None
+    if as_json:
+        emit_json({"project": program.name, "batch": batch, "disputes": disputes})
+        return
+    if not disputes:
+        console.print(f"no open disputes in {batch}", highlight=False)
+        return
+    table = Table("id", "image (store id)", "class", "bbox", "reason", title=f"disputes: {batch}")
+    for d in disputes:
+        box_text = ", ".join(f"{v:.1f}" for v in d["payload"].get("bbox", []))
+        table.add_row(str(d["id"]), str(d["image_id"]), d["class"] or "-", box_text, d["reason"])
+    console.print(table)
+    console.print("decide each: labelgate review adjudicate ID --keep | --drop", highlight=False)
+
+
+@review_app.command("adjudicate")
+def adjudicate_command(
+    dispute_ids: Annotated[list[int], typer.Argument(help="Dispute ids (review disputes).")],
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep/--drop", help="Keep the disputed object in the final labels, or drop it."
+        ),
+    ],
+    db_url: DbOption = None,
+    actor: ActorOption = None,
+    project: ProjectOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Decide disputes: keep or drop each disputed object (adjudicators, managers)."""
+    who = require_actor(actor, as_json=as_json)
+    with opened_program(db_url, project, as_json=as_json) as program:
+        for dispute_id in dispute_ids:
+            program.adjudicate(dispute_id, keep=keep, actor=who)
+    if as_json:
+        emit_json(
+            {"project": program.name, "decided": dispute_ids, "keep": keep, "adjudicator": who}
+        )
+        return
+    verb = "kept" if keep else "dropped"
+    console.print(f"[green]{verb}[/] {len(dispute_ids)} disputed object(s)", highlight=False)
