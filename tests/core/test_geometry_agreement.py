@@ -136,3 +136,23 @@ def test_bootstrap_interval_contains_the_estimate_and_is_seeded() -> None:
 def test_fewer_than_two_sets_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least two sets"):
         geometry_agreement([A], CAR, iou_threshold=0.5)
+
+
+@pytest.mark.parametrize("iou_threshold", [None, 0.0, 0.5])
+def test_box_fast_path_equals_a_custom_pair_iou_of_the_same_boxes(iou_threshold) -> None:
+    # the default path forms only overlapping pairs and matches among them; a custom
+    # pair_iou forms every pair of each (image, class) and matches with match()
+    dataset = generate_dataset(150, seed=5)
+    pool = generate_pool(dataset, [NoiseModel()] * 3, seed=6)
+    sets = [pool[pool.annotator_id == j] for j in (1, 2, 3)]
+
+    def boxes(a: Annotations, rows_a: np.ndarray, b: Annotations, rows_b: np.ndarray):
+        return box_iou_pairs(a.bbox[rows_a], b.bbox[rows_b])
+
+    fast = geometry_agreement(sets, dataset.taxonomy, iou_threshold=iou_threshold, n_resamples=0)
+    slow = geometry_agreement(
+        sets, dataset.taxonomy, iou_threshold=iou_threshold, pair_iou=boxes, n_resamples=0
+    )
+    for name, values in fast.pair_scores.items():
+        np.testing.assert_allclose(values, slow.pair_scores[name], rtol=1e-12, atol=1e-12)
+    assert fast.overall["matched_rate"] > 0.5

@@ -32,7 +32,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]  # scipy ships no type
 from labelgate.core._typing import FloatArray, IntArray
 from labelgate.core.agreement import bootstrap_cis
 from labelgate.core.annotations import Annotations, Kind
-from labelgate.core.matching import PairIoU, match
+from labelgate.core.matching import PairIoU, match, match_candidates
 from labelgate.core.pairs import box_pairs_overlapping, group_pairs
 from labelgate.core.taxonomy import Taxonomy
 
@@ -354,12 +354,24 @@ def geometry_agreement(
 
     for p, (a, b) in enumerate(pairs):  # one vectorized matching per pair of annotators
         ann_a, ann_b = live[a], live[b]
+        cross_a, cross_b, cross_iou = _pairs(ann_a, key[a], ann_b, key[b], pair_iou)
         if iou_threshold is None:
-            matching = match(ann_a, ann_b, taxonomy=taxonomy, pair_iou=pair_iou, swaps=False)
+            threshold = taxonomy.thresholds(ann_a.class_id)
         else:
-            matching = match(
-                ann_a, ann_b, iou_threshold=iou_threshold, pair_iou=pair_iou, swaps=False
+            threshold = np.full(len(ann_a), float(iou_threshold))
+        if pair_iou is not None or float(threshold.min(initial=1.0)) > 0:
+            # the similarity pairs hold every pair at or above a positive threshold: match
+            # among them, as match() would after forming the same candidates itself
+            keep = np.flatnonzero(cross_iou >= threshold.take(cross_a))
+            matching = match_candidates(
+                cross_a.take(keep),
+                cross_b.take(keep),
+                cross_iou.take(keep),
+                n_ref=len(ann_a),
+                n_other=len(ann_b),
             )
+        else:  # a threshold of 0 matches pairs of IoU 0, which the pair list leaves out
+            matching = match(ann_a, ann_b, iou_threshold=threshold, pair_iou=pair_iou, swaps=False)
         add(p, _N_A, image_of[a], class_of[a], np.ones(1))
         add(p, _N_B, image_of[b], class_of[b], np.ones(1))
         matched_image, matched_class = (
@@ -371,7 +383,6 @@ def geometry_agreement(
         for s in (a, b):
             self_a, self_iou = self_rows[s]
             add(p, _SIMILARITY, image_of[s][self_a], class_of[s][self_a], self_iou)
-        cross_a, _, cross_iou = _pairs(ann_a, key[a], ann_b, key[b], pair_iou)
         # ordered pairs: (x_a, x_b) and (x_b, x_a)
         add(p, _SIMILARITY, image_of[a][cross_a], class_of[a][cross_a], 2.0 * cross_iou)
 

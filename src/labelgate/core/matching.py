@@ -27,7 +27,7 @@ from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.pairs import box_iou_pairs, box_pairs_above, group_pairs
 from labelgate.core.taxonomy import Taxonomy
 
-__all__ = ["Matching", "PairIoU", "match", "match_greedy"]
+__all__ = ["Matching", "PairIoU", "match", "match_candidates", "match_greedy"]
 
 PairIoU = Callable[[Annotations, IntArray, Annotations, IntArray], FloatArray]
 
@@ -435,6 +435,54 @@ def match(
         swap_iou=swap_iou.astype(np.float64),
         n_ref=len(ref),
         n_other=len(other),
+    )
+
+
+def match_candidates(
+    rows_a: IntArray, rows_b: IntArray, iou: FloatArray, *, n_ref: int, n_other: int
+) -> Matching:
+    """The one-to-one matching of maximum total IoU among given candidate pairs; no swaps.
+
+    What :func:`match` does with ``swaps=False`` once it has its candidates, for a caller
+    that already holds them: every pair with IoU >= its threshold, within (image, class).
+
+    Parameters
+    ----------
+    rows_a, rows_b
+        (p,) reference and other rows of each candidate pair, each pair at most once.
+    iou
+        (p,) IoU of each pair, >= 0.
+    n_ref, n_other
+        Row counts of the two sets.
+
+    Returns
+    -------
+    Matching
+
+    Examples
+    --------
+    >>> m = match_candidates(np.array([0, 0, 1]), np.array([0, 1, 0]),
+    ...                      np.array([0.9, 0.6, 0.8]), n_ref=2, n_other=2)
+    >>> m.ref_rows.tolist(), m.other_rows.tolist()
+    ([0, 1], [1, 0])
+    """
+    rows_a = np.asarray(rows_a, dtype=np.int64)
+    rows_b = np.asarray(rows_b, dtype=np.int64)
+    iou = np.asarray(iou, dtype=np.float64)
+    chosen = _max_weight_pairs(rows_a, rows_b, iou)
+    ref_rows, other_rows, matched_iou = _by_ref_row(
+        rows_a.take(chosen), rows_b.take(chosen), iou.take(chosen), n_ref
+    )
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    return Matching(
+        ref_rows=ref_rows,
+        other_rows=other_rows,
+        iou=matched_iou,
+        swap_ref_rows=empty_i,
+        swap_other_rows=empty_i,
+        swap_iou=empty_f,
+        n_ref=n_ref,
+        n_other=n_other,
     )
 
 
