@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from labelgate.core.annotations import Annotations
+from labelgate.core.annotations import Annotations, rle_area
 from labelgate.core.dataset import Dataset
 from labelgate.core.evaluate import Evaluation, evaluate, rasterize_polygons
 from labelgate.core.generate import NoiseModel, generate_dataset, perturb
@@ -275,11 +275,15 @@ def octagon(x: float, y: float, w: float, h: float) -> list[float]:
     return [round(c, 2) for point in points for c in point]
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_generated_masks_with_crowds_equal_pycocotools_segm(seed: int, tmp_path: Path) -> None:
+def octagon_files(seed: int, folder: Path, *, boxes: bool) -> tuple[Path, Path]:
+    """Generated octagon masks (crowds as uncompressed RLE) and compressed-RLE detections.
+
+    With ``boxes`` each detection keeps its ``bbox`` beside its ``segmentation``, so that
+    ``COCO.loadRes`` takes its bbox branch (area = the box's ``w * h``, not the mask's).
+    """
     mask = pytest.importorskip("pycocotools.mask")
-    truth, predicted = awkward_pair(400 + seed, n_images=30)
-    gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
+    truth, predicted = awkward_pair(seed, n_images=30)
+    gt_path, dt_path = folder / "gt.json", folder / "dt.json"
     write_coco(truth, gt_path)
     write_coco(predicted, dt_path, results=True)
     document = json.loads(gt_path.read_text())
@@ -292,15 +296,37 @@ def test_generated_masks_with_crowds_equal_pycocotools_segm(seed: int, tmp_path:
             record["segmentation"] = {"size": list(images[record["image_id"]]), "counts": counts}
     gt_path.write_text(json.dumps(document))
     results = json.loads(dt_path.read_text())
-    for record in results:  # detections as compressed RLE, without a box (area = mask's)
+    for record in results:  # detections as compressed RLE
         height, width = images[record["image_id"]]
-        rle = mask.merge(mask.frPyObjects([octagon(*record.pop("bbox"))], height, width))
+        box = record["bbox"] if boxes else record.pop("bbox")
+        rle = mask.merge(mask.frPyObjects([octagon(*box)], height, width))
         record["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
     dt_path.write_text(json.dumps(results))
+    return gt_path, dt_path
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_generated_masks_with_crowds_equal_pycocotools_segm(seed: int, tmp_path: Path) -> None:
+    # without a box, loadRes sets a detection's area to its mask's pixel count
+    gt_path, dt_path = octagon_files(400 + seed, tmp_path, boxes=False)
     found_truth, found = segm_inputs(gt_path, dt_path)
     assert found_truth.annotations.iscrowd.any()
     result = evaluate(found_truth, found, iou_type="segm")
     assert_same(result, run_pycocotools(gt_path, dt_path, "segm"))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_segm_results_with_a_bbox_use_the_box_area_as_coco_does(seed: int, tmp_path: Path) -> None:
+    # bbox and segmentation on every result: loadRes's bbox branch wins, area = w * h
+    gt_path, dt_path = octagon_files(500 + seed, tmp_path, boxes=True)
+    found_truth, found = segm_inputs(gt_path, dt_path)
+    result = evaluate(found_truth, found, iou_type="segm")
+    assert_same(result, run_pycocotools(gt_path, dt_path, "segm"))
+    # the case is exercised: box and mask areas fall on either side of an area-range bound
+    box_area = np.prod(found.bbox[:, 2:] - found.bbox[:, :2], axis=1)
+    pixels = rle_area(found.rle_counts)
+    low, high = np.minimum(box_area, pixels), np.maximum(box_area, pixels)
+    assert any(((low < bound) & (high > bound)).any() for bound in (32.0**2, 96.0**2))
 
 
 def keypoint_files(seed: int, folder: Path) -> tuple[Path, Path]:

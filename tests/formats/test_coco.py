@@ -152,6 +152,42 @@ def test_results_round_trip_through_the_results_list(shared_data: Path, tmp_path
     assert len(reference.loadRes(str(tmp_path / "res.json")).anns) == len(original)
 
 
+@pytest.mark.parametrize("branch", ["bbox", "segmentation", "keypoints"])
+@pytest.mark.parametrize("checked", [False, True])
+def test_results_area_is_the_one_load_res_sets(tmp_path: Path, branch: str, checked: bool) -> None:
+    # loadRes picks its branch from the first record and never keeps a result's own area:
+    # with a bbox (even beside a segmentation) the area is the box's w * h
+    document = minimal()
+    document["images"][0].update(width=60, height=50)
+    gt_path = write_json(tmp_path / "gt.json", document)
+    polygons = [[3.5, 2.25, 30.0, 4.0, 27.5, 40.75, 5.0, 33.0], [10, 10, 50, 12, 40, 45]]
+    results = []
+    for index, polygon in enumerate(polygons * 2):
+        record = {"image_id": 1, "category_id": 1, "score": 0.9 - index / 10, "area": 7.5}
+        if branch == "keypoints":
+            record["keypoints"] = [
+                v for x, y in zip(polygon[::2], polygon[1::2]) for v in (x, y, 2)
+            ]
+        else:
+            rle = mask_util.merge(mask_util.frPyObjects([polygon], 50, 60))
+            record["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+            record["bbox"] = [1.5 + index, 2.25, 30.5, 40.125]  # not the mask's box
+        results.append(record)
+    if branch == "bbox":
+        results[3]["segmentation"] = [polygons[1]]  # a polygon beside its box
+    if branch == "segmentation":
+        del results[0]["bbox"]  # the first record decides; the others keep their box
+    dt_path = write_json(tmp_path / "dt.json", results)
+    truth = read_coco(gt_path)
+    errors = ErrorLog(dt_path, collect=True) if checked else None  # the checked path
+    ours = read_coco(dt_path, reference=truth, errors=errors)
+    reference = COCO_API.COCO(str(gt_path)).loadRes(str(dt_path))
+    expected = [float(reference.anns[i + 1]["area"]) for i in range(len(results))]
+    assert ours.annotations.area.tolist() == expected
+    if branch == "bbox":
+        assert expected == [r["bbox"][2] * r["bbox"][3] for r in results]
+
+
 def test_string_image_ids_are_named_not_guessed(shared_data: Path) -> None:
     path = shared_data / "faster-coco-eval/gt_ignore_test.json"
     with pytest.raises(FormatError) as info:

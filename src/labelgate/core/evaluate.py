@@ -199,7 +199,9 @@ def evaluate(
         rasterize polygons first with :func:`rasterize_polygons`, as COCOeval does) or
         ``"keypoints"`` (OKS; a ground truth without labelled keypoints is ignored). A
         detection's area, tested against the area ranges, is its box's ``w * h`` for bbox
-        and keypoints (what ``COCO.loadRes`` sets) and its mask's pixel count for segm.
+        and keypoints, and its ``area`` for segm (its mask's pixel count where NaN): what
+        ``COCO.loadRes`` sets, as :func:`~labelgate.formats.coco.read_coco` stores it for
+        results (``w * h`` when the records carry a ``bbox``, even with a segmentation).
     max_dets
         Default ``(1, 10, 100)``, ``(20,)`` for keypoints; the last one bounds detections
         per image and class.
@@ -295,8 +297,11 @@ def evaluate(
                     field=side,
                     row=int(rows[missing[0]]),
                 )
-        # COCO.loadRes sets a mask result's area to its pixel count
-        d_area = _mask_area(dt.rle_counts, d_take)
+        # the detection's own area: what COCO.loadRes sets, as the COCO results reader
+        # stores it (the box's w * h when the records carry a bbox, else the mask's pixels)
+        d_area = dt.area[d_take]
+        unknown = np.flatnonzero(np.isnan(d_area))
+        d_area[unknown] = _mask_area(dt.rle_counts, d_take[unknown])
     else:
         # COCO.loadRes replaces a result's area by the box's (w * h), whatever the file says
         d_area = (d_columns[2] - d_columns[0]) * (d_columns[3] - d_columns[1])

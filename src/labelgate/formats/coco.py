@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 
 from labelgate.core._typing import FloatArray, IntArray
-from labelgate.core.annotations import Annotations, AttributeColumn, Kind, Source
+from labelgate.core.annotations import Annotations, AttributeColumn, Kind, Source, rle_area
 from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
 from labelgate.core.masks import rle_bbox, rle_from_string, rle_to_string
@@ -573,6 +573,8 @@ def _columns(records: _DictColumns | _StructColumns, *, results: bool) -> Annota
     del box_list  # each column list is dropped once converted: a large file's peak memory
     if xywh.shape != (n, 4) or (xywh[:, 2:] < 0).any():
         raise _SlowPath
+    # COCO.loadRes's area for results with a box: the file's own w * h
+    box_area = xywh[:, 2] * xywh[:, 3] if results else None
     bbox = xywh
     bbox[:, 2:] += bbox[:, :2]
 
@@ -618,6 +620,8 @@ def _columns(records: _DictColumns | _StructColumns, *, results: bool) -> Annota
         from_points = missing & (keypoints.lengths > 0) & ~from_mask & ~from_rings
         if from_points.any():
             bbox[from_points] = _keypoints_bbox(keypoints)[from_points]
+    if box_area is not None:
+        area = _results_area(has_bbox, box_area, bbox, ring_offsets, rle_counts, keypoints)
     columns: dict[str, Any] = {}
     track_id = np.full(n, -1, dtype=np.int64)
     flags = {name: np.zeros(n, dtype=bool) for name in _FLAG_ATTRIBUTES}
@@ -649,6 +653,43 @@ def _columns(records: _DictColumns | _StructColumns, *, results: bool) -> Annota
         attributes=columns,
         check=False,
     )
+
+
+def _results_area(
+    has_bbox: np.ndarray[Any, Any],
+    box_area: FloatArray,
+    bbox: FloatArray,
+    ring_offsets: IntArray,
+    rle_counts: Ragged,
+    keypoints: Ragged,
+) -> FloatArray:
+    """Each result's area as ``COCO.loadRes`` sets it (NaN: the geometry's, see below).
+
+    ``loadRes`` picks one branch for the whole list from its *first* record, and never
+    keeps a result's own ``area``:
+
+    - the first record has a ``bbox``: every area is the box's ``w * h``, whether or not
+      the record also has a ``segmentation`` (so segm evaluation uses the box's area too);
+    - else it has a ``segmentation``: the mask's pixel count (``maskUtils.area``; a polygon
+      is left to the geometry's area: ``loadRes`` supports compressed RLE only here);
+    - else it has ``keypoints``: the extent of the keypoints, ``(x1 - x0) * (y1 - y0)``.
+    """
+    n = len(has_bbox)
+    area = np.full(n, np.nan)
+    if n == 0:
+        return area
+    width, height = bbox[:, 2] - bbox[:, 0], bbox[:, 3] - bbox[:, 1]
+    if has_bbox[0]:
+        # a record without a box (loadRes would fail on it) gets its derived box's area
+        area = np.where(has_bbox, box_area, width * height)
+    elif rle_counts.lengths[0] > 0 or ring_offsets[1] > ring_offsets[0]:
+        masks = rle_counts.lengths > 0
+        area[masks] = rle_area(rle_counts)[masks]
+    elif keypoints.lengths[0] > 0:
+        # the box was derived from the keypoints' extent where the record had none
+        points = (keypoints.lengths > 0) & ~has_bbox
+        area[points] = (width * height)[points]
+    return area
 
 
 def _segmentations(
