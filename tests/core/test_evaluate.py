@@ -255,7 +255,7 @@ def test_pooled_classes_equal_pycocotools_use_cats_0(seed: int, tmp_path: Path) 
     assert_same(ours, run_pycocotools(gt_path, dt_path, useCats=0))
 
 
-@pytest.mark.parametrize("thresholds", [[0.3], [0.1, 0.9, 0.99], [0.0, 1.0]])
+@pytest.mark.parametrize("thresholds", [[0.3], [0.1, 0.9, 0.99], [0.0, 1.0], [0.8, 0.5, 0.8, 0.65]])
 def test_custom_iou_thresholds_equal_pycocotools(thresholds: list[float], tmp_path: Path) -> None:
     truth, predicted = awkward_pair(300, n_images=30)
     gt_path, dt_path = tmp_path / "gt.json", tmp_path / "dt.json"
