@@ -89,17 +89,39 @@ def test_convert_reports_what_the_target_drops_and_refuses_to_overwrite(
     assert code == 0
 
 
-def test_demo_round_trips_every_format(tmp_path: Path) -> None:
-    code, out = run("demo", "--images", "40", "--out", str(tmp_path / "demo"), "--json")
+@pytest.mark.slow
+def test_demo_runs_a_program_and_round_trips_every_format(tmp_path: Path) -> None:
+    out_dir = tmp_path / "demo"
+    code, out = run("demo", "--images", "40", "--out", str(out_dir), "--json")
     assert code == 0, out
     result = json.loads(out)
     assert result["ok"] is True
-    formats = [r["format"] for r in result["roundtrips"]]
+    formats = [r["format"] for r in result["formats"]["roundtrips"]]
     assert formats == ["coco", "voc", "yolo", "cvat", "labelstudio"]
-    boxes = result["reference"]["annotations"]
-    assert all(r["annotations_read"] == boxes for r in result["roundtrips"])
-    assert 0 < result["annotator"]["missed_rate"] < 0.2
-    code, _ = run("demo", "--images", "40", "--out", str(tmp_path / "demo"))
+    boxes = result["formats"]["reference"]["annotations"]
+    assert all(r["annotations_read"] == boxes for r in result["formats"]["roundtrips"])
+    assert 0 < result["formats"]["annotator"]["missed_rate"] < 0.2
+
+    # the program: files on disk, every batch delivered, report.json equal to the database
+    report = json.loads((out_dir / "report.json").read_text())
+    assert (out_dir / "labelgate.db").is_file()
+    assert "<table>" in (out_dir / "report.html").read_text()
+    assert set(report) >= {"stages", "quality", "defects", "cost"}
+    assert all(b["state"] == "delivered" for b in report["batches"])
+    assert any(not s["passed"] and s["outcome"] == "rework" for s in report["stages"])
+    for stage in report["stages"]:
+        assert set(stage) >= {"name", "gate", "value", "threshold", "passed"}
+    from labelgate.reports.program_report import build_report
+    from labelgate.store.db import Database
+
+    db = Database(f"sqlite:///{out_dir / 'labelgate.db'}")
+    again = build_report(db)
+    db.dispose()
+    assert again["stages"] == report["stages"]
+    assert again["defects"] == report["defects"]
+    assert report["audit"]["ok"] is True
+
+    code, _ = run("demo", "--images", "40", "--out", str(out_dir))
     assert code == 2  # an earlier demo is there and --overwrite was not given
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from labelgate.cli._output import (
@@ -47,7 +48,7 @@ from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats._base import ErrorLog
-from labelgate.formats.demo import DemoResult, run_demo
+from labelgate.formats.demo import DemoResult
 from labelgate.formats.registry import FORMATS, detect_format, read, write
 
 __all__ = ["app", "main"]
@@ -231,14 +232,32 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path(
         "labelgate-demo"
     ),
-    images: Annotated[int, typer.Option(min=1, help="Generated images (~20 objects each).")] = 500,
-    seed: Annotated[int, typer.Option(help="Seed of the generator and noise models.")] = 0,
+    images: Annotated[
+        int, typer.Option(min=20, help="Generated production images (~20 objects each).")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the generator and simulated people.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an earlier demo's outputs.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run labelgate end to end on generated data (no downloads, a few seconds)."""
+    """Run a whole quality-gated program on simulated annotators (SQLite, no downloads).
+
+    Writes the generated data, every format's round trip, labelgate.db, report.json and
+    report.html into OUT.
+    """
+    from labelgate.reports.demo import run_program_demo
+
     try:
-        result = run_demo(out, images=images, seed=seed, overwrite=overwrite)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), console=err_console, transient=True
+        ) as bar:
+            task = bar.add_task("simulating the program", total=None)
+            result = run_program_demo(
+                out,
+                images=images,
+                seed=seed,
+                overwrite=overwrite,
+                progress=lambda stage, _done, _total: bar.update(task, description=stage),
+            )
     except FileExistsError:
         fail(FormatError("holds an earlier demo; pass --overwrite", path=out), as_json=as_json)
     except (LabelgateError, OSError) as exc:
@@ -246,9 +265,46 @@ def demo(
     if as_json:
         emit_json(result.to_dict())
     else:
-        _render_demo(result)
+        _render_demo(result.formats)
+        _render_program(result.report)
+        console.print(
+            f"wrote {result.database}, {result.report_json} and {result.report_html} "
+            f"in {result.seconds:.1f} s; audit chain {'intact' if result.audit_ok else 'BROKEN'}",
+            highlight=False,
+        )
     if not result.ok:
         raise typer.Exit(EXIT_CHECK_FAILED)
+
+
+def _render_program(report: dict[str, Any]) -> None:
+    pilots = Table("annotator", "cohort", "pilot attempts (F1)", "qualified", title="pilot")
+    for name, q in report["demo"]["qualifications"].items():
+        pilots.add_row(
+            name,
+            q["cohort"],
+            ", ".join(f"{a:.3f}" for a in q["attempts"]),
+            "[green]yes[/]" if q["passed"] else "[red]no[/]",
+        )
+    console.print(pilots)
+    gates = Table(
+        "batch", "cycle", "stage", "gate", "value", "threshold", "verdict", title="gate timeline"
+    )
+    for g in report["stages"]:
+        verdict = "[green]passed[/]" if g["passed"] else f"[red]{g['outcome']}[/]"
+        value = "—" if g["value"] is None else f"{g['value']:.4g}"
+        threshold = "—" if g["threshold"] is None else f"{g['threshold']:.4g}"
+        gates.add_row(g["batch"], str(g["cycle"]), g["name"], g["gate"], value, threshold, verdict)
+    console.print(gates)
+    model = report["cost"].get("model")
+    truth = report["quality"].get("delivered_vs_truth", {}).get("overall", {})
+    if model:
+        console.print(
+            f"delivered vs truth: precision {truth.get('precision', 0):.3f}, recall "
+            f"{truth.get('recall', 0):.3f}; defects found {report['defects']['total']:,}; "
+            f"modelled cost ${model['total_usd']:,.2f} (hidden {model['hidden_cost_fraction']:.0%} "
+            f"over the quoted labour)",
+            highlight=False,
+        )
 
 
 def _render_demo(result: DemoResult) -> None:

@@ -55,6 +55,10 @@ class SimulationConfig:
         The simulated annotators; every one takes the pilot.
     reviewer_catch_rate, inspector_catch_rate
         Probability that review / QA notices a real defect.
+    rework_care
+        Rework is careful work on flagged items: it is drawn with the noise of an annotator
+        ``rework_care`` batches more experienced (about 5 % of first-pass noise at the
+        default learning rate).
     max_advances
         Safety stop for a batch that keeps waiting.
     seed
@@ -75,6 +79,7 @@ class SimulationConfig:
     pilot_attempts: int = 3
     training_per_attempt: int = 5
     reviewer_catch_rate: float = 0.95
+    rework_care: int = 30
     inspector_catch_rate: float = 1.0
     max_advances: int = 40
     seed: int = 0
@@ -242,8 +247,8 @@ class _BatchRunner:
             if not tasks:
                 continue
             images = np.array([t.image_id for t in tasks], dtype=np.int64)
-            # rework is careful work on flagged items: noise as after much more practice
-            experience = self.batches_done + (10 if rework else 0)
+            # rework is careful work on the flagged items: far less noise than a first pass
+            experience = self.batches_done + (self.config.rework_care if rework else 0)
             labels = simulate_labels(
                 self._truth_of(images), profile, seed=self._seed(), batches_done=experience
             )
