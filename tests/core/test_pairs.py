@@ -10,6 +10,7 @@ from labelgate.core.pairs import (
     box_iou_pairs,
     box_pairs_above,
     box_pairs_overlapping,
+    box_pairs_overlapping_within,
     group_pairs,
 )
 
@@ -131,3 +132,17 @@ def test_box_pairs_overlapping_is_every_same_key_pair_with_positive_iou(
         if p[2] > 0
     ]
     assert got == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(box_rows)
+def test_box_pairs_overlapping_within_gives_each_pair_of_distinct_rows_once(rows: list) -> None:
+    keys, boxes, _ = _boxes(rows)
+    rows_a, rows_b, iou = box_pairs_overlapping_within(keys, boxes)
+    got = sorted((min(a, b), max(a, b), v) for a, b, v in zip(rows_a, rows_b, iou.tolist()))
+    expected = [
+        (a, b, v)
+        for a, b, v in _all_pairs_above(keys, boxes, np.zeros(len(keys)), keys, boxes)
+        if v > 0 and a < b
+    ]
+    assert [(int(a), int(b), v) for a, b, v in got] == expected

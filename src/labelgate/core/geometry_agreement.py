@@ -33,7 +33,11 @@ from labelgate.core._typing import FloatArray, IntArray
 from labelgate.core.agreement import bootstrap_cis
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.matching import PairIoU, match, match_candidates
-from labelgate.core.pairs import box_pairs_overlapping, group_pairs
+from labelgate.core.pairs import (
+    box_pairs_overlapping,
+    box_pairs_overlapping_within,
+    group_pairs,
+)
 from labelgate.core.taxonomy import Taxonomy
 
 __all__ = ["GeometryAgreement", "geometry_agreement", "geometry_scores"]
@@ -222,11 +226,15 @@ class GeometryAgreement:
 def _self_similarity(
     ann: Annotations, key: IntArray, pair_iou: PairIoU | None
 ) -> tuple[IntArray, FloatArray]:
-    """Rows and IoU of every ordered pair of distinct objects sharing a key.
+    """Rows and IoU summed over every ordered pair of distinct objects sharing a key.
 
-    Pairs of IoU 0 add nothing to the sums they feed: for boxes (``pair_iou`` None) only
-    overlapping pairs are formed.
+    Returns one row of each pair and the IoU it adds. Pairs of IoU 0 add nothing: for
+    boxes (``pair_iou`` None) only overlapping pairs are formed, each unordered pair once
+    with twice its IoU (both orders; the two rows share image and class).
     """
+    if pair_iou is None:
+        rows_a, _, iou = box_pairs_overlapping_within(key, ann.bbox)
+        return rows_a, 2.0 * iou
     rows_a, rows_b, iou = _pairs(ann, key, ann, key, pair_iou)
     distinct = np.flatnonzero(rows_a != rows_b)
     return rows_a.take(distinct), iou.take(distinct)

@@ -23,6 +23,7 @@ __all__ = [
     "box_iou_pairs",
     "box_pairs_above",
     "box_pairs_overlapping",
+    "box_pairs_overlapping_within",
     "group_pairs",
 ]
 
@@ -187,14 +188,51 @@ def box_pairs_overlapping(
     return _box_pairs(key_a, boxes_a, None, key_b, boxes_b)
 
 
+def box_pairs_overlapping_within(
+    key: IntArray, boxes: FloatArray
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Every unordered pair of distinct rows of one set sharing a key with box IoU > 0, once.
+
+    :func:`box_pairs_overlapping` of a set with itself, less the pairs of a row with
+    itself, and with one of ``(i, j)`` and ``(j, i)``: half the work, for sums over ordered
+    pairs that are symmetric (count each pair twice).
+
+    Parameters
+    ----------
+    key
+        (n,) int64 group keys.
+    boxes
+        (n, 4) float64 xyxy boxes.
+
+    Returns
+    -------
+    tuple
+        ``(rows_a, rows_b, iou)``, each (p,), ``rows_a != rows_b``, ``rows_a`` ascending.
+
+    Examples
+    --------
+    >>> keys = np.array([1, 1, 1])
+    >>> boxes = np.array([[0.0, 0, 2, 2], [1, 1, 3, 3], [5, 5, 6, 6]])
+    >>> a, b, iou = box_pairs_overlapping_within(keys, boxes)
+    >>> sorted(zip(a.tolist(), b.tolist()))  # (0, 1) or (1, 0): one of them
+    [(0, 1)]
+    """
+    return _box_pairs(key, boxes, None, key, boxes, once=True)
+
+
 def _box_pairs(
     key_a: IntArray,
     boxes_a: FloatArray,
     threshold_a: FloatArray | None,
     key_b: IntArray,
     boxes_b: FloatArray,
+    *,
+    once: bool = False,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """:func:`box_pairs_above` (thresholds given) or :func:`box_pairs_overlapping` (None)."""
+    """:func:`box_pairs_above` (thresholds given) or :func:`box_pairs_overlapping` (None).
+
+    ``once``: ``a`` and ``b`` are the same rows; each unordered pair of distinct rows once.
+    """
     key_a = np.asarray(key_a, dtype=np.int64)
     key_b = np.asarray(key_b, dtype=np.int64)
     some_dead = False
@@ -230,8 +268,12 @@ def _box_pairs(
     # rounding margin: positions carry a few ulps of error, the reach a few relative ulps
     margin = 16.0 * float(np.spacing(n_bands * span)) + 1e-9 * extent
     np.clip(reach * (1.0 + 1e-9) + margin, -margin, extent, out=reach)
+    position_a = band_a * span + (centre_a - low)
     start, stop, order_b = _window_ranges(
-        band_a * span + (centre_a - low), reach, band_b * span + (centre_b - low)
+        position_a,
+        reach,
+        position_a if once else band_b * span + (centre_b - low),
+        forward=once,
     )
     b0, b1, b2, b3 = (boxes_b[:, k].take(order_b) for k in range(4))
     a0, a1, a2, a3 = cols_a
@@ -290,7 +332,7 @@ def _box_pairs(
 
 
 def _window_ranges(
-    centre_a: FloatArray, reach: FloatArray, position_b: FloatArray
+    centre_a: FloatArray, reach: FloatArray, position_b: FloatArray, *, forward: bool = False
 ) -> tuple[IntArray, IntArray, IntArray]:
     """Each window ``centre_a +- reach`` as a range of ``b`` rows sorted by position.
 
@@ -300,9 +342,16 @@ def _window_ranges(
     and sorted together once, as one int64 each that also carries its own index, and a
     running count of ``b`` entries in that order gives every end's rank. Quantizing with
     ``floor`` keeps order, so no ``b`` row inside a window falls out of it.
+
+    ``forward``: ``a`` and ``b`` are the same rows (``position_b`` is ``centre_a``), and
+    each window starts just after its own row in the sorted order; so every pair of rows
+    within each other's windows comes once, and no row with itself.
     """
     n_a, n_b = len(centre_a), len(position_b)
-    events = np.concatenate([centre_a - reach, position_b, centre_a + reach])
+    if forward:
+        events = np.concatenate([position_b, centre_a + reach])
+    else:
+        events = np.concatenate([centre_a - reach, position_b, centre_a + reach])
     n = len(events)
     index_bits = max(n - 1, 1).bit_length()
     base = float(events.min())
@@ -317,6 +366,16 @@ def _window_ranges(
     packed.sort()
     packed &= (1 << index_bits) - 1
     index = packed
+    if forward:
+        is_b = index < n_b
+        seen_b = np.cumsum(is_b)
+        order_b = index.compress(is_b)
+        ends = ~is_b
+        stop = np.empty(n_a, dtype=np.int64)
+        stop[index.compress(ends) - n_b] = seen_b.compress(ends)
+        start = np.empty(n_a, dtype=np.int64)
+        start[order_b] = np.arange(1, n_b + 1)  # one past the row's own place
+        return start, stop, order_b
     is_b = index >= n_a
     is_b &= index < n_a + n_b
     seen_b = np.cumsum(is_b)
