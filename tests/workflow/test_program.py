@@ -229,6 +229,19 @@ def test_program_end_to_end(program: Program, db: Database) -> None:
     assert delivered.info["rework_cycles"] == 1
     assert verify_chain(db).ok
 
+    # the report reads the same program back: honeypots were labelled perfectly by both,
+    # though the same honeypot image went to both of them
+    from labelgate.reports.program_report import build_report
+
+    report = build_report(db)
+    people = {a["annotator"]: a for a in report["quality"]["per_annotator"]}
+    assert people["ana"]["honeypot_f1"] == people["bo"]["honeypot_f1"] == 1.0
+    assert all(c["precision"] == c["recall"] == 1.0 for c in report["quality"]["per_class"])
+    assert people["chen"]["qualification"] == {"score": chen.score, "passed": False}
+    gates = [(g["name"], g["gate"], g["passed"]) for g in report["stages"]]
+    assert gates.count((Stage.QA.value, "qa_defect_rate", False)) == 1
+    assert report["defects"]["by_found_by"] == {"qa": 3}
+
 
 def test_roles_and_self_review_are_enforced(program: Program) -> None:
     prog = program

@@ -17,19 +17,24 @@ Keys (``report.json``):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from labelgate.core.annotations import Annotations
 from labelgate.core.compare import compare
 from labelgate.core.cost import CostInputs, estimate
 from labelgate.core.dataset import Dataset
+from labelgate.core.images import Images
+from labelgate.core.ragged import gather_ranges
 from labelgate.spec import parse_spec
 from labelgate.store.annotations import load_annotations
 from labelgate.store.db import Database
 from labelgate.store.models import (
+    AnnotationRow,
     BatchRow,
     DefectRow,
     GateResultRow,
@@ -131,25 +136,18 @@ def _quality(
         ).all()
     )
     hidden = s.execute(
-        select(TaskRow.image_id, TaskRow.head_revision_id).where(
+        select(TaskRow.image_id, TaskRow.assignee_id, TaskRow.head_revision_id).where(
             TaskRow.project_id == project_id,
             TaskRow.purpose.in_(HIDDEN_PURPOSES),
             TaskRow.head_revision_id.is_not(None),
         )
     ).all()
     out: dict[str, Any] = {"per_class": [], "per_annotator": []}
+    honeypot: dict[int, dict[str, Any]] = {}
     if hidden:
-        reference = load_annotations(s, sorted({answers[h.image_id] for h in hidden}), ids="row")
-        theirs = load_annotations(s, [h.head_revision_id for h in hidden], ids="row")
-        # one reference copy per honeypot task: the same image may go to several people
-        seen = np.unique([h.image_id for h in hidden])
-        result = compare(
-            Dataset(reference, table[np.isin(table.id, seen)], spec.taxonomy()), theirs
-        )
+        result = _honeypot_comparison(s, spec, table, answers, hidden)
         out["per_class"] = [c for c in result.per_class if c["ref_count"]]
         honeypot = {a["annotator_id"]: a for a in result.by_annotator}
-    else:
-        honeypot = {}
     qualification: dict[int, dict[str, Any]] = {}
     for q in s.execute(select(QualificationRow).order_by(QualificationRow.id)).scalars():
         qualification[q.user_id] = {"score": q.score, "passed": q.passed}
@@ -199,6 +197,58 @@ def _quality(
     if truth is not None:
         out["delivered_vs_truth"] = _delivered_vs_truth(s, project_id, spec, table, images, truth)
     return out
+
+
+def _honeypot_comparison(
+    s: Session, spec: Any, table: Any, answers: dict[int, int], hidden: Sequence[Any]
+) -> Any:
+    """Every honeypot/gold task's labels against its reference answer, pooled.
+
+    The same image goes to several annotators, so each task gets its own copy of the
+    reference under a task-private image id (its position): one annotator's boxes never
+    count as another's extras.
+    """
+    task_image = np.array([h.image_id for h in hidden], dtype=np.int64)
+    reference = load_annotations(s, sorted({answers[int(i)] for i in task_image}), ids="row")
+    theirs = load_annotations(s, [h.head_revision_id for h in hidden], ids="row")
+    # reference rows of each task's image, renumbered to the task
+    order = np.argsort(reference.image_id, kind="stable")
+    sorted_images = reference.image_id[order]
+    starts = np.searchsorted(sorted_images, task_image, side="left")
+    stops = np.searchsorted(sorted_images, task_image, side="right")
+    rows = order[gather_ranges(starts, stops)]
+    owner = np.repeat(np.arange(len(hidden)), stops - starts)
+    # boxes only: one copy per task (take() would refuse the repeated ids)
+    copies = Annotations.create(
+        image_id=owner,
+        class_id=reference.class_id[rows],
+        bbox=reference.bbox[rows],
+        kind=reference.kind[rows],
+        iscrowd=reference.iscrowd[rows],
+        area=reference.area[rows],
+    )
+    # each labelled row belongs to the task whose head revision holds it
+    heads = np.array([h.head_revision_id for h in hidden], dtype=np.int64)
+    pairs = s.execute(
+        select(AnnotationRow.id, AnnotationRow.revision_id).where(
+            AnnotationRow.revision_id.in_(heads.tolist())
+        )
+    ).all()
+    row_ids = np.array([p[0] for p in pairs], dtype=np.int64)
+    row_revision = np.array([p[1] for p in pairs], dtype=np.int64)
+    by_id = np.argsort(row_ids)
+    revision_of = row_revision[by_id[np.searchsorted(row_ids[by_id], theirs.id)]]
+    head_order = np.argsort(heads)
+    theirs = theirs.replace(image_id=head_order[np.searchsorted(heads[head_order], revision_of)])
+    at = np.searchsorted(table.id, task_image)
+    images = Images.create(
+        id=np.arange(len(hidden), dtype=np.int64),
+        file_name=table.file_name[at].tolist(),
+        width=table.width[at],
+        height=table.height[at],
+        scene_type=table.scene_type[at].tolist(),
+    )
+    return compare(Dataset(copies, images, spec.taxonomy()), theirs)
 
 
 def _delivered_vs_truth(

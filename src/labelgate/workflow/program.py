@@ -685,10 +685,21 @@ class Program:
                 if rate <= 0 or len(pool) == 0:
                     continue
                 per_annotator = np.bincount(np.searchsorted(annotators, assignee), minlength=k)
+                # nobody sees the same hidden item twice: a recognised honeypot measures
+                # memory, not care
+                seen: dict[int, set[int]] = {}
+                for person, image in s.execute(
+                    select(TaskRow.assignee_id, TaskRow.image_id).where(
+                        TaskRow.project_id == self.project_id,
+                        TaskRow.purpose.in_(("gold", "honeypot")),
+                    )
+                ).all():
+                    seen.setdefault(person, set()).add(image)
                 extra_images, extra_people = [], []
                 for j, annotator in enumerate(annotators.tolist()):
-                    m = min(len(pool), math.ceil(rate * per_annotator[j]))
-                    extra_images.append(rng.choice(pool, size=m, replace=False))
+                    fresh = pool[~np.isin(pool, list(seen.get(annotator, ())))]
+                    m = min(len(fresh), math.ceil(rate * per_annotator[j]))
+                    extra_images.append(rng.choice(fresh, size=m, replace=False))
                     extra_people.append(np.full(m, annotator))
                 image_id = np.concatenate([image_id, *extra_images])
                 assignee = np.concatenate([assignee, *extra_people])
