@@ -133,29 +133,36 @@ def _median_boxes(member_rows: IntArray, bbox: FloatArray) -> FloatArray:
     """(c, 4) coordinate-wise median over the members (``member_rows`` (c, k), -1 absent).
 
     What ``np.nanmedian(boxes, axis=1)`` gives, without its masked-array path and without
-    a million tiny sorts: the k member slots are k contiguous columns, put in order by a
-    sorting network of element-wise minimum/maximum (absent members are +inf, so they
-    sort last), and the median is the mean of the two middle values (one value twice
-    when the count is odd).
+    a million tiny sorts: per coordinate, the k member slots are k contiguous rows, put in
+    order by a sorting network of element-wise minimum/maximum (absent members are +inf,
+    so they sort last), and the median is the mean of the two middle values (one value
+    twice when the count is odd).
     """
     c, k = member_rows.shape
     present = member_rows >= 0
-    # (k, c * 4): slot j's boxes in one row
-    values = np.take(bbox, np.where(present, member_rows, 0).T, axis=0).reshape(k, c * 4)
-    values[np.repeat(~present.T, 4, axis=1)] = np.inf
-    for step in range(k):  # odd-even transposition network: k rounds over the k slots
-        for j in range(step % 2, k - 1, 2):
-            low = np.minimum(values[j], values[j + 1])
-            np.maximum(values[j], values[j + 1], out=values[j + 1])
-            values[j] = low
-    count = np.repeat(present.sum(axis=1), 4)
-    column = np.arange(c * 4)
-    flat = values.ravel()
-    out = flat.take((count - 1) // 2 * (c * 4) + column)
-    out += flat.take(count // 2 * (c * 4) + column)
-    out /= 2.0
-    median: FloatArray = out.reshape(c, 4)
-    return median
+    rows = [np.where(present[:, j], member_rows[:, j], 0) for j in range(k)]
+    count = present.sum(axis=1)
+    column = np.arange(c)
+    low = (count - 1) // 2 * c + column  # flat positions of the two middle slots
+    high = count // 2 * c + column
+    out = np.empty((c, 4))
+    slots = np.empty((k, c))
+    for x in range(4):  # per coordinate: 1-d gathers, not a (k, c, 4) fancy gather
+        coordinate = np.ascontiguousarray(bbox[:, x])
+        for j in range(k):
+            np.copyto(slots[j], coordinate.take(rows[j]))
+            slots[j][~present[:, j]] = np.inf
+        for step in range(k):  # odd-even transposition network: k rounds over the k slots
+            for j in range(step % 2, k - 1, 2):
+                smaller = np.minimum(slots[j], slots[j + 1])
+                np.maximum(slots[j], slots[j + 1], out=slots[j + 1])
+                slots[j] = smaller
+        flat = slots.ravel()
+        median = flat.take(low)
+        median += flat.take(high)
+        median /= 2.0
+        out[:, x] = median
+    return out
 
 
 def _cluster(
