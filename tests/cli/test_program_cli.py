@@ -206,6 +206,10 @@ def test_whole_program_through_the_cli(empty_db: Database, tmp_path: Path) -> No
     )  # fmt: skip
     code, again, _ = sh("review", "b1", "--decisions", str(template), user="rita")
     assert (code, again["tasks"], len(again["skipped"])) == (0, 0, len(queue["tasks"]))
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("task_id,object_key,verdict,defect_type\n")
+    code, nothing, _ = sh("review", "b1", "--decisions", str(header_only), user="rita")
+    assert (code, nothing["tasks"], nothing["skipped"]) == (0, 0, [])
     assert sh("batch", "advance", "b1")[1]["passed"] is True
 
     # --- QA: the inspector reports each sampled item's missing objects
