@@ -7,8 +7,11 @@ failure anywhere leaves nothing half-written. Many-row writes are one ``executem
 
 Optimistic locking: every task has a ``version``; a save names the revision it edited and
 moves the task's head with ``UPDATE ... WHERE version = :seen``. When another save got there
-first, no row matches, nothing is written, and :class:`~labelgate.errors.ConflictError`
-names the current revision and who made it.
+first, nothing is written and :class:`~labelgate.errors.ConflictError` names the current
+revision and who made it. The save holds the task row for its short transaction
+(``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so of N editors
+saving from one base at once exactly one wins and the others get the conflict, never a
+unique-constraint error (tests/store/test_concurrency.py).
 """
 
 from __future__ import annotations
