@@ -510,3 +510,18 @@ def test_disputes_of_blind_doubles_are_listed_and_adjudicated(db: Database, tmp_
     assert (code, exported["annotations"]) == (0, len(work.annotations))
     code, out, _ = sh("review", "adjudicate", str(dispute["id"]), "--drop")
     assert code == 2 and "no open adjudication" in out["error"]
+
+
+def test_project_names_the_project_when_a_database_holds_two(db: Database, tmp_path: Path) -> None:
+    sh = init_program(db, tmp_path)
+    other = tmp_path / "other.toml"
+    other.write_text(spec_text().replace('name = "street-scenes"', 'name = "harbour"', 1))
+    code, out, _ = run("init", str(tmp_path / "o"), "--spec", str(other), "--db", db.url, "--json")
+    assert (code, out["project"]) == (0, "harbour")
+    code, out, _ = sh("batch", "status", "b")
+    assert code == 2 and "2 projects" in out["error"] and "name one" in out["error"]
+    work = renamed(generate_dataset(2, seed=1), "w", 1)
+    code, out, _ = sh("import", write(work, tmp_path / "w.json"), "--project", "harbour")
+    assert (code, out["project"], out["images"]) == (0, "harbour", 2)
+    code, out, _ = sh("batch", "create", "b", "--project", "street-scenes")
+    assert code == 2 and "at least one image" in out["error"]

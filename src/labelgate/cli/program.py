@@ -13,6 +13,7 @@ service. The helpers here are shared with ``batch`` and ``review``:
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -289,7 +290,7 @@ def init_command(
         highlight=False,
     )
     for key, value in env.items():
-        console.print(f"  export {key}={value}", highlight=False, soft_wrap=True)
+        console.print(f"  export {key}={shlex.quote(value)}", highlight=False, soft_wrap=True)
 
 
 # --- users -------------------------------------------------------------------------------
