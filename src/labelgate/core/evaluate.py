@@ -968,40 +968,47 @@ def _accumulate(
             rows = _RowMaker(matches, a, kept & some)
             a_cls, a_scores = rows.take(d_class), rows.take(score)
             a_bounds = np.searchsorted(a_cls, classes)
+            first = a_bounds[:-1]
             for t in range(n_thr):
                 tp_row, row_counted = rows.make(t)
                 events: IntArray = np.flatnonzero(tp_row)
-                seen: IntArray
-                if row_counted is None:
-                    # fp + tp at an event: its position in the class, plus one
-                    seen = events + 1
-                    seen_before = a_bounds
-                else:
-                    running = np.cumsum(row_counted, dtype=np.int64)
-                    seen = running[events]
-                    seen_before = np.r_[0, running][a_bounds]
+                n_events = len(events)
                 event_bounds = np.searchsorted(events, a_bounds)  # (K + 1,)
                 event_start, event_end = event_bounds[:-1], event_bounds[1:]
                 total_tp = event_end - event_start  # (K,)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rc_last = total_tp / npig[:, a]
                 recall[t, :, a, m] = np.where(valid, np.where(has_dets, rc_last, 0.0), -1.0)
-                tp = np.arange(1, len(events) + 1)
+                # fp + tp at an event: its rank among the class's counted detections
+                seen: IntArray
+                if row_counted is None:  # all count: its position in the class, plus one
+                    seen = events - np.repeat(first - 1, total_tp)
+                else:
+                    running = np.cumsum(row_counted, dtype=np.int64)
+                    before = np.zeros(n_classes, dtype=np.int64)
+                    later = first > 0
+                    before[later] = running[first[later] - 1]
+                    seen = running[events]
+                    seen -= np.repeat(before, total_tp)
+                tp = np.arange(1, n_events + 1)
                 tp -= np.repeat(event_start, total_tp)
-                seen -= np.repeat(seen_before[:-1], total_tp)
-                pr = tp / (seen + eps)
+                pr = np.empty(n_events + 1)  # one more, 0, for the chunk bounds at the end
+                np.divide(tp, seen + eps, out=pr[:n_events])
+                pr[n_events] = 0.0
                 # recall threshold r is reached at the count-th event (need 0: the first)
                 inside = count <= total_tp[:, None]  # (K, R)
                 start = np.minimum(event_start[:, None] + count - 1, event_end[:, None])
                 # max(pr[start_r:end]) as the max over chunks [start_r, start_r+1) ... [.., end)
                 chunk_bounds = np.concatenate([start, event_end[:, None]], axis=1)  # (K, R+1)
-                chunk = np.maximum.reduceat(np.r_[pr, 0.0], chunk_bounds.ravel())
+                chunk = np.maximum.reduceat(pr, chunk_bounds.ravel())
                 chunk = chunk.reshape(n_classes, n_rec + 1)[:, :-1]
                 chunk = np.where(chunk_bounds[:, 1:] > chunk_bounds[:, :-1], chunk, 0.0)
                 envelope = np.maximum.accumulate(chunk[:, ::-1], axis=1)[:, ::-1]
                 q = np.where(inside, envelope, 0.0)
-                reached = np.r_[events, 0][np.minimum(start, len(events))]
-                ss = np.where(inside, np.r_[a_scores, 0.0][reached], 0.0)
+                ss = np.zeros_like(q)
+                if n_events:
+                    reached = events[np.minimum(start, n_events - 1)]
+                    ss = np.where(inside, a_scores[reached], 0.0)
                 ss = np.where(need[:, a, :] == 0, top_score[:, None], ss)
                 precision[t, :, :, a, m] = np.where(valid[:, None], q, -1.0).T
                 scores[t, :, :, a, m] = np.where(valid[:, None], ss, -1.0).T
