@@ -12,24 +12,44 @@ Keys (``report.json``):
 - ``cost``: the rework-inclusive model (``labelgate.core.cost``) fed with the program's
   measured first-pass and rework defect rates, and what rework really cost;
 - ``batches``: name, stage, state, rework cycles, items.
+
+Added for the report's figures (:mod:`labelgate.reports.plots`):
+
+- ``quality.iou_distribution``: per class, the honeypot objects paired with their
+  reference at IoU >= ``pairing_iou`` (0.1, so boxes looser than the class tier show):
+  ``paired``, ``below_threshold``, ``min``, ``p10``, ``p25``, ``median``, ``p75``, ``p90``,
+  ``max`` (numpy's linear quantiles);
+- ``quality.by_density``: honeypot objects per density bucket (reference objects per
+  image): ``ref_count``, ``matched``, ``missed``, ``class_swaps``, ``missed_rate``;
+- ``qa_plan``: the QA gate's unit, limit and confidence, the spec's zero-acceptance
+  ``design`` plan (:func:`labelgate.core.sampling.plan`), every QA evaluation ``as_run``
+  (its sample size, the acceptance number its bound allows, defects, decision) and the
+  operating characteristic of each on a grid of true defect rates (``oc``);
+- ``cost.cohorts``: the same program priced for a crowd and a managed cohort
+  (:func:`labelgate.core.cost.compare_cohorts`), each with the rates it was priced at and
+  whether they were measured in this program or are the seed defaults;
+- ``rework``: per batch and cycle, the work tasks, objects labelled and defects found.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from labelgate.core.annotations import Annotations
-from labelgate.core.compare import compare
-from labelgate.core.cost import CostInputs, estimate
+from labelgate.core.annotations import Annotations, Kind
+from labelgate.core.compare import Comparison, compare
+from labelgate.core.cost import CROWD, MANAGED, Cohort, CostInputs, compare_cohorts, estimate
 from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
+from labelgate.core.matching import match
 from labelgate.core.ragged import gather_ranges
+from labelgate.core.sampling import acceptance_probability, oc_curve, plan, upper_bound
 from labelgate.spec import parse_spec
 from labelgate.store.annotations import load_annotations
 from labelgate.store.db import Database
@@ -104,6 +124,10 @@ def build_report(
         quality = _quality(s, project_row.id, spec, users, truth)
         defects = _defects(s, project_row.id, users)
         cost = _cost(s, project_row.id, spec, defects)
+        if cost.get("units"):
+            cost["cohorts"] = _cohorts(spec, cost, quality["per_annotator"])
+        qa_plan = _qa_plan(spec, stages)
+        rework = _rework(s, project_row.id, names)
         return {
             "project": project_row.name,
             "spec": {"version": spec_row.version, "digest": spec_row.digest},
@@ -120,6 +144,8 @@ def build_report(
                 }
                 for b in batches
             ],
+            "qa_plan": qa_plan,
+            "rework": rework,
         }
 
 
@@ -142,12 +168,19 @@ def _quality(
             TaskRow.head_revision_id.is_not(None),
         )
     ).all()
-    out: dict[str, Any] = {"per_class": [], "per_annotator": []}
+    out: dict[str, Any] = {
+        "per_class": [],
+        "per_annotator": [],
+        "iou_distribution": [],
+        "by_density": [],
+    }
     honeypot: dict[int, dict[str, Any]] = {}
     if hidden:
-        result = _honeypot_comparison(s, spec, table, answers, hidden)
+        result, reference, theirs = _honeypot_comparison(s, spec, table, answers, hidden)
         out["per_class"] = [c for c in result.per_class if c["ref_count"]]
         honeypot = {a["annotator_id"]: a for a in result.by_annotator}
+        out["iou_distribution"] = _iou_distribution(reference, theirs)
+        out["by_density"] = [_density_row(row) for row in result.by_density]
     qualification: dict[int, dict[str, Any]] = {}
     for q in s.execute(select(QualificationRow).order_by(QualificationRow.id)).scalars():
         qualification[q.user_id] = {"score": q.score, "passed": q.passed}
@@ -201,7 +234,7 @@ def _quality(
 
 def _honeypot_comparison(
     s: Session, spec: Any, table: Any, answers: dict[int, int], hidden: Sequence[Any]
-) -> Any:
+) -> tuple[Comparison, Dataset, Annotations]:
     """Every honeypot/gold task's labels against its reference answer, pooled.
 
     The same image goes to several annotators, so each task gets its own copy of the
@@ -248,7 +281,8 @@ def _honeypot_comparison(
         height=table.height[at],
         scene_type=table.scene_type[at].tolist(),
     )
-    return compare(Dataset(copies, images, spec.taxonomy()), theirs)
+    answer_set = Dataset(copies, images, spec.taxonomy())
+    return compare(answer_set, theirs), answer_set, theirs
 
 
 def _delivered_vs_truth(
@@ -353,3 +387,214 @@ def _cost(s: Session, project_id: int, spec: Any, defects: dict[str, Any]) -> di
         "actual_rework_usd": reworked * price,
         "model": model.to_dict(),
     }
+
+
+# --- data behind the report's figures ---------------------------------------------------------
+
+#: Honeypot objects pair with their reference at this IoU for the per-class distributions:
+#: low, so a box looser than its class tier still shows as a low IoU rather than vanishing
+#: into "missed" and "extra".
+PAIRING_IOU = 0.1
+_BOX_QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+_BOX_KEYS = ("min", "p10", "p25", "median", "p75", "p90", "max")
+#: Fewest objects a cohort must have labelled before its own defect rate prices it.
+MIN_COHORT_OBJECTS = 100
+#: The OC curves run from a zero defect rate to this multiple of the limit.
+OC_SPAN = 3.0
+OC_STEPS = 60
+
+
+def _round(value: float) -> float | None:
+    return round(float(value), 6) if np.isfinite(value) else None
+
+
+def _iou_distribution(reference: Dataset, theirs: Annotations) -> list[dict[str, Any]]:
+    """Per class: quantiles of the IoU of honeypot objects paired at :data:`PAIRING_IOU`.
+
+    One match over every task (task-private image ids keep annotators apart), then one
+    sort by (class, IoU) and linear quantiles read at each group's offsets. As in
+    :func:`~labelgate.core.compare.compare`, a task with no labels at all is left out.
+    """
+    theirs = theirs[theirs.kind != Kind.TAG]
+    ref = reference.annotations
+    ref = ref[(ref.kind != Kind.TAG) & np.isin(ref.image_id, theirs.image_id)]
+    taxonomy = reference.taxonomy
+    size = len(taxonomy)
+    m = match(ref, theirs, iou_threshold=PAIRING_IOU, swaps=False)
+    ref_position = taxonomy.position(ref.class_id)
+    ref_count = np.bincount(ref_position[ref_position >= 0], minlength=size)
+    group = ref_position[m.ref_rows]
+    known = group >= 0
+    group, iou = group[known], m.iou[known]
+    order = np.lexsort((iou, group))
+    group, iou = group[order], iou[order]
+    counts = np.bincount(group, minlength=size)
+    starts = np.cumsum(counts) - counts
+    has = counts > 0
+    quantiles = np.full((size, len(_BOX_QUANTILES)), np.nan)
+    for column, q in enumerate(_BOX_QUANTILES):
+        position = starts[has] + q * (counts[has] - 1)
+        low = np.floor(position).astype(np.int64)
+        high = np.minimum(low + 1, starts[has] + counts[has] - 1)
+        quantiles[has, column] = iou[low] + (iou[high] - iou[low]) * (position - low)
+    thresholds = taxonomy.thresholds(taxonomy.ids)
+    below = np.bincount(group, weights=iou < thresholds[group], minlength=size)
+    return [
+        {
+            "class_id": int(taxonomy.ids[k]),
+            "name": taxonomy.names[k],
+            "iou_threshold": _round(thresholds[k]),
+            "pairing_iou": PAIRING_IOU,
+            "ref_count": int(ref_count[k]),
+            "paired": int(counts[k]),
+            "below_threshold": int(below[k]),
+            **{key: _round(quantiles[k, j]) for j, key in enumerate(_BOX_KEYS)},
+        }
+        for k in range(size)
+        if ref_count[k]
+    ]
+
+
+def _density_row(row: dict[str, Any]) -> dict[str, Any]:
+    ref_count = row["ref_count"]
+    return {
+        "bucket": row["bucket"],
+        "ref_count": ref_count,
+        "matched": row["matched"],
+        "missed": row["missed"],
+        "class_swaps": row["class_swaps"],
+        "missed_rate": round(row["missed"] / ref_count, 6) if ref_count else None,
+    }
+
+
+def _acceptance_number(n: int, limit: float, confidence: float, lot_size: int | None) -> int:
+    """Most defects in ``n`` whose upper bound still clears ``limit`` (-1: none does).
+
+    The bound grows with the defect count, so a bisection finds the last one that clears.
+    """
+    low, high = -1, n  # upper_bound(low) <= limit is assumed, upper_bound(high + 1) is not
+    while low < high:
+        middle = (low + high + 1) // 2
+        if upper_bound(middle, n, confidence, lot_size=lot_size) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _qa_plan(spec: Any, stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The spec's QA plan, each QA evaluation as run, and their OC curves on one rate grid."""
+    gates = spec.gates
+    limit, confidence = float(gates.defect_limit), float(gates.confidence)
+    design = plan(limit, confidence)
+    rates = np.union1d(limit * OC_SPAN * np.arange(OC_STEPS + 1) / OC_STEPS, [limit])
+    as_run = []
+    for g in stages:
+        inputs = g["inputs"]
+        if g["gate"] != "qa_defect_rate" or g["value"] is None or not inputs.get("sampled"):
+            continue
+        n = int(inputs["sampled"])
+        lot = int(inputs["lot_images"]) if inputs.get("bound") == "hypergeometric" else None
+        c = _acceptance_number(n, limit, confidence, lot)
+        oc = acceptance_probability(n, c, rates, lot_size=lot) if c >= 0 else np.zeros(len(rates))
+        as_run.append(
+            {
+                "batch": g["batch"],
+                "cycle": g["cycle"],
+                "sample_size": n,
+                "acceptance_number": c,
+                "lot_size": lot,
+                "defects": inputs.get("defects"),
+                "defect_rate": inputs.get("defect_rate"),
+                "upper_bound": g["value"],
+                "decision": inputs.get("decision"),
+                "oc": [round(float(v), 6) for v in oc],
+            }
+        )
+    return {
+        "unit": gates.qa_unit,
+        "limit": limit,
+        "confidence": confidence,
+        "sample_rate": float(gates.qa_sample_rate),
+        "design": design.to_dict(),
+        "rates": [float(r) for r in rates],
+        "oc": [round(float(v), 6) for v in oc_curve(design, rates)],
+        "as_run": as_run,
+    }
+
+
+def _cohorts(
+    spec: Any, cost: dict[str, Any], per_annotator: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Crowd vs managed on this program's volume and price (:func:`compare_cohorts`).
+
+    A cohort whose annotators labelled at least :data:`MIN_COHORT_OBJECTS` objects here is
+    priced at its measured defect rate (defects attributed to it / objects it labelled);
+    otherwise at the seed's default rates.
+    """
+    objects: Counter[str] = Counter()
+    found: Counter[str] = Counter()
+    for a in per_annotator:
+        if a["cohort"]:
+            objects[a["cohort"]] += a["objects_labelled"]
+            found[a["cohort"]] += sum(a["defects"].values())
+    chosen: dict[str, Cohort] = {}
+    source: dict[str, dict[str, Any]] = {}
+    for default in (CROWD, MANAGED):
+        labelled = objects.get(default.name, 0)
+        if labelled >= MIN_COHORT_OBJECTS:
+            rate = min(found[default.name] / labelled, 0.99)
+            chosen[default.name] = replace(default, defect_rate=rate, rework_defect_rate=rate)
+            source[default.name] = {"rates": "measured", "objects": labelled}
+        else:
+            chosen[default.name] = default
+            source[default.name] = {"rates": "seed default", "objects": labelled}
+    base = CostInputs(
+        units=cost["units"],
+        unit_price_usd=cost["unit_price_usd"],
+        defect_rate=cost["measured_defect_rate"],
+        rework_defect_rate=cost["measured_rework_defect_rate"],
+        cycle_cap=spec.gates.max_rework_cycles,
+    )
+    out = compare_cohorts(base, chosen["crowd"], chosen["managed"]).to_dict()
+    for name, where in source.items():
+        out[name] |= where
+    return out
+
+
+def _rework(s: Session, project_id: int, names: dict[int, str]) -> list[dict[str, Any]]:
+    """Per batch and cycle: work tasks (production, then rework), objects and defects."""
+    work = s.execute(
+        select(
+            TaskRow.batch_id,
+            TaskRow.cycle,
+            func.count(),
+            func.coalesce(func.sum(RevisionRow.object_count), 0),
+        )
+        .outerjoin(RevisionRow, RevisionRow.id == TaskRow.head_revision_id)
+        .where(TaskRow.project_id == project_id, TaskRow.purpose.in_(WORK_PURPOSES))
+        .group_by(TaskRow.batch_id, TaskRow.cycle)
+    ).all()
+    found = {
+        (b, c): n
+        for b, c, n in s.execute(
+            select(DefectRow.batch_id, DefectRow.cycle, func.count())
+            .where(DefectRow.project_id == project_id)
+            .group_by(DefectRow.batch_id, DefectRow.cycle)
+        ).all()
+    }
+    order = {batch_id: k for k, batch_id in enumerate(names)}
+    rows = sorted(
+        ((int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in work if r[0] in names),
+        key=lambda r: (order[r[0]], r[1]),
+    )
+    return [
+        {
+            "batch": names[batch_id],
+            "cycle": cycle,
+            "tasks": tasks,
+            "objects": objects,
+            "defects": int(found.get((batch_id, cycle), 0)),
+        }
+        for batch_id, cycle, tasks, objects in rows
+    ]
