@@ -172,7 +172,13 @@ def decide_command(
     project: ProjectOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a reviewer's per-object verdicts from a CSV file (also: `review BATCH ...`)."""
+    """Record a reviewer's per-object verdicts from a CSV file (also: `review BATCH ...`).
+
+    Columns task_id,object_key,verdict,defect_type. A row per judged object (key from
+    `review queue`); a rejection names a defect type; key -1 with reject,missing is an
+    object the annotator missed; an empty key with accept accepts the whole task. Unnamed
+    objects of a listed task are accepted; tasks not in your queue are skipped.
+    """
     who = require_actor(actor, as_json=as_json)
     try:
         tasks = read_decisions(decisions_path)
@@ -404,7 +410,12 @@ def qa_command(
     project: ProjectOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record the QA inspection of sampled items: their defects, or clean (empty type)."""
+    """Record the QA inspection of sampled items: their defects, or clean (empty type).
+
+    Columns task_id,object_key,defect_type (tasks from `review qa-queue`). A row with an
+    empty defect type marks the item clean; each row with one records a defect (key -1 or
+    empty: an object nobody drew; two missing objects are two rows).
+    """
     who = require_actor(actor, as_json=as_json)
     try:
         findings = read_findings(findings_path)
