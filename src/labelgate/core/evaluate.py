@@ -796,7 +796,8 @@ def _uncontested(
         regular_gt[:, None, :],
         np.where(seg_ignored[:, None, relevant] > passed, ignored_gt[:, None, :], -1),
     ).reshape(n_area * n_thr, -1)  # (A * T, r)
-    combo, column = np.nonzero(chosen >= 0)
+    # only the wanted ground truths are tracked through the rounds
+    combo, column = np.nonzero((chosen >= 0) & wanted[np.maximum(chosen, 0)])
     return chosen[combo, column], combo
 
 
@@ -819,21 +820,21 @@ def _contested_rounds(
     One round per detection rank. The arrays hold one row per pair or ground truth and one
     column per (area, threshold): reductions over pairs run down axis 0, where numpy
     vectorizes over the columns. ``taken_cells`` are (gt, column) cells already taken by
-    uncontested detections; only the ground truths of the pairs are tracked.
+    uncontested detections, of ground truths of the pairs: only those are tracked.
     """
     n_area = g_ignore.shape[0]
     n_thr = threshold_table.shape[0]
     n_combo = n_area * n_thr
     wanted = np.unique(pair_g)
+    row_of = np.zeros(int(wanted[-1]) + 1, dtype=np.int64)
+    row_of[wanted] = np.arange(len(wanted))
     taken = np.zeros((len(wanted), n_combo), dtype=bool)
     flat_taken = taken.reshape(-1)
-    for gts, combos in taken_cells:
-        index = np.minimum(np.searchsorted(wanted, gts), len(wanted) - 1)
-        hit = wanted[index] == gts
-        flat_taken[index[hit] * n_combo + combos[hit]] = True
+    for gts, combos in taken_cells:  # all of them among the wanted
+        flat_taken[row_of[gts] * n_combo + combos] = True
     order = np.argsort(pair_rank, kind="stable")  # (group, det, gt) within each rank
     pair_d, pair_g, iou, ranks = pair_d[order], pair_g[order], iou[order], pair_rank[order]
-    pair_slot = np.searchsorted(wanted, pair_g)  # each pair's row in ``taken``
+    pair_slot = row_of[pair_g]  # each pair's row in ``taken``
     column = np.zeros(int(c_dets[-1]) + 1, dtype=np.int64)
     column[c_dets] = np.arange(len(c_dets))
     match = np.full((len(c_dets), n_area, n_thr), -1, dtype=np.int64)
