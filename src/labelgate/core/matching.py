@@ -11,6 +11,7 @@ of different classes that overlap >= threshold: class swaps.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -176,6 +177,17 @@ def _max_weight_shared(rows_a: IntArray, rows_b: IntArray, weight: FloatArray) -
 #: at most this are solved by scoring every assignment at once
 _BRUTE_FORCE_MAX = 720
 
+#: at most this many (component, assignment, row) scores are held at once
+_BRUTE_FORCE_BLOCK = 4_000_000
+
+
+@functools.cache
+def _assignments(s: int, m: int) -> IntArray:
+    """(s! / (s - m)!, m) every way to give m rows distinct columns among s, read-only."""
+    out = np.array(list(itertools.permutations(range(s), m)), dtype=np.int64).reshape(-1, m)
+    out.setflags(write=False)
+    return out
+
 
 def _brute_force(
     pairs: IntArray,
@@ -198,10 +210,13 @@ def _brute_force(
     slot = np.full((n, m, s), -1, dtype=np.int64)
     matrix[which, row, col] = weight.take(pairs)
     slot[which, row, col] = pairs
-    assignments = np.array(list(itertools.permutations(range(s), m)), dtype=np.int64)  # (P, m)
+    assignments = _assignments(s, m)  # (P, m)
     lines = np.arange(m)
-    score = matrix[:, lines[None, :], assignments].sum(axis=2)  # (n, P)
-    best = assignments[np.argmax(score, axis=1)]  # (n, m)
+    best = np.empty((n, m), dtype=np.int64)
+    step = max(1, _BRUTE_FORCE_BLOCK // (len(assignments) * m))
+    for lo in range(0, n, step):  # blocks of components, to bound the (n, P, m) scores
+        score = matrix[lo : lo + step, lines[None, :], assignments].sum(axis=2)  # (n, P)
+        best[lo : lo + step] = assignments[np.argmax(score, axis=1)]  # (n, m)
     picked: IntArray = slot[np.arange(n)[:, None], lines[None, :], best].ravel()
     return picked[picked >= 0]
 
