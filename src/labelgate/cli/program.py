@@ -360,9 +360,8 @@ def import_command(
 ) -> None:
     """Register a file's images for production, or with --gold/--honeypot their answers.
 
-    Without a flag only the images are registered: labels in the file are not imported.
-    The whole file is read first and stored in one transaction, so a bad record leaves
-    the database untouched.
+    Without a flag only the images are registered, not the file's labels.
+    The file is read whole and stored in one transaction: all or nothing.
     """
     who = require_actor(actor, as_json=as_json)
     if gold and honeypot:
@@ -420,9 +419,9 @@ def qualify_command(
 ) -> None:
     """Score an annotator's pilot labels against the gold set (exit 1 when they fail).
 
-    The labels use the gold file's image ids. The score is F1 at each class's IoU threshold;
-    it must reach the spec's ``gates.pilot_agreement`` overall and in every class / scene
-    type cell that ``assignment.qualify_per`` names.
+    The labels use the gold file's image ids. The score is F1 at each class's IoU.
+    It must reach gates.pilot_agreement of the spec overall and in each cell
+    (class, scene type) that assignment.qualify_per names.
     """
     who = require_actor(actor, as_json=as_json)
     with opened_program(db_url, project, as_json=as_json) as program:
@@ -633,10 +632,10 @@ def task_save_command(
 ) -> None:
     """Save the file's labels into the caller's open tasks on the file's images.
 
-    Each open task (assigned or in progress) whose image is in the file gets that image's
-    labels (none, if the file lists the image without objects) as a new revision on top of
-    the task's current head. Open tasks on images the file does not list are left alone.
-    A task someone saved in between is a conflict (exit 1); earlier tasks stay saved.
+    Each open task whose image the file lists gets that image's labels as a new
+    revision on top of its head; other open tasks are left alone. Gold and
+    honeypot images in your queue count too: the file must cover them.
+    A task saved by someone in between is a conflict (exit 1).
     """
     who = require_actor(actor, as_json=as_json)
     saved: list[dict[str, Any]] = []

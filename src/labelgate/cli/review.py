@@ -26,6 +26,7 @@ ready to edit.
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +158,24 @@ def read_decisions(path: Path) -> list[TaskDecisions]:
     return list(tasks.values())  # a header alone: nothing to record (an empty queue's template)
 
 
-@review_app.command("decide")
+def _flow(text: str) -> str:
+    """Help text as paragraphs: Typer's rich help keeps a docstring's line breaks."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+@review_app.command(
+    "decide",
+    help=_flow(
+        """Record a reviewer's per-object verdicts from a CSV file (also: `review BATCH ...`).
+
+        Columns task_id,object_key,verdict,defect_type. One row per judged object (keys
+        from `review queue`); a rejection names a defect type; key -1 with reject,missing
+        is an object the annotator missed; an empty key with accept accepts the whole
+        task. Unnamed objects of a listed task are accepted; tasks not in your queue are
+        skipped.
+        """
+    ),
+)
 def decide_command(
     batch: BatchName,
     decisions_path: Annotated[
@@ -172,13 +190,7 @@ def decide_command(
     project: ProjectOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a reviewer's per-object verdicts from a CSV file (also: `review BATCH ...`).
-
-    Columns task_id,object_key,verdict,defect_type. A row per judged object (key from
-    `review queue`); a rejection names a defect type; key -1 with reject,missing is an
-    object the annotator missed; an empty key with accept accepts the whole task. Unnamed
-    objects of a listed task are accepted; tasks not in your queue are skipped.
-    """
+    """Record a reviewer's per-object verdicts from a CSV file (also: `review BATCH ...`)."""
     who = require_actor(actor, as_json=as_json)
     try:
         tasks = read_decisions(decisions_path)
@@ -399,7 +411,17 @@ def read_findings(path: Path) -> dict[int, list[tuple[int, str]]]:
     return findings
 
 
-@review_app.command("qa")
+@review_app.command(
+    "qa",
+    help=_flow(
+        """Record the QA inspection of sampled items: their defects, or clean.
+
+        Columns task_id,object_key,defect_type (tasks from `review qa-queue`). A row with
+        an empty defect type marks the item clean; each row with one records a defect (key
+        -1 or empty: an object nobody drew; two missing objects are two rows).
+        """
+    ),
+)
 def qa_command(
     batch: BatchName,
     findings_path: Annotated[
@@ -410,12 +432,7 @@ def qa_command(
     project: ProjectOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record the QA inspection of sampled items: their defects, or clean (empty type).
-
-    Columns task_id,object_key,defect_type (tasks from `review qa-queue`). A row with an
-    empty defect type marks the item clean; each row with one records a defect (key -1 or
-    empty: an object nobody drew; two missing objects are two rows).
-    """
+    """Record the QA inspection of sampled items: their defects, or clean (empty type)."""
     who = require_actor(actor, as_json=as_json)
     try:
         findings = read_findings(findings_path)
