@@ -265,8 +265,11 @@ def _box_pairs(
         t = threshold_a
         with np.errstate(divide="ignore", invalid="ignore"):
             reach = np.where(t > 0, (1.0 - t) / t * width_a, np.inf)
-    # rounding margin: positions carry a few ulps of error, the reach a few relative ulps
-    margin = 16.0 * float(np.spacing(n_bands * span)) + 1e-9 * extent
+    # rounding margin: positions carry a few ulps of error, the reach a few relative ulps;
+    # and two quanta of _window_ranges, which sorts b rows before window starts at ties
+    top = n_bands * span + 2.0 * extent
+    margin = 16.0 * float(np.spacing(top)) + 1e-9 * extent
+    margin += 2.0 * _quantum(top + 2.0 * margin, 2 * len(key_a) + len(key_b))
     np.clip(reach * (1.0 + 1e-9) + margin, -margin, extent, out=reach)
     position_a = band_a * span + (centre_a - low)
     start, stop, order_b = _window_ranges(
@@ -351,7 +354,7 @@ def _window_ranges(
     if forward:
         events = np.concatenate([position_b, centre_a + reach])
     else:
-        events = np.concatenate([centre_a - reach, position_b, centre_a + reach])
+        events = np.concatenate([position_b, centre_a - reach, centre_a + reach])
     n = len(events)
     index_bits = max(n - 1, 1).bit_length()
     base = float(events.min())
@@ -362,31 +365,29 @@ def _window_ranges(
     packed = events.astype(np.int64)
     packed <<= index_bits
     packed |= np.arange(n, dtype=np.int64)
-    # equal quantized positions: window starts (lowest indices) sort first, ends last
+    # equal quantized positions sort by index: b rows first, then window starts, then ends
+    # (callers widen windows by more than two quanta, so a b row level with a start is
+    # outside that window anyway)
     packed.sort()
     packed &= (1 << index_bits) - 1
     index = packed
+    is_b = index < n_b
+    seen_b = np.cumsum(is_b)  # b rows up to each event
+    order_b = index.compress(is_b)  # compress: several times faster than index[is_b]
+    ends = ~is_b
+    bounds = np.empty(len(events) - n_b, dtype=np.int64)
+    bounds[index.compress(ends) - n_b] = seen_b.compress(ends)
     if forward:
-        is_b = index < n_b
-        seen_b = np.cumsum(is_b)
-        order_b = index.compress(is_b)
-        ends = ~is_b
-        stop = np.empty(n_a, dtype=np.int64)
-        stop[index.compress(ends) - n_b] = seen_b.compress(ends)
         start = np.empty(n_a, dtype=np.int64)
         start[order_b] = np.arange(1, n_b + 1)  # one past the row's own place
-        return start, stop, order_b
-    is_b = index >= n_a
-    is_b &= index < n_a + n_b
-    seen_b = np.cumsum(is_b)
-    order_b = index.compress(is_b)  # compress: several times faster than index[is_b]
-    order_b -= n_a
-    ends = ~is_b
-    end = index.compress(ends)
-    end -= (end >= n_a + n_b) * n_b  # window i's start is event i, its stop event n_a + i
-    bounds = np.empty(2 * n_a, dtype=np.int64)
-    bounds[end] = seen_b.compress(ends)
+        return start, bounds, order_b
     return bounds[:n_a], bounds[n_a:], order_b
+
+
+def _quantum(top: float, n_events: int) -> float:
+    """An upper bound of the quantum :func:`_window_ranges` uses for positions in [0, top]."""
+    index_bits = max(n_events - 1, 1).bit_length()
+    return (top + 1.0) / float(1 << (62 - index_bits))
 
 
 def _bands(key_a: IntArray, key_b: IntArray) -> tuple[IntArray, IntArray, int]:
