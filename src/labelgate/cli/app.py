@@ -42,6 +42,7 @@ from labelgate.cli.program import (
     user_app,
 )
 from labelgate.cli.qa import qa_app
+from labelgate.cli.report import report_command
 from labelgate.cli.review import review_app
 from labelgate.cli.spec import spec_app
 from labelgate.core.dataset import Dataset
@@ -404,6 +405,7 @@ app.add_typer(task_app, name="task")
 app.add_typer(review_app, name="review")
 app.add_typer(qa_app, name="qa")
 app.command(name="export")(export_command)
+app.command(name="report")(report_command)
 
 
 def main() -> None:

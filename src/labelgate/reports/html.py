@@ -1,11 +1,47 @@
-"""``report.html``: the delivery report as one self-contained page (no network needed)."""
+"""``report.html``: the delivery report as one self-contained page (no network needed).
+
+Figures (:mod:`labelgate.reports.plots`) are PNGs inlined as ``data:`` URIs beside the
+tables they illustrate; the page loads nothing else, so it reads the same offline, from an
+e-mail attachment or from an archive years later.
+"""
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import Any
 
+from labelgate.reports.plots import FIGURES, render_figures
+
 __all__ = ["render_html"]
+
+#: What each figure shows, for its caption and its alt text.
+_CAPTIONS = {
+    "gate_timeline": "Each row is one batch in one rework cycle; each cell the last verdict "
+    "of that stage's gate (✓ passed, ✗ failed and sent to rework, … waiting) with the "
+    "measured value. Blank cells were not reached in that cycle.",
+    "iou_box_plots": "IoU of every honeypot object with its reference answer, paired at IoU "
+    "≥ 0.1 so that loose boxes show: box p25–p75, line median, whiskers p10–p90; ◆ the "
+    "class's IoU tier. A box left of its ◆ means the class misses its tier; a wide box "
+    "means spread, a shifted one a shared bias.",
+    "annotator_scatter": "Left: each annotator's mean box width and height relative to the "
+    "reference on honeypots (right/up: looser boxes). Right: mean honeypot IoU against its "
+    "standard deviation (bottom right: accurate and steady).",
+    "missing_by_density": "Share of reference objects with no match at the class tier, by "
+    "how many reference objects the image holds; whisker: one-sided 95 % Clopper-Pearson "
+    "upper bound.",
+    "defect_pareto": "Defects found (review, adjudication, QA) by type, most frequent first, "
+    "stacked by the cohort of the annotator who made them; line: cumulative share.",
+    "qa_oc_curve": "Probability that the QA gate releases a batch whose true defect rate is "
+    "p: the spec's zero-acceptance design plan and each QA evaluation as it ran (its sample "
+    "size n and the most defects c its upper bound still releases).",
+    "cost_waterfall": "Expected program cost by category (rework-inclusive model), for this "
+    "program at its measured defect rates and for a crowd and a managed cohort on the same "
+    "volume and price.",
+    "rework_cycles": "Objects labelled and defects found per batch in the first pass and in "
+    "each rework cycle.",
+}
+_TITLES = {key: title for key, title, _ in FIGURES}
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -21,7 +57,24 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .wait { color: #9a6700; } .cards { display: flex; gap: 1rem; flex-wrap: wrap; }
 .card { border: 1px solid #d8dee4; border-radius: 8px; padding: .7rem 1rem; min-width: 150px; }
 .card b { display: block; font-size: 1.35rem; }
+figure { margin: .8rem 0 1.2rem; } figure img { width: 100%; height: auto; display: block; }
+figcaption { color: #57606a; font-size: 13px; margin-top: .35rem; max-width: 75ch; }
+.empty { color: #57606a; font-style: italic; }
 """
+
+
+def _figure(figures: dict[str, bytes], key: str, missing: str) -> str:
+    """The figure as an inline PNG with its caption, or why there is none."""
+    png = figures.get(key)
+    if png is None:
+        return f'<p class="empty">{html.escape(_TITLES.get(key, key))}: {html.escape(missing)}</p>'
+    data = base64.b64encode(png).decode("ascii")
+    caption = html.escape(_CAPTIONS.get(key, ""))
+    return (
+        f'<figure id="fig-{key}"><img src="data:image/png;base64,{data}" '
+        f'alt="{html.escape(_TITLES.get(key, key))}. {caption}">'
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -62,8 +115,14 @@ def _verdict(entry: dict[str, Any]) -> str:
     return f'<span class="{css}">{html.escape(outcome)}</span>'
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """The report document as HTML: gates, quality, annotators, defects, cost."""
+def render_html(report: dict[str, Any], figures: dict[str, bytes] | None = None) -> str:
+    """The report document as HTML: gates, quality, annotators, defects, QA, cost, rework.
+
+    ``figures`` are PNGs by key (:data:`labelgate.reports.plots.FIGURES`); drawn from the
+    report when not given.
+    """
+    if figures is None:
+        figures = render_figures(report)
     parts: list[str] = []
     project = html.escape(str(report.get("project", "")))
     spec = report.get("spec", {})
@@ -71,7 +130,7 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append(
         f'<p class="sub">spec version {_fmt(spec.get("version"))} · digest '
         f"{html.escape(str(spec.get('digest', ''))[:12])} · audit chain "
-        f"{'intact' if report.get('audit', {}).get('ok') else 'BROKEN'}</p>"
+        f"{_audit(report)}{_generated(report)}</p>"
     )
     batches = report.get("batches", [])
     cost = report.get("cost", {})
@@ -94,6 +153,7 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
     parts.append("<h2>Gate timeline</h2>")
+    parts.append(_figure(figures, "gate_timeline", "no gate has been evaluated yet"))
     parts.append(
         _table(
             ["batch", "cycle", "stage", "gate", "value", "threshold", "verdict"],
@@ -134,6 +194,7 @@ def render_html(report: dict[str, Any]) -> str:
             numeric={1, 2, 3, 4, 5, 6, 7},
         )
     )
+    parts.append(_figure(figures, "iou_box_plots", "no honeypot or gold answers yet"))
     parts.append("<h2>Annotators</h2>")
     parts.append(
         _table(
@@ -163,6 +224,11 @@ def render_html(report: dict[str, Any]) -> str:
             numeric={2, 4, 5, 6, 7},
         )
     )
+    parts.append(_figure(figures, "annotator_scatter", "no annotator has honeypot answers yet"))
+
+    parts.append("<h2>Missing objects by scene density</h2>")
+    parts.append(_figure(figures, "missing_by_density", "no honeypot answers yet"))
+    parts.append(_density_table(quality))
 
     defects = report.get("defects", {})
     cohorts = defects.get("by_type_and_cohort", {})
@@ -178,6 +244,11 @@ def render_html(report: dict[str, Any]) -> str:
             numeric=set(range(1, len(kinds) + 2)),
         )
     )
+    parts.append(_figure(figures, "defect_pareto", "no defects recorded"))
+
+    parts.append("<h2>QA sampling plan</h2>")
+    parts.append(_figure(figures, "qa_oc_curve", "no QA plan"))
+    parts.append(_qa_table(report.get("qa_plan") or {}))
 
     if model:
         parts.append("<h2>Cost (rework-inclusive model, measured defect rates)</h2>")
@@ -202,9 +273,135 @@ def render_html(report: dict[str, Any]) -> str:
             f"{_fmt(cost.get('measured_rework_defect_rate'), 4)}; "
             f"{_fmt(cost.get('reworked_objects'))} objects re-labelled in rework.</p>"
         )
+    parts.append(_figure(figures, "cost_waterfall", "no objects labelled yet"))
+    parts.append(_cohort_table(cost.get("cohorts") or {}))
+
+    parts.append("<h2>Rework cycles</h2>")
+    parts.append(_figure(figures, "rework_cycles", "no work submitted yet"))
+    parts.append(
+        _table(
+            ["batch", "cycle", "tasks", "objects labelled", "defects found"],
+            [
+                [
+                    _fmt(r["batch"]),
+                    _fmt(r["cycle"]),
+                    _fmt(r["tasks"]),
+                    _fmt(r["objects"]),
+                    _fmt(r["defects"]),
+                ]
+                for r in report.get("rework") or []
+            ],
+            numeric={1, 2, 3, 4},
+        )
+    )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>labelgate report: {project}</title><style>{_CSS}</style></head><body>"
         + "".join(parts)
         + "</body></html>"
+    )
+
+
+def _audit(report: dict[str, Any]) -> str:
+    audit = report.get("audit")
+    if audit is None:
+        return "not checked"
+    if audit.get("ok"):
+        return f"intact ({_fmt(audit.get('events'))} events)"
+    return '<span class="fail">BROKEN</span>'
+
+
+def _generated(report: dict[str, Any]) -> str:
+    at = report.get("generated_at")
+    return f" · computed at {html.escape(str(at))}" if at else ""
+
+
+def _density_table(quality: dict[str, Any]) -> str:
+    truth = {
+        r["bucket"]: r for r in (quality.get("delivered_vs_truth") or {}).get("by_density") or []
+    }
+    headers = ["objects per image", "honeypot objects", "missed", "missed rate"]
+    if truth:
+        headers += ["delivered vs truth: objects", "missed", "missed rate"]
+    rows = []
+    for r in quality.get("by_density") or []:
+        row = [
+            _fmt(r["bucket"]),
+            _fmt(r["ref_count"]),
+            _fmt(r["missed"]),
+            _fmt(r["missed_rate"], 4),
+        ]
+        if truth:
+            t = truth.get(r["bucket"], {})
+            n = t.get("ref_count", 0)
+            rate = t.get("missed", 0) / n if n else None
+            row += [_fmt(n), _fmt(t.get("missed")), _fmt(rate, 4)]
+        rows.append(row)
+    return _table(headers, rows, numeric=set(range(1, len(headers)))) if rows else ""
+
+
+def _qa_table(qa: dict[str, Any]) -> str:
+    if not qa:
+        return ""
+    design = qa["design"]
+    intro = (
+        f'<p class="sub">Release only when the {qa["confidence"]:.0%} upper bound on the '
+        f"defect rate ({html.escape(qa['unit'])}s) is at most {qa['limit']:.2%}. Design plan: "
+        f"inspect {design['sample_size']:,}, release on {design['acceptance_number']} defects; "
+        f"a batch exactly at the limit is released with probability "
+        f"{design['consumer_risk']:.3f}.</p>"
+    )
+    rows = [
+        [
+            _fmt(r["batch"]),
+            _fmt(r["cycle"]),
+            _fmt(r["sample_size"]),
+            _fmt(r["acceptance_number"]),
+            _fmt(r["defects"]),
+            _fmt(r["defect_rate"], 4),
+            _fmt(r["upper_bound"], 4),
+            _fmt(r["decision"]),
+        ]
+        for r in qa.get("as_run", [])
+    ]
+    return intro + _table(
+        ["batch", "cycle", "sampled n", "accept ≤ c", "defects", "rate", "upper bound", "decision"],
+        rows,
+        numeric={1, 2, 3, 4, 5, 6},
+    )
+
+
+def _cohort_table(cohorts: dict[str, Any]) -> str:
+    if not cohorts:
+        return ""
+    rows = [
+        [
+            _fmt(name),
+            _fmt(c.get("rates")),
+            _fmt(c["price_multiple"], 2),
+            _fmt(c["defect_rate"], 4),
+            _fmt(c["total_usd"], 2),
+            _fmt(c["hidden_cost_fraction"]),
+            _fmt(c["escaped_defects"], 1),
+        ]
+        for name, c in ((n, cohorts[n]) for n in ("crowd", "managed") if n in cohorts)
+    ]
+    breakeven = cohorts.get("break_even_remediation_usd_per_defect")
+    note = (
+        f'<p class="sub">Cheaper here: <b>{html.escape(str(cohorts.get("cheaper")))}</b>, by '
+        f"${_fmt(cohorts.get('saving_usd'), 2)}. "
+        + (
+            f"Above ${_fmt(breakeven, 2)} of downstream cost per escaped defect the cohort "
+            "with fewer escapes is cheaper.</p>"
+            if breakeven is not None
+            else "</p>"
+        )
+    )
+    return (
+        _table(
+            ["cohort", "rates", "price ×", "defect rate", "total USD", "hidden", "escaped defects"],
+            rows,
+            numeric={2, 3, 4, 5, 6},
+        )
+        + note
     )

@@ -33,12 +33,15 @@ Added for the report's figures (:mod:`labelgate.reports.plots`):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -50,6 +53,8 @@ from labelgate.core.images import Images
 from labelgate.core.matching import match
 from labelgate.core.ragged import gather_ranges
 from labelgate.core.sampling import acceptance_probability, oc_curve, plan, upper_bound
+from labelgate.errors import StoreError
+from labelgate.formats._atomic import write_bytes_atomic
 from labelgate.spec import parse_spec
 from labelgate.store.annotations import load_annotations
 from labelgate.store.db import Database
@@ -67,8 +72,9 @@ from labelgate.store.models import (
     UserRow,
 )
 from labelgate.store.repository import image_table
+from labelgate.workflow.audit import verify_chain
 
-__all__ = ["build_report"]
+__all__ = ["WrittenReport", "build_report", "write_report"]
 
 HIDDEN_PURPOSES = ("gold", "honeypot")
 WORK_PURPOSES = ("production", "rework")
@@ -530,7 +536,8 @@ def _cohorts(
 
     A cohort whose annotators labelled at least :data:`MIN_COHORT_OBJECTS` objects here is
     priced at its measured defect rate (defects attributed to it / objects it labelled);
-    otherwise at the seed's default rates.
+    otherwise at the seed's default rates. Its price multiple is that of the spec's first
+    ``[[pools]]`` entry of the cohort, else the seed's.
     """
     objects: Counter[str] = Counter()
     found: Counter[str] = Counter()
@@ -540,15 +547,20 @@ def _cohorts(
             found[a["cohort"]] += sum(a["defects"].values())
     chosen: dict[str, Cohort] = {}
     source: dict[str, dict[str, Any]] = {}
-    for default in (CROWD, MANAGED):
-        labelled = objects.get(default.name, 0)
+    for seed in (CROWD, MANAGED):
+        name = seed.name
+        pool = next((p for p in spec.pools if p.cohort == name), None)
+        multiple = seed.price_multiple if pool is None else pool.price_multiple
+        cohort = replace(seed, price_multiple=float(multiple or seed.price_multiple))
+        labelled = objects.get(name, 0)
         if labelled >= MIN_COHORT_OBJECTS:
-            rate = min(found[default.name] / labelled, 0.99)
-            chosen[default.name] = replace(default, defect_rate=rate, rework_defect_rate=rate)
-            source[default.name] = {"rates": "measured", "objects": labelled}
-        else:
-            chosen[default.name] = default
-            source[default.name] = {"rates": "seed default", "objects": labelled}
+            rate = min(found[name] / labelled, 0.99)
+            cohort = replace(cohort, defect_rate=rate, rework_defect_rate=rate)
+        chosen[name] = cohort
+        source[name] = {
+            "rates": "measured" if labelled >= MIN_COHORT_OBJECTS else "seed default",
+            "objects": labelled,
+        }
     base = CostInputs(
         units=cost["units"],
         unit_price_usd=cost["unit_price_usd"],
@@ -598,3 +610,49 @@ def _rework(s: Session, project_id: int, names: dict[int, str]) -> list[dict[str
         }
         for batch_id, cycle, tasks, objects in rows
     ]
+
+
+# --- writing report.html and report.json ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenReport:
+    """What :func:`write_report` wrote: the document, both paths and the figures drawn."""
+
+    report: dict[str, Any]
+    html_path: Path
+    json_path: Path
+    figures: tuple[str, ...]
+
+
+def write_report(
+    db: Database, html_path: Path, *, project: str | None = None, truth: Dataset | None = None
+) -> WrittenReport:
+    """Build the report, check the audit chain, write ``report.html`` and ``report.json``.
+
+    The JSON goes beside the HTML (same name, ``.json``); each file is written atomically,
+    so a reader never sees half a report. ``report`` gains ``audit``
+    (:func:`labelgate.workflow.audit.verify_chain`) and ``generated_at`` (UTC, ISO 8601).
+
+    Raises
+    ------
+    StoreError
+        No project (of that name) in the database.
+    """
+    from labelgate.reports.html import render_html
+    from labelgate.reports.plots import render_figures
+
+    report = build_report(db, project=project, truth=truth)
+    if "error" in report:
+        wanted = f"named {project!r} " if project is not None else ""
+        raise StoreError(f"no project {wanted}in {db.engine.url.render_as_string()}")
+    report["audit"] = verify_chain(db).to_dict()
+    report["generated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    figures = render_figures(report)
+    html_path = Path(html_path)
+    json_path = html_path.with_suffix(".json")
+    write_bytes_atomic(
+        json_path, orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+    )
+    write_bytes_atomic(html_path, render_html(report, figures).encode())
+    return WrittenReport(report, html_path, json_path, tuple(figures))
