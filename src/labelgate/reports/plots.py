@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 from matplotlib.transforms import Bbox
@@ -259,10 +260,8 @@ def iou_box_plots(report: dict[str, Any]) -> bytes | None:
             )
         handles = [
             Patch(facecolor="#cfe3f3", edgecolor=PALETTE[0], label="p25–p75 (line: median)"),
-            mpl.lines.Line2D([], [], color=MUTED, label="whiskers: p10–p90"),
-            mpl.lines.Line2D(
-                [], [], color=PALETTE[3], marker="D", ls="", label="class tier (threshold)"
-            ),
+            Line2D([], [], color=MUTED, label="whiskers: p10–p90"),
+            Line2D([], [], color=PALETTE[3], marker="D", ls="", label="class tier (threshold)"),
         ]
         ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=3)
         ax.set_title("IoU of honeypot objects against their reference, per class", pad=24)
