@@ -27,6 +27,7 @@ from labelgate.cli._output import (
 from labelgate.cli.agreement import agreement_command
 from labelgate.cli.audit import audit_app
 from labelgate.cli.batch import batch_app
+from labelgate.cli.calibrate import calibrate_command, defects_command
 from labelgate.cli.compare import compare_command
 from labelgate.cli.cost import cost_command
 from labelgate.cli.db import db_app
@@ -392,6 +393,8 @@ app.command(name="agreement")(agreement_command)
 app.command(name="eval")(eval_command)
 app.command(name="merge")(merge_command)
 app.command(name="cost")(cost_command)
+app.command(name="calibrate")(calibrate_command)
+app.command(name="defects")(defects_command)
 app.add_typer(spec_app, name="spec")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
