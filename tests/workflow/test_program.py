@@ -358,3 +358,75 @@ def test_images_from_a_folder_record_uri_size_and_sha256(program: Program, tmp_p
     ]
     with pytest.raises(WorkflowError, match="already in project"):
         program.import_images(images, actor=MANAGER, root=tmp_path)
+
+
+def _to_review(prog: Program, images: int = 6) -> tuple[int, Dataset]:
+    """A single-annotation batch, labelled perfectly, waiting at review."""
+    gold = _renamed(generate_dataset(12, seed=2), "gold", 500)
+    prog.import_gold(gold, actor=MANAGER)
+    for user in ("ana", "bo"):
+        prog.qualify(user, gold.annotations.replace(attributes={}), actor=MANAGER)
+    work = _renamed(generate_dataset(images, seed=3), "w", 1)
+    prog.import_images(work.images, actor=MANAGER)
+    batch = prog.create_batch("b", actor=MANAGER)
+    for _ in range(2):
+        prog.advance(batch, actor=MANAGER)
+    prog.assign(batch, actor=MANAGER)
+    for user in ("ana", "bo"):
+        for task in prog.my_tasks(user):
+            truth = work if task.image_id < 20_000 else gold
+            prog.save(user, task.task_id, _truth_for(truth, task.image_id), base_revision_id=None)
+            prog.submit(user, task.task_id)
+    for _ in range(3):  # production, prelabel, into review
+        prog.advance(batch, actor=MANAGER)
+    return batch, work
+
+
+def test_review_rules_one_review_per_revision_and_rejected_objects_are_never_delivered(
+    db: Database,
+) -> None:
+    prog = Program.create(db, _spec_text(double_annotation_rate=0.0, honeypot_rate=0.0))
+    prog.add_user(MANAGER, ["manager"], actor="labelgate")
+    prog.add_user("rita", ["reviewer"], actor=MANAGER)
+    batch, _ = _to_review(prog, images=60)
+    queue = prog.review_queue("rita", batch)
+    assert len(queue) == 60
+    first, *rest = queue
+    labels = prog.review_labels("rita", first)
+    # two objects missing and one extra in the first task, everything else fine
+    prog.review(
+        "rita",
+        first,
+        [
+            (-1, "reject", "missing"),
+            (-1, "reject", "missing"),
+            (int(labels.id[0]), "reject", "extra"),
+        ],
+    )
+    with pytest.raises(WorkflowError, match="already reviewed"):
+        prog.review("rita", first, [])
+    with pytest.raises(WorkflowError, match="only records a missing object"):
+        prog.review("rita", rest[0], [(-1, "accept", None)])
+    for task_id in rest:
+        prog.review("rita", task_id, [])
+    review = prog.advance(batch, actor=MANAGER)
+    judged = review.inputs["reviewed_objects"]
+    # three defects among the judged rows: every object once, plus two missing ones
+    assert review.value == pytest.approx((judged - 3) / judged)
+    assert review.passed and review.outcome == "rework"
+    assert review.inputs["rejected_items"] == 1
+    status = prog.batch_status(batch)
+    assert (status["stage"], status["items"]) == (Stage.PRODUCTION, {"reviewed": 59, "rework": 1})
+    from labelgate.reports.program_report import build_report
+
+    assert build_report(db)["defects"]["by_type"] == {"missing": 2, "extra": 1}
+
+
+def test_gold_answers_must_use_the_spec_classes(program: Program) -> None:
+    gold = _renamed(generate_dataset(3, seed=2), "gold", 500)
+    bad = gold.annotations.replace(class_id=np.full(len(gold.annotations), 99))
+    from labelgate.core.taxonomy import ClassInfo, Taxonomy
+
+    taxonomy = Taxonomy((*gold.taxonomy.classes, ClassInfo(99, "unicorn")))
+    with pytest.raises(WorkflowError, match=r"class id\(s\) \[99\]"):
+        program.import_gold(Dataset(bad, gold.images, taxonomy), actor=MANAGER)

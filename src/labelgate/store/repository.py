@@ -110,7 +110,8 @@ def add_images(
         )
     ).first()
     if existing is not None:
-        raise StoreError(f"image {existing[0]!r} is already in project {project_id}")
+        name = session.execute(select(ProjectRow.name).where(ProjectRow.id == project_id)).scalar()
+        raise StoreError(f"image {existing[0]!r} is already in project {name!r}")
     n = len(images)
     rows = [
         {

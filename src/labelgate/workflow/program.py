@@ -350,6 +350,16 @@ class Program:
         """
         if purpose not in ("gold", "honeypot"):
             raise WorkflowError(f"gold purpose must be 'gold' or 'honeypot', got {purpose!r}")
+        spec = self.spec()
+        unknown = sorted(
+            set(np.unique(reference.annotations.class_id).tolist())
+            - set(spec.taxonomy().ids.tolist())
+        )
+        if unknown:
+            raise WorkflowError(
+                f"{purpose} answers use class id(s) {unknown} that spec {spec.project.name!r} "
+                f"does not define (classes: {', '.join(f'{c.id} {c.name}' for c in spec.classes)})"
+            )
         with self.db.session() as s:
             self._require_role(s, actor, MANAGERS)
             store_ids = self._store_ids(s, reference.images, register=True)
@@ -934,9 +944,19 @@ class Program:
             if task.purpose not in WORK_PURPOSES or task.status != "submitted":
                 raise WorkflowError(f"task {task_id} is not awaiting review ({task.status})")
             assert task.head_revision_id is not None
+            already = s.execute(
+                select(ReviewDecisionRow.id)
+                .where(ReviewDecisionRow.revision_id == task.head_revision_id)
+                .limit(1)
+            ).first()
+            if already is not None:
+                raise WorkflowError(
+                    f"task {task_id} revision {task.head_revision_id} is already reviewed"
+                )
             head = load_annotations(s, [task.head_revision_id])
             known = set(head.id.tolist())
             verdict_of: dict[int, tuple[str, str | None]] = {}
+            missing = 0  # each (-1, reject, missing) is one object the annotator did not draw
             for key, verdict, defect in decisions:
                 if verdict not in ("accept", "reject"):
                     raise WorkflowError(f"verdict must be accept or reject, got {verdict!r}")
@@ -945,14 +965,21 @@ class Program:
                         f"a rejection names a defect type ({', '.join(DEFECT_TYPES)}), "
                         f"got {defect!r}"
                     )
-                if key != -1 and key not in known:
+                if key == -1:
+                    if verdict != "reject" or defect != "missing":
+                        raise WorkflowError("object key -1 only records a missing object")
+                    missing += 1
+                    continue
+                if key not in known:
                     raise WorkflowError(f"task {task_id} has no object {key}")
                 verdict_of[key] = (verdict, defect)
             if severity not in SEVERITIES:
                 raise WorkflowError(f"severity must be one of {SEVERITIES}, got {severity!r}")
             rows = []
-            for key in sorted(known) + ([-1] if -1 in verdict_of else []):
-                verdict, defect = verdict_of.get(key, ("accept", None))
+            for key in sorted(known) + [-1] * missing:
+                verdict, defect = verdict_of.get(key, ("reject", "missing"))
+                if key != -1:
+                    verdict, defect = verdict_of.get(key, ("accept", None))
                 rows.append(
                     {
                         "task_id": task.id,
@@ -1008,8 +1035,14 @@ class Program:
         with self.db.session() as s:
             self._require_role(s, actor, {"adjudicator", *MANAGERS})
             row = self._batch(s, batch)
+            store_ids, images = image_table(s, self.project_id)
             return [
-                {"id": a.id, "image_id": a.image_id, "reason": a.reason, "payload": a.payload}
+                {
+                    "id": a.id,
+                    "image_id": int(images.id[np.searchsorted(store_ids, a.image_id)]),
+                    "reason": a.reason,
+                    "payload": a.payload,
+                }
                 for a in s.execute(
                     select(AdjudicationRow)
                     .where(AdjudicationRow.batch_id == row.id, AdjudicationRow.status == "open")
@@ -1214,14 +1247,14 @@ class Program:
             }[stage]
             result = evaluate(s, row, spec, spec_row)
             target: Stage | None = None
-            if result.passed:
-                target = NEXT[stage]
-            elif result.outcome == "rework":
+            if result.outcome == "rework":
                 if row.rework_cycle >= spec.gates.max_rework_cycles:
                     result = _with_outcome(result, "blocked")
                     row.state = "blocked"
                 else:
                     target = REWORK_TARGET
+            elif result.passed:
+                target = NEXT[stage]
             result = _with_cycle(result, row.rework_cycle)
             s.add(
                 GateResultRow(
@@ -1239,7 +1272,7 @@ class Program:
             before = {"stage": row.stage, "cycle": row.rework_cycle}
             if target is not None:
                 check_transition(stage, target)
-                if target == REWORK_TARGET and not result.passed:
+                if result.outcome == "rework":
                     self._send_rework(s, row, spec, result)
                     row.rework_cycle += 1
                 self._enter(s, row, target, spec, seed)
@@ -1464,7 +1497,7 @@ class Program:
             ).scalar_one()
         )
         total = judged + agreed + disputed
-        value = (accepted + agreed) / total if total else 1.0
+        value = (accepted + agreed) / total if total else None
         inputs = {
             "reviewed_objects": judged,
             "accepted_objects": accepted,
@@ -1478,17 +1511,17 @@ class Program:
             return GateResult(
                 Stage.REVIEW, "review_accuracy", value, threshold, False, inputs, "waiting"
             )
-        passed = value >= threshold
+        passed = value is None or value >= threshold
+        # a passed gate still never delivers a rejected object: those items go back for a
+        # targeted fix (outcome rework) while the others are accepted
+        rejected_revisions = {d.revision_id for d in decisions if d.verdict == "reject"}
+        rejected = {i for i, t in single.items() if t.head_revision_id in rejected_revisions}
+        inputs["rejected_items"] = len(rejected)
         if passed:
-            self._accept_single(s, row, single)
+            self._accept_single(s, row, {i: t for i, t in single.items() if i not in rejected})
+        outcome = "rework" if (not passed or rejected) else "advanced"
         return GateResult(
-            Stage.REVIEW,
-            "review_accuracy",
-            value,
-            threshold,
-            passed,
-            inputs,
-            "advanced" if passed else "rework",
+            Stage.REVIEW, "review_accuracy", value, threshold, passed, inputs, outcome
         )
 
     def _accept_single(self, s: Session, row: BatchRow, single: dict[int, TaskRow]) -> None:
@@ -1770,7 +1803,12 @@ class Program:
     ) -> None:
         """Rework tasks for exactly the defective items (or all, by policy), next cycle."""
         cycle = row.rework_cycle
-        found_by = ["qa"] if result.stage == Stage.QA else ["review", "adjudication"]
+        if result.stage == Stage.QA:
+            found_by = ["qa"]
+        elif result.passed:  # accuracy met: only the rejected items need fixing
+            found_by = ["review"]
+        else:  # accuracy missed: disputes count against the batch too
+            found_by = ["review", "adjudication"]
         defective = set(
             s.execute(
                 select(DefectRow.image_id).where(
@@ -1794,7 +1832,8 @@ class Program:
                 select(BatchItemRow).where(BatchItemRow.batch_id == row.id)
             ).scalars()
         }
-        chosen = sorted(items) if spec.gates.rework_policy == "batch" else sorted(defective)
+        batch_policy = spec.gates.rework_policy == "batch" and not result.passed
+        chosen = sorted(items) if batch_policy else sorted(defective)
         if not chosen:
             # the gate failed but no item carries a defect of its own: the batch goes back
             chosen = sorted(items)

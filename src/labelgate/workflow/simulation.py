@@ -287,17 +287,13 @@ class _BatchRunner:
     def _adjudicate(self) -> None:
         for case in self.prog.adjudications(self.batch, actor=ADJUDICATOR):
             payload = case["payload"]
-            truth = self._truth_at_store_image(case["image_id"])
+            image = case["image_id"]
+            truth = self.truth.annotations[self.truth.annotations.image_id == image]
             same = truth.class_id == payload["class_id"]
             iou = box_iou_matrix(np.array([payload["bbox"]], dtype=np.float64), truth.bbox[same])
             thresholds = self.truth.taxonomy.thresholds(np.array([payload["class_id"]]))
             keep = bool(iou.size and iou.max() >= thresholds[0])
             self.prog.adjudicate(case["id"], keep=keep, actor=ADJUDICATOR)
-
-    def _truth_at_store_image(self, store_image_id: int) -> Annotations:
-        store_ids, images = self.prog.images()
-        external = images.id[np.searchsorted(store_ids, store_image_id)]
-        return self.truth.annotations[self.truth.annotations.image_id == external]
 
     def _inspect(self) -> None:
         # the sample is spread over every reviewer: each inspects their share
