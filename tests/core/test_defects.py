@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
-from labelgate.core import Annotations, Dataset, Images, Taxonomy
+from labelgate.core import Annotations, Dataset, Images, Kind, Ragged, Taxonomy
 from labelgate.core.compare import compare
 from labelgate.core.defects import (
     DEFAULT_SEVERITY,
@@ -18,6 +20,7 @@ from labelgate.core.defects import (
 )
 from labelgate.core.generate import NoiseModel, generate_dataset, generate_pool, perturb
 from labelgate.core.geometry_agreement import geometry_agreement
+from labelgate.core.iou import pair_iou
 from labelgate.core.summary import objects_per_image
 
 EXACT = {
@@ -310,3 +313,38 @@ def test_root_causes_of_a_clean_comparison_are_empty() -> None:
     reference = generate_dataset(100, seed=5)
     exact = perturb(reference, NoiseModel(**EXACT), seed=6).annotations
     assert root_causes(compare(reference, exact)) == []
+
+
+def _keypoints(points: list[list[float]], box: list[float]) -> Annotations:
+    values = np.array(points, dtype=np.float64).reshape(-1, 3)
+    return Annotations.create(
+        image_id=[1],
+        class_id=[1],
+        bbox=[box],
+        area=[400.0],
+        kind=[Kind.KEYPOINTS],
+        keypoints=Ragged(values, np.array([0, len(points)])),
+    )
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        pytest.param(4.0, [], id="OKS 0.61, above the loose 0.5"),
+        pytest.param(6.0, ["keypoint_error"], id="OKS 0.32, below it"),
+    ],
+)
+def test_a_skeleton_below_its_oks_threshold_is_a_keypoint_error(
+    shift: float, expected: list[str]
+) -> None:
+    reference = Dataset(
+        _keypoints([[10, 10, 2], [30, 30, 2]], [10, 10, 30, 30]),
+        Images.create(id=[1]),
+        Taxonomy.from_names(["person"]),
+    )
+    other = _keypoints([[10 + shift, 10, 2], [30, 30 + shift, 2]], [10, 10, 30 + shift, 30 + shift])
+    oks = functools.partial(pair_iou, sigmas=np.array([0.1, 0.1]))
+    defects, _ = classify_defects(reference, other, pair_iou=oks)
+    assert defects.names() == expected
+    if expected:
+        assert defects.severity.tolist() == [list(Severity).index(Severity.MAJOR)]

@@ -28,7 +28,8 @@ reference objects of the images that annotator labelled:
 3. leftovers of different classes overlapping by >= :data:`SWAP_IOU` are ``wrong_class``
    (counted on the reference class); other unpaired reference objects are ``missing``;
 4. an unpaired object under test overlapping a paired object of the same annotator, image
-   and class by >= :data:`DUPLICATE_IOU` is a ``duplicate``, otherwise ``extra``;
+   and class by >= :data:`DUPLICATE_IOU` (box IoU, for every kind) is a ``duplicate``,
+   otherwise ``extra``;
 5. an object under test with no area, or reaching past its image by more than
    :data:`~labelgate.core.dataset.OUTSIDE_TOLERANCE_PX`, is ``invalid_geometry`` (instead
    of ``extra``/``duplicate`` when unpaired; in addition to the pair's checks when paired).
@@ -171,10 +172,13 @@ def _codes(values: Any, table: Sequence[str], name: str, n: int) -> IntArray:
         codes = array.astype(np.int64)
     else:
         lookup = {v: i for i, v in enumerate(table)}
-        unknown = sorted({str(v) for v in array.tolist()} - set(lookup))
+        # look up the few distinct names, then spread their codes over the rows
+        distinct, inverse = np.unique(array.astype(str), return_inverse=True)
+        unknown = sorted(set(distinct.tolist()) - set(lookup))
         if unknown:
             raise ValueError(f"Defects: unknown {name} {unknown}; expected one of {list(table)}")
-        codes = np.array([lookup[str(v)] for v in array.tolist()], dtype=np.int64)
+        table_codes = np.array([lookup[v] for v in distinct.tolist()], dtype=np.int64)
+        codes = table_codes[inverse.reshape(-1)]
     if len(codes) and (codes.min() < 0 or codes.max() >= len(table)):
         raise ValueError(f"Defects: {name} codes must lie in 0..{len(table) - 1}")
     return codes
@@ -303,7 +307,8 @@ def _invalid(ann: Annotations, images: Images) -> BoolArray:
     """(n,) no area, or reaching past a known image size by more than the tolerance."""
     width = ann.bbox[:, 2] - ann.bbox[:, 0]
     height = ann.bbox[:, 3] - ann.bbox[:, 1]
-    no_area = ann.computed_area() <= 0
+    # a keypoint object may have a single visible point: its box has no area, it does
+    no_area = (ann.computed_area() <= 0) & (ann.kind != Kind.KEYPOINTS)
     no_box = ~((width > 0) & (height > 0)) & (ann.kind == Kind.BOX)
     row = images.index_of(ann.image_id)
     safe = np.maximum(row, 0)
