@@ -53,7 +53,7 @@ def test_upgrade_prints_the_revision(tmp_path: Path) -> None:
     assert "up to date" in out
 
 
-@pytest.mark.parametrize("url", ["nosuchdialect://x", "postgresql://u@127.0.0.1:1/x"])
+@pytest.mark.parametrize("url", ["nosuchdialect://x", "postgresql://u@127.0.0.1:1/x", "://"])
 def test_bad_url_or_unreachable_server_is_bad_input(url: str) -> None:
     code, out = run("db", "upgrade", "--db", url, "--json")
     assert code == 2

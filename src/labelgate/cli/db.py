@@ -60,7 +60,10 @@ def display_url(db: Database) -> str:
 
 def database_error(url: str, exc: SQLAlchemyError) -> StoreError:
     """A SQLAlchemy failure (server unreachable, not a labelgate database) as bad input."""
-    shown = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:  # not even a URL: show it as given (it holds no parsed password)
+        shown = url
     driver_error = getattr(exc, "orig", None)  # DBAPIError: the driver's own message
     lines = str(driver_error if driver_error is not None else exc).strip().splitlines()
     return StoreError(f"{shown}: {lines[0] if lines else type(exc).__name__}")
