@@ -37,6 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "AdjudicationRow",
     "AnnotationRow",
+    "ApiTokenRow",
     "AuditEventRow",
     "Base",
     "BatchItemRow",
@@ -371,3 +372,20 @@ class AuditEventRow(Base):
     # refuses that even if an appender forgot the serializing lock
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class ApiTokenRow(Base):
+    """An opaque API token of a user; only its sha256 is stored, never the token itself.
+
+    A stolen database therefore holds no usable credential; a token dies at ``expires_at``
+    or when ``revoked`` (logout, password change).
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = _created()
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,50 @@
+"""Migration 0002 (api_tokens): from an empty database and from 0001, the schema is the models."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from labelgate.store.db import Database, current_revision, head_revision, upgrade
+from labelgate.store.models import Base
+
+
+def _differences(db: Database) -> list[object]:
+    with db.engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))
+
+
+def test_upgrade_from_empty_reaches_the_models_with_the_token_table(empty_db: Database) -> None:
+    assert upgrade(empty_db) == head_revision(empty_db) == "0002"
+    assert _differences(empty_db) == []
+    assert sa.inspect(empty_db.engine).has_table("api_tokens")
+
+
+def test_upgrade_from_0001_reaches_the_models_and_keeps_the_rows(empty_db: Database) -> None:
+    assert upgrade(empty_db, "0001") == "0001"
+    assert not sa.inspect(empty_db.engine).has_table("api_tokens")
+    with empty_db.session() as s:
+        s.execute(
+            sa.text(
+                "INSERT INTO users (name, display_name, roles, active, created_at)"
+                " VALUES ('ana', 'ana', '[]', :t, :c)"
+            ),
+            {"t": True, "c": "2026-01-01 00:00:00"},
+        )
+    assert upgrade(empty_db) == "0002"
+    assert _differences(empty_db) == []
+    with empty_db.session() as s:
+        assert s.execute(sa.text("SELECT name FROM users")).scalars().all() == ["ana"]
+
+
+def test_downgrade_to_0001_drops_only_the_token_table(empty_db: Database) -> None:
+    from alembic import command
+
+    from labelgate.store.db import _alembic_config
+
+    upgrade(empty_db)
+    command.downgrade(_alembic_config(empty_db), "0001")
+    assert current_revision(empty_db) == "0001"
+    inspector = sa.inspect(empty_db.engine)
+    assert not inspector.has_table("api_tokens") and inspector.has_table("users")
