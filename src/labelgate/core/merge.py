@@ -426,9 +426,14 @@ def merge(
     is_keypoints = ((member_kind == Kind.KEYPOINTS) | ~present).all(axis=1) & reached
     keypoints = _merged_keypoints(members, live, is_keypoints)
     any_member = members.max(axis=1)
-    member_size = live.rle_size[safe]  # (c, k, 2)
-    same_size = (member_size == live.rle_size[any_member][:, None, :]).all(axis=2)
-    is_mask = ((member_kind == Kind.MASK) & same_size | ~present).all(axis=1) & reached
+    mask_member = member_kind == Kind.MASK
+    if mask_member.any():
+        member_size = np.take(live.rle_size, safe, axis=0)  # (c, k, 2)
+        first_size = np.take(live.rle_size, any_member, axis=0)
+        same_size = (member_size == first_size[:, None, :]).all(axis=2)
+        is_mask = (mask_member & same_size | ~present).all(axis=1) & reached
+    else:  # no mask anywhere (every cluster has a member): skip the (c, k, 2) sizes
+        is_mask = np.zeros(c, dtype=bool)
     masks = _voted_masks(members, live, is_mask)
     box = _median_boxes(members, live.bbox)
     mask_rows = np.flatnonzero(is_mask)
@@ -437,7 +442,8 @@ def merge(
     m = len(keep)
     kind = np.select([is_keypoints, is_mask], [Kind.KEYPOINTS, Kind.MASK], Kind.BOX)
     kind = kind.astype(np.uint8)
-    rle_size = np.where(is_mask[:, None], live.rle_size[any_member], 0)
+    rle_size = np.zeros((c, 2), dtype=live.rle_size.dtype)
+    rle_size[mask_rows] = np.take(live.rle_size, any_member[mask_rows], axis=0)
     merged = Annotations.create(
         id=np.arange(1, m + 1, dtype=np.int64),
         image_id=live.image_id[members[keep, :].max(axis=1)] if m else np.zeros(0, np.int64),
