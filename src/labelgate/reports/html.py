@@ -60,6 +60,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: .8rem 0 1.2rem; } figure img { width: 100%; height: auto; display: block; }
 figcaption { color: #57606a; font-size: 13px; margin-top: .35rem; max-width: 75ch; }
 .empty { color: #57606a; font-style: italic; }
+summary { cursor: pointer; color: #0969da; margin: .4rem 0; }
 """
 
 
@@ -154,6 +155,9 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes] | None = None)
 
     parts.append("<h2>Gate timeline</h2>")
     parts.append(_figure(figures, "gate_timeline", "no gate has been evaluated yet"))
+    evaluations = len(report.get("stages", []))
+    if evaluations > 30:  # a long program: the figure summarises, the table is one click away
+        parts.append(f"<details><summary>all {evaluations:,} gate evaluations</summary>")
     parts.append(
         _table(
             ["batch", "cycle", "stage", "gate", "value", "threshold", "verdict"],
@@ -172,6 +176,8 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes] | None = None)
             numeric={1, 4, 5},
         )
     )
+    if evaluations > 30:
+        parts.append("</details>")
 
     quality = report.get("quality", {})
     parts.append("<h2>Per-class quality (honeypots against their reference answers)</h2>")

@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 from matplotlib.transforms import Bbox
 
+from labelgate.core._typing import FloatArray
 from labelgate.core.sampling import clopper_pearson_upper
 from labelgate.workflow.stages import Stage
 
@@ -55,8 +56,13 @@ PASS, FAIL, WAIT, IDLE = "#cdebd3", "#f7c9c5", "#fbe7b0", "#f2f4f6"
 #: screens when the page shows them at its 1,100 px column.
 DPI = 150
 WIDTH = 9.0
-#: Most rows a figure draws (batch x cycle rows, batches); the newest are kept.
-MAX_ROWS = 40
+#: Most rows the gate timeline draws, and batches the rework figure draws; the newest are
+#: kept (the tables under them list everything).
+MAX_ROWS = 24
+MAX_BATCHES = 40
+#: Points a scatter names; past it, only the :data:`EXTREMES` farthest out are named.
+MAX_NAMED = 12
+EXTREMES = 6
 
 # Any: matplotlib's stubs key rc_context by a Literal of every rcParam name, which a plain
 # dict of strings never satisfies
@@ -334,20 +340,60 @@ def annotator_scatter(report: dict[str, Any]) -> bytes | None:
         spread_ax.set_title("IoU level vs consistency")
         spread_ax.set_ylim(bottom=0, top=max(0.01, float(spread.max()) * 1.3))
         spread_ax.margins(x=0.25)
-        if len(people) <= 30:  # past that, names would cover the points
-            for ax, xs, ys in ((bias_ax, width, height_bias), (spread_ax, mean, spread)):
-                # neighbours in x alternate above and below their point
-                rank = np.argsort(np.argsort(xs, kind="stable"))
-                for name, x, y, r in zip(names, xs.tolist(), ys.tolist(), rank.tolist()):
-                    ax.annotate(
-                        name,
-                        (x, y),
-                        xytext=(5, 4 if r % 2 == 0 else -11),
-                        textcoords="offset points",
-                        fontsize=8,
-                    )
-        spread_ax.legend(title="cohort", loc="upper left", title_fontsize=8.5)
+        for ax, xs, ys in ((bias_ax, width, height_bias), (spread_ax, mean, spread)):
+            _label_points(ax, names, xs, ys)
+        if len(people) > MAX_NAMED:  # in the legend's row, left of it
+            figure.text(
+                0.005,
+                0.995,
+                f"{len(people)} annotators; named: the {EXTREMES} farthest from the middle",
+                color=MUTED,
+                fontsize=8,
+                va="top",
+            )
+        handles, labels = bias_ax.get_legend_handles_labels()
+        figure.legend(
+            handles,
+            [f"cohort: {c}" for c in labels],
+            loc="outside upper right",
+            ncols=min(len(labels), 5),
+        )
         return _png(figure)
+
+
+def _label_points(ax: Axes, names: list[str], xs: FloatArray, ys: FloatArray) -> None:
+    """Name each point on the side facing away from its nearest neighbour.
+
+    Past :data:`MAX_NAMED` points, only the :data:`EXTREMES` farthest from the median are named:
+    they are the ones a reader looks for, and more names would cover the points.
+    """
+    span_x = float(np.ptp(ax.get_xlim())) or 1.0
+    span_y = float(np.ptp(ax.get_ylim())) or 1.0
+    if len(xs) > MAX_NAMED:
+        far = np.hypot((xs - np.median(xs)) / span_x, (ys - np.median(ys)) / span_y)
+        keep = np.sort(np.argsort(-far, kind="stable")[:EXTREMES])
+        names, xs, ys = [names[k] for k in keep], xs[keep], ys[keep]
+    dx = (xs[:, None] - xs[None, :]) / span_x
+    dy = (ys[:, None] - ys[None, :]) / span_y
+    distance = np.hypot(dx, dy)
+    np.fill_diagonal(distance, np.inf)
+    nearest = np.argmin(distance, axis=1) if len(xs) > 1 else np.zeros(len(xs), np.int64)
+    right = (dx[np.arange(len(xs)), nearest] >= 0) | (len(xs) == 1)
+    up = (dy[np.arange(len(xs)), nearest] >= 0) | (len(xs) == 1)
+    # near an edge, the name goes inwards: never over the tick labels or off the axes
+    low_x, high_x = ax.get_xlim()
+    place = (xs - low_x) / (high_x - low_x)
+    right = np.where(place < 0.2, True, np.where(place > 0.8, False, right))
+    for name, x, y, r, u in zip(names, xs.tolist(), ys.tolist(), right.tolist(), up.tolist()):
+        ax.annotate(
+            name,
+            (x, y),
+            xytext=(6 if r else -6, 4 if u else -4),
+            textcoords="offset points",
+            ha="left" if r else "right",
+            va="bottom" if u else "top",
+            fontsize=8,
+        )
 
 
 # --- missing rate by density -----------------------------------------------------------------
@@ -371,37 +417,48 @@ def missing_by_density(report: dict[str, Any]) -> bytes | None:
     buckets = [r["bucket"] for r in series[0][1]]
     x = np.arange(len(buckets), dtype=np.float64)
     bar = 0.8 / len(series)
-    with _figure(3.4) as (figure, (ax,)):
-        top = 0.0
-        for k, (label, rows) in enumerate(series):
-            by_bucket = {r["bucket"]: r for r in rows}
-            n = np.array([by_bucket.get(b, {}).get("ref_count", 0) for b in buckets])
-            missed = np.array([by_bucket.get(b, {}).get("missed", 0) for b in buckets])
-            rate = np.divide(missed, n, out=np.zeros(len(n)), where=n > 0)
-            upper = np.array(
+    counts, rates, uppers = [], [], []
+    for _, rows in series:
+        by_bucket = {r["bucket"]: r for r in rows}
+        n = np.array([by_bucket.get(b, {}).get("ref_count", 0) for b in buckets])
+        missed = np.array([by_bucket.get(b, {}).get("missed", 0) for b in buckets])
+        counts.append(n)
+        rates.append(np.divide(missed, n, out=np.zeros(len(n)), where=n > 0))
+        uppers.append(
+            np.array(
                 [
                     clopper_pearson_upper(int(m), int(t), 0.95) if t else 0.0
                     for m, t in zip(missed, n)
                 ]
             )
+        )
+    # a bucket of 8 objects has a 31 % bound: scale to the rates, clip such whiskers and
+    # print their bound instead
+    highest_rate, highest_bound = float(np.max(rates)), float(np.max(uppers))
+    top = max(min(highest_bound * 1.3, max(3 * highest_rate, 0.05)), 0.02)
+    with _figure(3.4) as (figure, (ax,)):
+        for k, (label, _) in enumerate(series):
+            n, rate, upper = counts[k], rates[k], uppers[k]
             offset = x + (k - (len(series) - 1) / 2) * bar
             ax.bar(offset, rate, width=bar * 0.92, color=PALETTE[k], label=label, zorder=2)
+            shown = np.minimum(upper, top * 0.8)
             ax.errorbar(
                 offset[n > 0],
                 rate[n > 0],
-                yerr=[np.zeros(int((n > 0).sum())), (upper - rate)[n > 0]],
+                yerr=[np.zeros(int((n > 0).sum())), (shown - rate)[n > 0]],
                 fmt="none",
                 ecolor=INK,
                 elinewidth=0.9,
                 capsize=3,
                 zorder=3,
             )
-            top = max(top, float(upper.max()))
-            for xi, ni, ri, ui in zip(offset, n, rate, upper):
-                text = f"{ri:.1%}\nn={ni:,}" if ni else "no objects"
+            for xi, ni, ri, ui, si in zip(offset, n, rate, upper, shown):
+                if not ni:
+                    continue
+                text = f"{ri:.1%}\nn={ni:,}" + (f"\n↑ {ui:.0%}" if ui > si else "")
                 ax.annotate(
                     text,
-                    (xi, ui if ni else 0),
+                    (xi, si),
                     xytext=(0, 3),
                     textcoords="offset points",
                     ha="center",
@@ -409,8 +466,19 @@ def missing_by_density(report: dict[str, Any]) -> bytes | None:
                     fontsize=7.5,
                     color=MUTED,
                 )
+        for xi, *ns in zip(x, *counts):
+            if not any(ns):
+                ax.annotate(
+                    "no objects",
+                    (xi, 0),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7.5,
+                    color=MUTED,
+                )
         ax.set_xticks(x, [f"{b} objects" for b in buckets])
-        ax.set_ylim(0, max(top * 1.35, 0.02))
+        ax.set_ylim(0, top)
         ax.yaxis.set_major_formatter(_percent(1 if top < 0.05 else 0))
         ax.grid(axis="x", visible=False)
         ax.set_xlabel("reference objects per image")
@@ -630,7 +698,7 @@ def rework_cycles(report: dict[str, Any]) -> bytes | None:
     rows = report.get("rework") or []
     if not rows:
         return None
-    batches = list(dict.fromkeys(r["batch"] for r in rows))[-MAX_ROWS:]
+    batches = list(dict.fromkeys(r["batch"] for r in rows))[-MAX_BATCHES:]
     rows = [r for r in rows if r["batch"] in batches]
     cycles = sorted({r["cycle"] for r in rows})
     index = {b: k for k, b in enumerate(batches)}
@@ -641,18 +709,31 @@ def rework_cycles(report: dict[str, Any]) -> bytes | None:
         objects[cycles.index(r["cycle"]), index[r["batch"]]] = r["objects"]
         defects[cycles.index(r["cycle"]), index[r["batch"]]] = r["defects"]
     x = np.arange(len(batches), dtype=np.float64)
-    bar = 0.8 / len(cycles)
+    # a few batches: cycles side by side, each labelled; many: cycles stacked in one bar
+    stacked = len(batches) > 8
+    bar = 0.7 if stacked else 0.8 / len(cycles)
     shades = mpl.colormaps["Blues"](np.linspace(0.85, 0.35, len(cycles)))
     with _figure(3.6, ncols=2) as (figure, axes):
         for ax, values, what in (
             (axes[0], objects, "objects labelled"),
             (axes[1], defects, "defects found"),
         ):
+            bottom = np.zeros(len(batches))
             for k, cycle in enumerate(cycles):
-                offset = x + (k - (len(cycles) - 1) / 2) * bar
+                offset = x if stacked else x + (k - (len(cycles) - 1) / 2) * bar
                 label = "first pass" if cycle == 0 else f"rework cycle {cycle}"
-                ax.bar(offset, values[k], width=bar * 0.92, color=shades[k], label=label, zorder=2)
-                if len(batches) <= 12:
+                ax.bar(
+                    offset,
+                    values[k],
+                    bottom=bottom if stacked else None,
+                    width=bar * 0.92,
+                    color=shades[k],
+                    label=label,
+                    zorder=2,
+                )
+                if stacked:
+                    bottom += np.nan_to_num(values[k])
+                else:
                     known = ~np.isnan(values[k])
                     for xi, v in zip(offset[known], values[k][known]):
                         ax.annotate(
@@ -663,10 +744,17 @@ def rework_cycles(report: dict[str, Any]) -> bytes | None:
                             ha="center",
                             fontsize=7.5,
                         )
-            ax.set_xticks(x, batches, rotation=0 if len(batches) <= 6 else 45)
+            every = max(1, math.ceil(len(batches) / 12))  # at most 12 batch names per axis
+            ax.set_xticks(x[::every], batches[::every])
+            if len(batches) > 4:
+                ax.tick_params(axis="x", labelrotation=45)
+                for text in ax.get_xticklabels():
+                    text.set_horizontalalignment("right")
+                    text.set_rotation_mode("anchor")
             ax.grid(axis="x", visible=False)
             ax.set_ylabel(what)
-            ax.set_ylim(0, max(float(np.nanmax(values)), 1.0) * 1.15)
+            highest = np.nansum(values, axis=0).max() if stacked else np.nanmax(values)
+            ax.set_ylim(0, max(float(highest), 1.0) * 1.15)
             ax.set_title(f"{what.capitalize()} per cycle")
         figure.legend(
             *axes[0].get_legend_handles_labels(), loc="outside upper right", ncols=len(cycles)
