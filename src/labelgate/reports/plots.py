@@ -571,9 +571,9 @@ def qa_oc_curve(report: dict[str, Any]) -> bytes | None:
             seen.add(key)
             label = None
             if drawn < 6:  # past six, the legend would hide the curves
-                label = (
-                    f"{run['batch']} cycle {run['cycle']}: n={run['sample_size']:,}, "
-                    f"c={run['acceptance_number']}"
+                c = run["acceptance_number"]
+                label = f"{run['batch']} cycle {run['cycle']}: n={run['sample_size']:,}, " + (
+                    f"c={c}" if c >= 0 else "too small to release"
                 )
             ax.plot(
                 rates,
