@@ -190,6 +190,19 @@ def test_rework_rows_add_up_to_the_cost_figures(report: dict[str, Any]) -> None:
         assert r["cycle"] <= cycles[r["batch"]]
 
 
+@pytest.mark.slow
+def test_figure_data_reads_the_same_way_on_every_backend(db: Database) -> None:
+    config = SimulationConfig(images=40, batches=1, gold_images=20, honeypot_images=10, seed=1)
+    run_simulation(db, SPEC, config)
+    report = build_report(db)
+    assert report["quality"]["iou_distribution"] and report["qa_plan"]["as_run"]
+    assert sum(r["objects"] for r in report["rework"] if r["cycle"] == 0) == report["cost"]["units"]
+    assert sum(r["ref_count"] for r in report["quality"]["by_density"]) == sum(
+        c["ref_count"] for c in report["quality"]["per_class"]
+    )
+    assert set(render_figures(report)) == {key for key, _, _ in FIGURES}
+
+
 # --- figures and the page --------------------------------------------------------------------
 
 
