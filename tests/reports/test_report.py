@@ -7,6 +7,7 @@ import json
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,13 @@ from labelgate.core.images import Images
 from labelgate.core.sampling import acceptance_probability, clopper_pearson_upper, plan
 from labelgate.core.taxonomy import ClassInfo, PrecisionTier, Taxonomy
 from labelgate.reports.html import render_html
-from labelgate.reports.plots import DPI, FIGURES, WIDTH, render_figures
-from labelgate.reports.program_report import _iou_distribution, build_report, write_report
+from labelgate.reports.plots import DPI, FIGURES, WIDTH, qa_oc_curve, render_figures
+from labelgate.reports.program_report import (
+    _iou_distribution,
+    _qa_plan,
+    build_report,
+    write_report,
+)
 from labelgate.store.db import Database, upgrade
 from labelgate.workflow.simulation import SimulationConfig, run_simulation
 
@@ -153,6 +159,16 @@ def test_oc_curves_are_the_acceptance_probabilities_of_the_plans(report: dict[st
         assert (run["defects"] <= c) == gate["passed"]
         expected = acceptance_probability(n, c, rates)
         np.testing.assert_allclose(run["oc"], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("limit", [0.0, 1.0], ids=["zero limit", "limit of one"])
+def test_a_qa_limit_without_a_sampling_plan_draws_no_oc_curve(limit: float) -> None:
+    gates = SimpleNamespace(
+        defect_limit=limit, confidence=0.95, qa_unit="object", qa_sample_rate=0.1
+    )
+    qa = _qa_plan(SimpleNamespace(gates=gates), [])
+    assert (qa["design"], qa["rates"], qa["as_run"]) == (None, [], [])
+    assert qa_oc_curve({"qa_plan": qa}) is None
 
 
 def test_crowd_vs_managed_prices_the_measured_cohort(report: dict[str, Any]) -> None:

@@ -347,7 +347,7 @@ def _density_table(quality: dict[str, Any]) -> str:
 
 
 def _qa_table(qa: dict[str, Any]) -> str:
-    if not qa:
+    if not qa or not qa.get("design"):
         return ""
     design = qa["design"]
     intro = (

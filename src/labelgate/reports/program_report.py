@@ -492,6 +492,18 @@ def _qa_plan(spec: Any, stages: list[dict[str, Any]]) -> dict[str, Any]:
     """The spec's QA plan, each QA evaluation as run, and their OC curves on one rate grid."""
     gates = spec.gates
     limit, confidence = float(gates.defect_limit), float(gates.confidence)
+    out: dict[str, Any] = {
+        "unit": gates.qa_unit,
+        "limit": limit,
+        "confidence": confidence,
+        "sample_rate": float(gates.qa_sample_rate),
+        "design": None,
+        "rates": [],
+        "oc": [],
+        "as_run": [],
+    }
+    if not 0.0 < limit < 1.0:  # a limit of 0 or 1 has no sampling plan (nothing to draw)
+        return out
     design = plan(limit, confidence)
     rates = np.union1d(limit * OC_SPAN * np.arange(OC_STEPS + 1) / OC_STEPS, [limit])
     as_run = []
@@ -517,11 +529,7 @@ def _qa_plan(spec: Any, stages: list[dict[str, Any]]) -> dict[str, Any]:
                 "oc": [round(float(v), 6) for v in oc],
             }
         )
-    return {
-        "unit": gates.qa_unit,
-        "limit": limit,
-        "confidence": confidence,
-        "sample_rate": float(gates.qa_sample_rate),
+    return out | {
         "design": design.to_dict(),
         "rates": [float(r) for r in rates],
         "oc": [round(float(v), 6) for v in oc_curve(design, rates)],
