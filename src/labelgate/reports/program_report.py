@@ -22,13 +22,17 @@ Added for the report's figures (:mod:`labelgate.reports.plots`):
 - ``quality.by_density``: honeypot objects per density bucket (reference objects per
   image): ``ref_count``, ``matched``, ``missed``, ``class_swaps``, ``missed_rate``;
 - ``qa_plan``: the QA gate's unit, limit and confidence, the spec's zero-acceptance
-  ``design`` plan (:func:`labelgate.core.sampling.plan`), every QA evaluation ``as_run``
+  ``design`` plan (:func:`labelgate.core.sampling.plan`; null, with no curves, for a limit
+  of 0 or 1), every QA evaluation ``as_run``
   (its sample size, the acceptance number its bound allows, defects, decision) and the
   operating characteristic of each on a grid of true defect rates (``oc``);
 - ``cost.cohorts``: the same program priced for a crowd and a managed cohort
   (:func:`labelgate.core.cost.compare_cohorts`), each with the rates it was priced at and
   whether they were measured in this program or are the seed defaults;
 - ``rework``: per batch and cycle, the work tasks, objects labelled and defects found.
+
+:func:`write_report` (``labelgate report``) adds ``audit`` (the hash chain's verification)
+and ``generated_at``, and writes ``report.json`` and ``report.html`` (docs/report.md).
 """
 
 from __future__ import annotations
