@@ -28,7 +28,7 @@ __all__ = ["report_command"]
 def report_command(
     out: Annotated[
         Path,
-        typer.Option("--out", help="The HTML file; report.json is written beside it."),
+        typer.Option("--out", help="The HTML file; the JSON goes beside it (same name, .json)."),
     ],
     db_url: DbOption = None,
     project: Annotated[
@@ -38,8 +38,7 @@ def report_command(
 ) -> None:
     """Write the delivery report (HTML with figures, and its JSON) for a program database.
 
-    An earlier report at OUT is replaced: it is derived from the database and can be drawn
-    again at any time.
+    An earlier report is replaced: it is drawn from the database and can be drawn again.
     """
     if out.suffix.lower() not in (".html", ".htm"):
         fail(FormatError("expected an .html file name", path=out), as_json=as_json)
