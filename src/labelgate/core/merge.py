@@ -208,6 +208,18 @@ def _cluster(
     return ordered
 
 
+def _take_parts(parts: Sequence[Annotations], offsets: IntArray, rows: IntArray) -> Annotations:
+    """``Annotations.concat(parts).take(rows)``, concatenating only the rows taken."""
+    part = np.searchsorted(offsets, rows, side="right") - 1
+    order = np.argsort(part, kind="stable")  # grouped by part, in the order of rows
+    taken = Annotations.concat(
+        [p.take(rows[order][part[order] == j] - offsets[j]) for j, p in enumerate(parts)]
+    )
+    back = np.empty(len(rows), dtype=np.int64)
+    back[order] = np.arange(len(rows))
+    return taken.take(back)
+
+
 def _vote(member_class: IntArray, present: BoolArray) -> tuple[IntArray, IntArray]:
     """Winning class and its votes per cluster; ties go to the smallest class id."""
     voted = member_class[present]
@@ -409,44 +421,59 @@ def merge(
         p.replace(id=np.arange(start, stop, dtype=np.int64))
         for p, start, stop in zip(parts, offsets[:-1], offsets[1:])
     ]
-    live = Annotations.concat(parts)
+    # boxes only (the usual case): concatenate the few columns used here, not every column
+    # of every row (Annotations.concat re-validates the whole container)
+    geometry = any(bool(np.isin(p.kind, (Kind.KEYPOINTS, Kind.MASK)).any()) for p in parts)
+    live = Annotations.concat(parts) if geometry else None
+    bbox = np.concatenate([p.bbox for p in parts])
+    class_id = np.concatenate([p.class_id for p in parts])
+    image_id = np.concatenate([p.image_id for p in parts])
+    live_kind = np.concatenate([p.kind for p in parts])
     annotator_index = np.repeat(np.arange(k, dtype=np.int64), np.diff(offsets))
-    members = _cluster(parts, offsets, live.bbox, iou_threshold, taxonomy, live.class_id)
+    members = _cluster(parts, offsets, bbox, iou_threshold, taxonomy, class_id)
     c = len(members)
     present = members >= 0
     safe = np.where(present, members, 0)
     n_members = present.sum(axis=1)
-    label, votes = _vote(live.class_id[safe], present)
-    shape = _shape_agreement(members, live.bbox)
+    label, votes = _vote(class_id[safe], present)
+    shape = _shape_agreement(members, bbox)
     score = votes / np.maximum(n_members, 1) * shape
     reached = n_members >= quorum * k - _QUORUM_TOLERANCE
     cluster_id = np.arange(1, c + 1, dtype=np.int64)
 
-    member_kind = live.kind[safe]
+    member_kind = live_kind[safe]
     is_keypoints = ((member_kind == Kind.KEYPOINTS) | ~present).all(axis=1) & reached
-    keypoints = _merged_keypoints(members, live, is_keypoints)
+    if live is not None:
+        keypoints = _merged_keypoints(members, live, is_keypoints)
+    else:
+        keypoints = Ragged.empty(c, width=3)
     any_member = members.max(axis=1)
     mask_member = member_kind == Kind.MASK
-    if mask_member.any():
+    if live is not None and mask_member.any():
         member_size = np.take(live.rle_size, safe, axis=0)  # (c, k, 2)
         first_size = np.take(live.rle_size, any_member, axis=0)
         same_size = (member_size == first_size[:, None, :]).all(axis=2)
         is_mask = (mask_member & same_size | ~present).all(axis=1) & reached
     else:  # no mask anywhere (every cluster has a member): skip the (c, k, 2) sizes
         is_mask = np.zeros(c, dtype=bool)
-    masks = _voted_masks(members, live, is_mask)
-    box = _median_boxes(members, live.bbox)
+    if live is not None:
+        masks = _voted_masks(members, live, is_mask)
+    else:
+        masks = Ragged.empty(c, dtype=np.int64)
+    box = _median_boxes(members, bbox)
     mask_rows = np.flatnonzero(is_mask)
-    box[mask_rows] = rle_bbox(masks.take(mask_rows), live.rle_size[any_member[mask_rows]])
+    if live is not None:
+        box[mask_rows] = rle_bbox(masks.take(mask_rows), live.rle_size[any_member[mask_rows]])
     keep = np.flatnonzero(reached)
     m = len(keep)
     kind = np.select([is_keypoints, is_mask], [Kind.KEYPOINTS, Kind.MASK], Kind.BOX)
     kind = kind.astype(np.uint8)
-    rle_size = np.zeros((c, 2), dtype=live.rle_size.dtype)
-    rle_size[mask_rows] = np.take(live.rle_size, any_member[mask_rows], axis=0)
+    rle_size = np.zeros((c, 2), dtype=parts[0].rle_size.dtype if parts else np.int64)
+    if live is not None:
+        rle_size[mask_rows] = np.take(live.rle_size, any_member[mask_rows], axis=0)
     merged = Annotations.create(
         id=np.arange(1, m + 1, dtype=np.int64),
-        image_id=live.image_id[members[keep, :].max(axis=1)] if m else np.zeros(0, np.int64),
+        image_id=image_id[members[keep, :].max(axis=1)] if m else np.zeros(0, np.int64),
         class_id=label[keep],
         bbox=box[keep],
         kind=kind[keep],
@@ -467,7 +494,9 @@ def merge(
     flat_rows = rows[rows >= 0]
     flat_cluster = np.repeat(cluster_id[below], (rows >= 0).sum(axis=1))
     a = len(flat_rows)
-    adjudication = live.take(flat_rows)
+    adjudication = (
+        live.take(flat_rows) if live is not None else _take_parts(parts, offsets, flat_rows)
+    )
     adjudication = adjudication.replace(
         id=np.arange(1, a + 1, dtype=np.int64),
         attributes={
