@@ -1,0 +1,34 @@
+"""Model assistance: predictors, label-error detection and active-learning selection."""
+
+from labelgate.ml.errors import (
+    ErrorReport,
+    ErrorType,
+    confident_thresholds,
+    find_label_errors,
+    injected_recall,
+)
+from labelgate.ml.predictors import CascadePredictor, PredictionsFile, Predictor, postprocess
+from labelgate.ml.select import (
+    ActiveLearningCurve,
+    image_uncertainty,
+    k_center_greedy,
+    select,
+    simulate_active_learning,
+)
+
+__all__ = [
+    "ActiveLearningCurve",
+    "CascadePredictor",
+    "ErrorReport",
+    "ErrorType",
+    "PredictionsFile",
+    "Predictor",
+    "confident_thresholds",
+    "find_label_errors",
+    "image_uncertainty",
+    "injected_recall",
+    "k_center_greedy",
+    "postprocess",
+    "select",
+    "simulate_active_learning",
+]
