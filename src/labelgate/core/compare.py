@@ -61,7 +61,8 @@ def _group_quantiles(
 ) -> FloatArray:
     """(size, len(_QUANTILES)) linear quantiles of ``values`` within each group; NaN if empty.
 
-    ``value_order``, when given, is ``np.argsort(values, kind="stable")``: callers that
+    ``value_order``, when given, is an order that sorts ``values`` (``np.argsort(values)``;
+    equal values may come in any order, the sorted values are the same): callers that
     group the same values several ways sort them once, and each grouping is then one
     stable sort of small group codes (a radix sort for up to 65,536 groups).
     """
@@ -143,7 +144,8 @@ def _pair_stats(pairs: _Pairs, ref: Annotations, other: Annotations) -> _PairSta
         log_h = np.log(h_other / h_ref)
         dx = ((box_other[:, 0] + box_other[:, 2]) - (box_ref[:, 0] + box_ref[:, 2])) / (2 * w_ref)
         dy = ((box_other[:, 1] + box_other[:, 3]) - (box_ref[:, 1] + box_ref[:, 3])) / (2 * h_ref)
-    return _PairStats(np.argsort(pairs.iou, kind="stable"), sized, log_w, log_h, dx, dy)
+    # any order of equal IoU gives the same sorted values, so no need for a stable sort
+    return _PairStats(np.argsort(pairs.iou), sized, log_w, log_h, dx, dy)
 
 
 def _figures(
@@ -340,9 +342,8 @@ def compare(
     order = np.concatenate(
         [taxonomy.ids, np.setdiff1d(class_ids, taxonomy.ids, assume_unique=True)]
     ).astype(np.int64)
-    sorter = np.argsort(order)
-    ref_class = sorter[np.searchsorted(order[sorter], ref_all.class_id)]
-    other_class = sorter[np.searchsorted(order[sorter], other.class_id)]
+    ref_class = _position_in(order, ref_all.class_id)
+    other_class = _position_in(order, other.class_id)
     names = taxonomy.names_of(order)
     thresholds = taxonomy.thresholds(order)
 
@@ -435,6 +436,20 @@ def compare(
         by_density=by_density,
         by_annotator=by_annotator,
     )
+
+
+def _position_in(order: IntArray, values: IntArray) -> IntArray:
+    """Position of each value in ``order`` (distinct ids that hold every value)."""
+    low = int(order.min()) if len(order) else 0
+    span = int(order.max()) - low + 1 if len(order) else 0
+    if 0 < span <= 4 * len(order) + 1024:  # small ids: one table lookup per row
+        table = np.zeros(span, dtype=np.int64)
+        table[order - low] = np.arange(len(order))
+        out: IntArray = table.take(values - low)
+        return out
+    sorter = np.argsort(order)
+    out = sorter[np.searchsorted(order[sorter], values)]
+    return out
 
 
 def _lookup(table: IntArray, rows: IntArray, missing: int) -> IntArray:
