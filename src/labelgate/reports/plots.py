@@ -432,16 +432,18 @@ def missing_by_density(report: dict[str, Any]) -> bytes | None:
                 ]
             )
         )
-    # a bucket of 8 objects has a 31 % bound: scale to the rates, clip such whiskers and
-    # print their bound instead
-    highest_rate, highest_bound = float(np.max(rates)), float(np.max(uppers))
-    top = max(min(highest_bound * 1.3, max(3 * highest_rate, 0.05)), 0.02)
+    # a bucket of 8 objects has a 31 % bound: scale to the buckets of >= 30 objects, clip
+    # the whiskers of smaller ones and print their bound instead
+    n_all, bound_all = np.concatenate(counts), np.concatenate(uppers)
+    solid = bound_all[n_all >= 30]
+    scale = float(solid.max()) if len(solid) else float(bound_all.max())
+    top = max(1.25 * max(scale, float(np.max(rates))), 0.02)
     with _figure(3.4) as (figure, (ax,)):
         for k, (label, _) in enumerate(series):
             n, rate, upper = counts[k], rates[k], uppers[k]
             offset = x + (k - (len(series) - 1) / 2) * bar
             ax.bar(offset, rate, width=bar * 0.92, color=PALETTE[k], label=label, zorder=2)
-            shown = np.minimum(upper, top * 0.8)
+            shown = np.minimum(upper, top * 0.82)
             ax.errorbar(
                 offset[n > 0],
                 rate[n > 0],
@@ -455,7 +457,7 @@ def missing_by_density(report: dict[str, Any]) -> bytes | None:
             for xi, ni, ri, ui, si in zip(offset, n, rate, upper, shown):
                 if not ni:
                     continue
-                text = f"{ri:.1%}\nn={ni:,}" + (f"\n↑ {ui:.0%}" if ui > si else "")
+                text = f"{ri:.1%}\nn={ni:,}" + (f"\n↑ {ui:.1%}" if ui > si else "")
                 ax.annotate(
                     text,
                     (xi, si),
@@ -519,13 +521,19 @@ def defect_pareto(report: dict[str, Any]) -> bytes | None:
             )
             bottom += counts[k]
         for xi, total in zip(x, totals):
+            # inside a tall bar (the cumulative line passes just above the first one)
+            inside = total > 0.2 * totals.max()
             ax.annotate(
                 f"{total:,.0f}",
                 (xi, total),
-                xytext=(0, 3),
+                xytext=(0, -4 if inside else 3),
                 textcoords="offset points",
                 ha="center",
+                va="top" if inside else "bottom",
+                color="white" if inside else INK,
+                fontweight="bold" if inside else "normal",
                 fontsize=8.5,
+                zorder=4,
             )
         ax.set_xticks(x, [k.replace("_", " ") for k in kinds])
         ax.set_ylabel("defects")
