@@ -33,6 +33,7 @@ from labelgate.cli.cost import cost_command
 from labelgate.cli.db import db_app
 from labelgate.cli.evaluate import eval_command
 from labelgate.cli.merge import merge_command
+from labelgate.cli.ml import errors_command, select_command
 from labelgate.cli.program import (
     assign_command,
     export_command,
@@ -409,6 +410,8 @@ app.add_typer(review_app, name="review")
 app.add_typer(qa_app, name="qa")
 app.command(name="export")(export_command)
 app.command(name="report")(report_command)
+app.command(name="errors")(errors_command)
+app.command(name="select")(select_command)
 
 
 def main() -> None:
