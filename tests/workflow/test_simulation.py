@@ -54,3 +54,10 @@ def test_simulated_program_delivers_and_its_gates_match_the_database(db: Databas
     reference = Dataset(truth.annotations[keep], delivered.images, truth.taxonomy)
     figures = compare(reference, delivered.annotations).overall
     assert figures["recall"] > 0.97 and figures["precision"] > 0.97
+
+    # hidden gold and honeypot items were labelled like any other image (not left empty)
+    from labelgate.reports.program_report import build_report
+
+    people = build_report(db)["quality"]["per_annotator"]
+    qualified = [p for p in people if p["qualification"]["passed"]]
+    assert qualified and all(p["honeypot_f1"] > 0.9 for p in qualified)

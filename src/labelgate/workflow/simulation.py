@@ -165,7 +165,8 @@ def run_simulation(
         }
         report("pilot", i + 1, len(config.annotators))
 
-    answers = {"honeypot": honeypots, "work": work}
+    # what each task really shows: gold and honeypot items are mixed into production too
+    answers = {"gold": gold, "honeypot": honeypots, "work": work}
     batch_ids: list[int] = []
     gates: list[dict[str, Any]] = []
     splits = np.array_split(work.images.id, config.batches)
