@@ -3,23 +3,30 @@
 pycocotools evaluates one (image, class, area range) at a time with a triple Python loop
 (detection, threshold, ground truth). Here every step runs on flat arrays:
 
-1. Detections are sorted once by (image, class, -score) with stable sorts, which reproduces
-   COCOeval's ``np.argsort(-scores, kind='mergesort')`` per image and class; each detection
-   gets its rank in its group and ranks past ``max_dets[-1]`` are dropped.
-2. Candidate (detection, ground truth) pairs come from :func:`~labelgate.core.pairs.group_pairs`;
-   IoU runs on the flat pair list and pairs below the lowest threshold are dropped (they
-   can never match).
-3. Greedy matching iterates over the detection *rank* (at most ``max_dets[-1]`` rounds), not
-   over objects: each round resolves the detections of that rank in every group at once, for
-   every area range and IoU threshold together. COCOeval's rule, restated: among the
-   available ground truths with IoU >= threshold, a detection takes the one with the highest
-   IoU, ties going to the *last* in COCO's order, looking at ignored ground truths (crowd or
-   outside the area range, sorted last) only when no regular one qualifies.
-4. Accumulation sorts the detections once per class by (-score, image, rank) - COCOeval's
-   concatenation over images followed by a mergesort - and takes segmented cumulative sums.
-   The 101-point interpolated precision is read without a per-class loop: ``searchsorted``
-   on recall becomes an exact integer search on the true-positive count, and the right-to-left
-   max envelope becomes a range maximum over the recall thresholds' chunks.
+1. Detections are sorted once by (image, class, -score) with one stable sort (the keys
+   packed into an int64), which reproduces COCOeval's ``np.argsort(-scores,
+   kind='mergesort')`` per image and class; each detection gets its rank in its group and
+   ranks past ``max_dets[-1]`` are dropped.
+2. Each detection's candidates are a contiguous range of the sorted ground truths; the
+   (detection, ground truth) pairs are built and measured in cache-sized blocks, and pairs
+   below the lowest threshold are dropped (they can never match).
+3. Greedy matching. COCOeval's rule, restated: among the available ground truths with
+   IoU >= threshold, a detection takes the one with the highest IoU, ties going to the
+   *last* in COCO's order, looking at ignored ground truths (crowd or outside the area
+   range, sorted last) only when no regular one qualifies. A detection none of whose
+   candidates a better-ranked detection also has cannot find one taken, so its outcome at
+   every threshold is fixed by how many thresholds its best candidate passes: one small
+   count per (area range, detection), no (area, threshold, detection) arrays. The other,
+   contested detections are matched in rounds over the detection *rank*: each round
+   resolves the detections of that rank in every group at once, for every area range and
+   threshold together.
+4. Accumulation orders the detections per class by (-score, image, rank) - COCOeval's
+   concatenation over images followed by a mergesort - and, per (area range, threshold),
+   rebuilds the row of true positives and counted detections from those counts and works
+   on the true-positive events. The 101-point interpolated precision is read without a
+   per-class loop: ``searchsorted`` on recall becomes an exact integer search on the
+   true-positive count, and the right-to-left max envelope becomes a range maximum over
+   the recall thresholds' chunks.
 
 Every floating-point expression that reaches ``stats`` is the one COCOeval evaluates
 (``tp / (fp + tp + eps)``, ``tp / npig``, ``np.mean`` over the same array layout), so the
