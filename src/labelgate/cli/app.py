@@ -46,6 +46,7 @@ from labelgate.cli.program import (
 from labelgate.cli.qa import qa_app
 from labelgate.cli.report import report_command
 from labelgate.cli.review import review_app
+from labelgate.cli.serve import serve_command
 from labelgate.cli.spec import spec_app
 from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
@@ -412,6 +413,7 @@ app.command(name="export")(export_command)
 app.command(name="report")(report_command)
 app.command(name="errors")(errors_command)
 app.command(name="select")(select_command)
+app.command(name="serve")(serve_command)
 
 
 def main() -> None:

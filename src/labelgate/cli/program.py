@@ -48,6 +48,7 @@ from labelgate.errors import (
 from labelgate.formats.registry import FORMATS, detect_format, read, write
 from labelgate.spec import load_spec
 from labelgate.store.db import Database, resolve_url, upgrade
+from labelgate.workflow.auth import check_password, set_password
 from labelgate.workflow.program import ROLES, SYSTEM_USER, Program
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "require_actor",
     "task_app",
     "user_app",
+    "user_passwd_command",
     "working",
 ]
 
@@ -313,6 +315,13 @@ def user_add_command(
     cohort: Annotated[
         str | None, typer.Option("--cohort", help="Annotator cohort (crowd, managed, ...).")
     ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the user's web password from stdin (first line); never from argv.",
+        ),
+    ] = False,
     db_url: DbOption = None,
     actor: ActorOption = None,
     project: ProjectOption = None,
@@ -320,8 +329,11 @@ def user_add_command(
 ) -> None:
     """Add a user, or add roles to an existing one (managers and admins only)."""
     who = require_actor(actor, as_json=as_json)
+    password = _read_password(as_json=as_json) if password_stdin else None
     with opened_program(db_url, project, as_json=as_json) as program:
         user_id = program.add_user(name, roles, cohort=cohort, actor=who)
+        if password is not None:
+            set_password(program.db, name, password, actor=who)
     if as_json:
         emit_json(
             {
@@ -330,14 +342,57 @@ def user_add_command(
                 "id": user_id,
                 "roles_added": sorted(set(roles)),
                 "cohort": cohort,
+                "password_set": password is not None,
             }
         )
         return
     console.print(
         f"[green]user[/] {name} (id {user_id}): roles {', '.join(sorted(set(roles)))}"
-        + (f", cohort {cohort}" if cohort else ""),
+        + (f", cohort {cohort}" if cohort else "")
+        + (", password set" if password is not None else ""),
         highlight=False,
     )
+
+
+def _read_password(*, as_json: bool) -> str:
+    """The first line of stdin, without its newline; exit 2 when stdin is empty.
+
+    A password on the command line would sit in the shell history and in every process
+    listing (``ps``), so it is read from stdin only: ``printf %s "$PW" | labelgate ...``.
+    """
+    import sys
+
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        fail(LabelgateError("--password-stdin: stdin held no password"), as_json=as_json)
+    try:
+        check_password(password)  # before anything is written: no user without a password
+    except LabelgateError as exc:
+        fail(exc, as_json=as_json)
+    return password
+
+
+@user_app.command("passwd")
+def user_passwd_command(
+    name: Annotated[str, typer.Argument(help="Whose password to set.")],
+    db_url: DbOption = None,
+    actor: ActorOption = None,
+    project: ProjectOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Set a user's web password, read from stdin; revokes every token they hold.
+
+    Users set their own; managers and admins set anyone's.
+    """
+    who = require_actor(actor, as_json=as_json)
+    password = _read_password(as_json=as_json)
+    with opened_program(db_url, project, as_json=as_json) as program:
+        set_password(program.db, name, password, actor=who)
+    if as_json:
+        emit_json({"user": name, "password_set": True})
+        return
+    console.print(f"[green]password set[/] for {name}; their tokens are revoked", highlight=False)
 
 
 # --- import ------------------------------------------------------------------------------

@@ -1,0 +1,160 @@
+"""Request dependencies: settings, the caller (bearer or cookie + CSRF), paging, programs.
+
+Authentication, in order:
+
+1. ``Authorization: Bearer <token>``: scripts and the CLI; no CSRF check (a browser never
+   attaches this header on its own).
+2. the ``labelgate_session`` cookie (HttpOnly, SameSite=Strict) that login sets: the pages.
+   Unsafe methods (POST, PUT, PATCH, DELETE) must then carry ``X-CSRF-Token`` equal to the
+   ``labelgate_csrf`` cookie (readable by the page's script, not by other sites) *and* to
+   the value bound to the session token (:func:`labelgate.workflow.auth.csrf_token`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from labelgate.api.errors import NotAuthenticated
+from labelgate.api.jobs import JobRegistry
+from labelgate.errors import PermissionDenied
+from labelgate.store.db import Database
+from labelgate.workflow.auth import TOKEN_TTL, Principal, csrf_token, resolve_token
+from labelgate.workflow.program import Program
+from labelgate.workflow.queries import visible_project
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "UNSAFE_METHODS",
+    "ApiSettings",
+    "Caller",
+    "Paging",
+    "State",
+    "caller",
+    "open_program",
+    "paging",
+]
+
+SESSION_COOKIE = "labelgate_session"
+CSRF_COOKIE = "labelgate_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Limits and places of one API process.
+
+    Parameters
+    ----------
+    data_dir
+        Where uploads (``images/<project>/``) and job outputs (``jobs/``) go; default a
+        ``labelgate-data`` folder in the working directory.
+    max_upload_bytes
+        Largest single uploaded file (default 64 MiB).
+    max_upload_files
+        Most files in one upload request.
+    max_image_pixels
+        Largest image (width x height) accepted; default 100 megapixels (Pillow's own
+        bomb limit is 89 M and warns, it does not refuse).
+    token_ttl
+        Lifetime of a login's token.
+    secure_cookies
+        Mark cookies ``Secure`` (serve over HTTPS); off for plain-HTTP loopback.
+    job_workers
+        Threads running background jobs.
+    """
+
+    data_dir: Path = field(default_factory=lambda: Path("labelgate-data"))
+    max_upload_bytes: int = 64 * 1024 * 1024
+    max_upload_files: int = 500
+    max_image_pixels: int = 100_000_000
+    token_ttl: dt.timedelta = TOKEN_TTL
+    secure_cookies: bool = False
+    job_workers: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What every route reaches through ``request.app.state.labelgate``."""
+
+    db: Database
+    settings: ApiSettings
+    jobs: JobRegistry
+
+
+def app_state(request: Request) -> State:
+    """The app's :class:`State`."""
+    state: State = request.app.state.labelgate
+    return state
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def caller(request: Request) -> Principal:
+    """The authenticated user, or 401; cookie sessions must pass the CSRF check on writes."""
+    state = app_state(request)
+    token = _bearer(request)
+    via_cookie = False
+    if token is None:
+        token = request.cookies.get(SESSION_COOKIE)
+        via_cookie = token is not None
+    if not token:
+        raise NotAuthenticated("not authenticated: log in or send a bearer token")
+    principal = resolve_token(state.db, token)
+    if principal is None:
+        raise NotAuthenticated("not authenticated: the token is unknown, expired or revoked")
+    if via_cookie and request.method in UNSAFE_METHODS:
+        header = request.headers.get(CSRF_HEADER, "")
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        expected = csrf_token(token)
+        if not (
+            header and hmac.compare_digest(header, cookie) and hmac.compare_digest(header, expected)
+        ):
+            raise PermissionDenied(
+                f"CSRF check failed: a cookie session must send {CSRF_HEADER} equal to the "
+                f"{CSRF_COOKIE} cookie"
+            )
+    return principal
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    """``?limit=&offset=`` of a list."""
+
+    limit: int
+    offset: int
+
+
+def paging(
+    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")] = 0,
+) -> Paging:
+    """The page a list route answers."""
+    return Paging(limit, offset)
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+StateDep = Annotated[State, Depends(app_state)]
+
+
+def open_program(state: State, principal: Principal, project: str) -> Program:
+    """The project as a :class:`Program`, if the caller may see it (else 404)."""
+    visible_project(state.db, principal, project)
+    return Program(state.db, project)

@@ -1,0 +1,125 @@
+"""labelgate's errors as HTTP answers: one status per error class, one body shape.
+
+============================  ======  =================================================
+error                         status  why
+============================  ======  =================================================
+not authenticated             401     no, unknown, expired or revoked token
+``NotVisible``                404     missing, or not the caller's to know about
+``PermissionDenied`` "no …"   404     the service's own "no task N" for a task that is
+                                      not the caller's: the same answer as a missing one
+``PermissionDenied``          403     role or rule (self-review, submitted task, CSRF)
+``ConflictError``             409     stale save; ``current_revision_id`` in the body
+``GateFailed``                409     the batch is blocked
+``WorkflowError``             409     the request is well formed but the program's state
+                                      refuses it (already submitted, illegal transition,
+                                      already reviewed): retrying later may succeed, so
+                                      it is a conflict with the state, not bad input
+``ValidationError``,          422     the body's content breaks a contract (x2 < x1,
+``FormatError``, ``SpecError``        a bad file, a bad spec), as pydantic's own 422
+``UploadRejected``            413/422 too large / bad name or image
+``StoreError``, database      503     the store is unreachable or refused: retry later
+unavailable
+============================  ======  =================================================
+
+Bodies are ``{"detail": str, "type": str}`` plus ``current_revision_id`` for conflicts.
+Nothing a handler writes contains a request's body or headers (passwords, tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
+
+from labelgate.api.uploads import UploadRejected
+from labelgate.errors import (
+    ConflictError,
+    FormatError,
+    GateFailed,
+    LabelgateError,
+    PermissionDenied,
+    SpecError,
+    StoreError,
+    ValidationError,
+    WorkflowError,
+)
+from labelgate.workflow.queries import NotVisible
+
+__all__ = ["NotAuthenticated", "error_body", "install_handlers", "status_of"]
+
+log = logging.getLogger("labelgate.api")
+
+
+class NotAuthenticated(LabelgateError):
+    """The request carries no live credential."""
+
+
+def _not_found(exc: PermissionDenied) -> bool:
+    # the workflow answers "no task N for 'user'" / "no QA task N" alike for a missing task
+    # and for someone else's: both are 404 here, so a blind annotator learns nothing
+    return isinstance(exc, NotVisible) or str(exc).startswith("no ")
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of one of labelgate's errors (see the module's table)."""
+    if isinstance(exc, NotAuthenticated):
+        return 401
+    if isinstance(exc, PermissionDenied):
+        return 404 if _not_found(exc) else 403
+    if isinstance(exc, ConflictError | GateFailed | WorkflowError):
+        return 409
+    if isinstance(exc, UploadRejected):
+        return exc.status
+    if isinstance(exc, ValidationError | FormatError | SpecError):
+        return 422
+    if isinstance(exc, StoreError):
+        return 503
+    return 500
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """The JSON body of an error."""
+    body: dict[str, Any] = {"detail": str(exc), "type": type(exc).__name__}
+    if isinstance(exc, PermissionDenied) and _not_found(exc):
+        body["type"] = "NotFound"
+    if isinstance(exc, ConflictError):
+        body["current_revision_id"] = exc.current_revision_id
+    return body
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers on an app."""
+
+    async def labelgate_error(request: Request, exc: Exception) -> JSONResponse:
+        status = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(error_body(exc), status_code=status, headers=headers)
+
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        # the statement and its parameters may hold names; log the class only
+        log.warning("database error on %s %s: %s", request.method, request.url.path, type(exc))
+        if isinstance(exc, DataError):
+            return JSONResponse(
+                {"detail": "a value the database cannot store", "type": "ValidationError"},
+                status_code=422,
+            )
+        if isinstance(exc, IntegrityError):
+            # a unique name taken meanwhile (a batch name twice): the state refuses it
+            return JSONResponse(
+                {
+                    "detail": "conflicts with an existing record (a name already taken?)",
+                    "type": "WorkflowError",
+                },
+                status_code=409,
+            )
+        status = 503 if isinstance(exc, OperationalError) else 500
+        return JSONResponse(
+            {"detail": "the program database is unavailable; retry", "type": "StoreError"},
+            status_code=status,
+        )
+
+    app.add_exception_handler(LabelgateError, labelgate_error)
+    app.add_exception_handler(SQLAlchemyError, database_error)

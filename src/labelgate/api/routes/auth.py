@@ -1,0 +1,93 @@
+"""Login, logout, the caller and their password."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response, status
+
+from labelgate.api.deps import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Caller,
+    StateDep,
+    _bearer,
+)
+from labelgate.api.errors import NotAuthenticated
+from labelgate.api.schemas import ErrorOut, LoginIn, LoginOut, MeOut, PasswordChange, Responses
+from labelgate.workflow.auth import authenticate, csrf_token, login, revoke_token, set_password
+
+__all__ = ["router"]
+
+log = logging.getLogger("labelgate.api")
+router = APIRouter(prefix="/api", tags=["auth"])
+REFUSED: Responses = {401: {"model": ErrorOut, "description": "Not authenticated"}}
+
+
+@router.post("/auth/login", response_model=LoginOut, responses=REFUSED)
+def login_route(body: LoginIn, response: Response, state: StateDep) -> LoginOut:
+    """Exchange a name and password for a token; also sets the session and CSRF cookies.
+
+    Every failure (unknown user, wrong password, no password set, inactive user) gets the
+    same 401, so the answer does not tell which names exist.
+    """
+    done = login(state.db, body.name, body.password, ttl=state.settings.token_ttl)
+    if done is None:
+        log.info("login refused for a user name of %d characters", len(body.name))
+        raise NotAuthenticated("wrong name or password")
+    principal, token, expires = done
+    csrf = csrf_token(token)
+    max_age = int(state.settings.token_ttl.total_seconds())
+    secure = state.settings.secure_cookies
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        path="/",
+    )
+    response.set_cookie(
+        CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="strict", secure=secure
+    )
+    log.info("login of user id %d", principal.id)
+    return LoginOut(
+        token=token,
+        expires_at=expires,
+        csrf_token=csrf,
+        user=MeOut(id=principal.id, name=principal.name, roles=list(principal.roles)),
+    )
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=REFUSED)
+def logout_route(request: Request, response: Response, me: Caller, state: StateDep) -> Response:
+    """Revoke the token this request authenticated with and clear the cookies."""
+    token = _bearer(request) or request.cookies.get(SESSION_COOKIE, "")
+    revoke_token(state.db, token)
+    out = Response(status_code=status.HTTP_204_NO_CONTENT)
+    out.delete_cookie(SESSION_COOKIE, path="/")
+    out.delete_cookie(CSRF_COOKIE, path="/")
+    return out
+
+
+@router.get("/me", response_model=MeOut, responses=REFUSED)
+def me_route(me: Caller) -> MeOut:
+    """The caller: id, name, roles."""
+    return MeOut(id=me.id, name=me.name, roles=list(me.roles))
+
+
+@router.put(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**REFUSED, 409: {"model": ErrorOut}},
+)
+def password_route(body: PasswordChange, me: Caller, state: StateDep) -> Response:
+    """Change the caller's password (the current one proves it); every token is revoked."""
+    if authenticate(state.db, me.name, body.current_password) is None:
+        raise NotAuthenticated("wrong current password")
+    set_password(state.db, me.name, body.new_password, actor=me.name)
+    out = Response(status_code=status.HTTP_204_NO_CONTENT)
+    out.delete_cookie(SESSION_COOKIE, path="/")
+    out.delete_cookie(CSRF_COOKIE, path="/")
+    return out

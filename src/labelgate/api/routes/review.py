@@ -1,0 +1,133 @@
+"""The checker's side: review queue and decisions, adjudication, QA sampling."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi import Path as PathParam
+
+from labelgate.api.deps import Caller, PagingDep, StateDep, open_program
+from labelgate.api.labels import to_objects
+from labelgate.api.routes.tasks import task_program
+from labelgate.api.schemas import (
+    MAX_ID,
+    AdjudicationDecision,
+    ErrorOut,
+    LabelsOut,
+    Name,
+    Page,
+    QaInspection,
+    Responses,
+    ReviewIn,
+)
+from labelgate.workflow.program import Program
+from labelgate.workflow.queries import adjudication_project, page_of
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api", tags=["review"])
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+ProjectName = Annotated[Name, PathParam()]
+REFUSED: Responses = {
+    401: {"model": ErrorOut, "description": "Not authenticated"},
+    403: {"model": ErrorOut, "description": "Wrong role, own labels, or CSRF"},
+    404: {"model": ErrorOut, "description": "No such thing for the caller"},
+    409: {"model": ErrorOut, "description": "The program's state refuses it"},
+}
+
+
+def _page(ids: list[int], paging: Any) -> Page[dict[str, int]]:
+    page = page_of([{"task_id": i} for i in ids], paging.limit, paging.offset)
+    return Page(items=page.items, total=page.total, limit=paging.limit, offset=paging.offset)
+
+
+@router.get(
+    "/projects/{project}/batches/{batch_id}/review-queue",
+    response_model=Page[dict[str, int]],
+    responses=REFUSED,
+)
+def review_queue_route(
+    project: ProjectName, batch_id: Id, me: Caller, state: StateDep, paging: PagingDep
+) -> Page[dict[str, int]]:
+    """Tasks of the batch's current cycle awaiting a reviewer, none of them the caller's."""
+    program = open_program(state, me, project)
+    return _page(program.review_queue(me.name, batch_id), paging)
+
+
+@router.get("/review/{task_id}", response_model=LabelsOut, responses=REFUSED)
+def review_labels_route(task_id: Id, me: Caller, state: StateDep) -> LabelsOut:
+    """A submitted task's labels, for a reviewer who did not make them (names hidden)."""
+    program = task_program(state, task_id)
+    labels = program.review_labels(me.name, task_id)
+    image = program.task_image(me.name, task_id)
+    return LabelsOut(task_id=task_id, image_id=image, revision_id=None, objects=to_objects(labels))
+
+
+@router.post("/review/{task_id}", response_model=dict[str, int], responses=REFUSED)
+def review_route(task_id: Id, body: ReviewIn, me: Caller, state: StateDep) -> dict[str, int]:
+    """Per-object verdicts; a rejection names its defect type; unnamed objects are accepted."""
+    program = task_program(state, task_id)
+    return program.review(
+        me.name,
+        task_id,
+        [(d.object_id, d.verdict, d.defect_type) for d in body.decisions],
+        severity=body.severity,
+        comment=body.comment,
+    )
+
+
+@router.get(
+    "/projects/{project}/batches/{batch_id}/adjudications",
+    response_model=Page[dict[str, Any]],
+    responses=REFUSED,
+)
+def adjudications_route(
+    project: ProjectName, batch_id: Id, me: Caller, state: StateDep, paging: PagingDep
+) -> Page[dict[str, Any]]:
+    """Open disagreements of a batch, oldest first (adjudicators, managers)."""
+    program = open_program(state, me, project)
+    page = page_of(program.adjudications(batch_id, actor=me.name), paging.limit, paging.offset)
+    return Page(items=page.items, total=page.total, limit=paging.limit, offset=paging.offset)
+
+
+@router.post("/adjudications/{adjudication_id}", response_model=dict[str, Any], responses=REFUSED)
+def adjudicate_route(
+    adjudication_id: Id, body: AdjudicationDecision, me: Caller, state: StateDep
+) -> dict[str, Any]:
+    """Keep the disputed object in the item's final labels, or drop it."""
+    program = Program(state.db, adjudication_project(state.db, me, adjudication_id))
+    program.adjudicate(adjudication_id, keep=body.keep, actor=me.name)
+    return {"id": adjudication_id, "keep": body.keep, "status": "resolved"}
+
+
+@router.get(
+    "/projects/{project}/batches/{batch_id}/qa-queue",
+    response_model=Page[dict[str, int]],
+    responses=REFUSED,
+)
+def qa_queue_route(
+    project: ProjectName, batch_id: Id, me: Caller, state: StateDep, paging: PagingDep
+) -> Page[dict[str, int]]:
+    """The caller's QA sample tasks of the batch's current cycle, not yet inspected."""
+    program = open_program(state, me, project)
+    return _page(program.qa_queue(me.name, batch_id), paging)
+
+
+@router.get("/qa/{task_id}", response_model=LabelsOut, responses=REFUSED)
+def qa_labels_route(task_id: Id, me: Caller, state: StateDep) -> LabelsOut:
+    """The final labels of a sampled item, for its inspector."""
+    program = task_program(state, task_id)
+    labels = program.qa_labels(me.name, task_id)
+    image = program.task_image(me.name, task_id)
+    return LabelsOut(task_id=task_id, image_id=image, revision_id=None, objects=to_objects(labels))
+
+
+@router.post("/qa/{task_id}", response_model=dict[str, Any], responses=REFUSED)
+def qa_inspect_route(
+    task_id: Id, body: QaInspection, me: Caller, state: StateDep
+) -> dict[str, Any]:
+    """Record a sampled item's defects; an empty list means the item is clean."""
+    program = task_program(state, task_id)
+    program.qa_inspect(me.name, task_id, [(d.object_id, d.defect_type) for d in body.defects])
+    return {"task_id": task_id, "defects": len(body.defects)}
