@@ -252,6 +252,63 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes] | None = None)
     )
     parts.append(_figure(figures, "defect_pareto", "no defects recorded"))
 
+    parts.append("<h2>Root causes: what to fix in the guideline</h2>")
+    hints = quality.get("root_causes") or []
+    if hints:
+        parts.append(
+            "<ul>"
+            + "".join(
+                f"<li><b>{html.escape(str(h['kind']).replace('_', ' '))}</b> "
+                f"({html.escape(str(h['subject']))}): {html.escape(h['guideline'])}</li>"
+                for h in hints
+            )
+            + "</ul>"
+        )
+    else:
+        parts.append(
+            '<p class="sub">No confused class pair, class below 0.70 agreement, biased '
+            "annotator or density-dependent miss rate with enough support.</p>"
+        )
+
+    calibration = quality.get("calibration") or {}
+    parts.append("<h2>Tier calibration (blind double annotation)</h2>")
+    rows = calibration.get("per_class") or []
+    if rows:
+        parts.append(
+            _table(
+                [
+                    "class",
+                    "pairs",
+                    "IoU p10",
+                    "IoU median",
+                    "spec threshold",
+                    "share meeting it",
+                    "recommended",
+                    "false precision",
+                ],
+                [
+                    [
+                        _fmt(r["name"]),
+                        _fmt(r["pairs"]),
+                        _fmt((r.get("iou") or {}).get("p10")),
+                        _fmt((r.get("iou") or {}).get("median")),
+                        _fmt(r.get("iou_threshold"), 2),
+                        _fmt(r.get("share_meeting_threshold")),
+                        _fmt(
+                            f"{r['recommended_tier']} {r['recommended_iou_threshold']:.2f}"
+                            if r.get("recommended_tier")
+                            else None
+                        ),
+                        '<span class="fail">yes</span>' if r.get("false_precision") else "no",
+                    ]
+                    for r in rows
+                ],
+                numeric={1, 2, 3, 4, 5},
+            )
+        )
+    else:
+        parts.append('<p class="sub">No item was annotated twice: nothing to calibrate.</p>')
+
     parts.append("<h2>QA sampling plan</h2>")
     parts.append(_figure(figures, "qa_oc_curve", "no QA plan"))
     parts.append(_qa_table(report.get("qa_plan") or {}))

@@ -50,9 +50,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from labelgate.core.annotations import Annotations, Kind
+from labelgate.core.calibration import calibrate, inter_annotator_ious
 from labelgate.core.compare import Comparison, compare
 from labelgate.core.cost import CROWD, MANAGED, Cohort, CostInputs, compare_cohorts, estimate
 from labelgate.core.dataset import Dataset
+from labelgate.core.defects import root_causes
 from labelgate.core.images import Images
 from labelgate.core.matching import match
 from labelgate.core.ragged import gather_ranges
@@ -191,6 +193,16 @@ def _quality(
         honeypot = {a["annotator_id"]: a for a in result.by_annotator}
         out["iou_distribution"] = _iou_distribution(reference, theirs)
         out["by_density"] = [_density_row(row) for row in result.by_density]
+        names = {u.id: u.name for u in users.values()}
+        out["root_causes"] = [
+            {**hint, "subject": names.get(hint["subject"], hint["subject"])}
+            if hint["kind"] == "biased_annotator"
+            else hint
+            for hint in root_causes(result)
+        ]
+    else:
+        out["root_causes"] = []
+    out["calibration"] = _calibration(s, project_id, spec, table)
     qualification: dict[int, dict[str, Any]] = {}
     for q in s.execute(select(QualificationRow).order_by(QualificationRow.id)).scalars():
         qualification[q.user_id] = {"score": q.score, "passed": q.passed}
@@ -240,6 +252,46 @@ def _quality(
     if truth is not None:
         out["delivered_vs_truth"] = _delivered_vs_truth(s, project_id, spec, table, images, truth)
     return out
+
+
+def _calibration(s: Session, project_id: int, spec: Any, table: Images) -> dict[str, Any]:
+    """Tier calibration from blind double annotation: the IoU two people reach per class.
+
+    Pairs come from every image two annotators labelled in the same cycle (their first two
+    production tasks); each class is checked against its spec threshold (scene overrides
+    included) and priced (:func:`labelgate.core.calibration.calibrate`).
+    """
+    rows = s.execute(
+        select(TaskRow.image_id, TaskRow.batch_id, TaskRow.cycle, TaskRow.head_revision_id)
+        .where(
+            TaskRow.project_id == project_id,
+            TaskRow.purpose == "production",
+            TaskRow.head_revision_id.is_not(None),
+        )
+        .order_by(TaskRow.id)
+    ).all()
+    slots: dict[tuple[int, int | None, int], list[int]] = defaultdict(list)
+    for image, batch, cycle, head in rows:
+        if head is not None:  # filtered in SQL; the type does not know
+            slots[(image, batch, cycle)].append(head)
+    pairs = [heads[:2] for heads in slots.values() if len(heads) >= 2]
+    if not pairs:
+        return {"pairs": 0, "per_class": [], "false_precision": []}
+    first = load_annotations(s, [p[0] for p in pairs], ids="row")
+    second = load_annotations(s, [p[1] for p in pairs], ids="row")
+    matched = inter_annotator_ious(first, second)
+    scenes = matched.scene_type(table)
+    result = calibrate(
+        matched.class_id,
+        matched.iou,
+        spec.taxonomy(),
+        scene_type=None,
+        iou_threshold=spec.thresholds(matched.class_id, scenes),
+        sla_iou={c.id: c.sla.iou_threshold for c in spec.classes if c.sla.iou_threshold},
+    )
+    document: dict[str, Any] = result.to_dict()
+    document["pairs"] = len(matched)
+    return document
 
 
 def _honeypot_comparison(
