@@ -63,7 +63,7 @@ def errors_command(
     ] = None,
     min_score: Annotated[
         float, typer.Option("--min-score", min=0.0, max=1.0, help="List errors scoring >= this.")
-    ] = 0.2,
+    ] = 0.3,
     from_format: Annotated[
         str | None, typer.Option("--from", help="Format of LABELS (detected if omitted).")
     ] = None,

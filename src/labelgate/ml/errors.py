@@ -351,7 +351,7 @@ def find_label_errors(
     duplicate_iou: float = 0.5,
     neighbourhood: float = 2.0,
     temperature: float = 0.1,
-    min_score: float = 0.2,
+    min_score: float = 0.3,
     confidence_floor: float = 1.0,
 ) -> ErrorReport:
     """Rank suspected label errors and every image by a model's disagreement with the labels.
@@ -383,7 +383,7 @@ def find_label_errors(
         Of the soft maximum pooling object scores into image scores; default 0.1.
     min_score
         Suspicions below this are not listed in ``errors`` (they still count in the image
-        scores); default 0.2.
+        scores); default 0.3.
     confidence_floor
         A prediction takes part when its score is at least this share of its class
         threshold; default 1.0 (confident learning: ``score >= t``). Lower values let
@@ -405,7 +405,9 @@ def find_label_errors(
     similarity above, and "confident" meaning ``score >= confidence_floor * t``:
 
     - overlooked(p) = ``c(p) (1 - max_l sim(l, p))`` over labels ``l`` of any class, for a
-      confident ``p`` (a label of another class under ``p`` is a swap, scored on the label);
+      confident ``p`` (a label of another class under ``p`` is a swap, scored on the
+      label) that overlaps no same-class label it is the most similar prediction of (that
+      label is badly located instead);
     - swapped(l) = ``A_other(l) (1 - A_same(l))`` with ``A(l) = max_p c(p) sim(l, p)`` over
       confident predictions of another / the same class;
     - badly located(l) = ``c(p) (1 - sim(l, p))`` for the confident same-class prediction
@@ -470,10 +472,6 @@ def find_label_errors(
     same = ann.class_id[rl] == pred.class_id[rp]
     pair_conf = confident[rp]
 
-    # --- overlooked: confident predictions that no label (of any class) resembles
-    covered, _ = _best_per_group(rp, sim, m)
-    overlooked = np.where(confident, conf * (1.0 - covered), 0.0)
-
     # --- swapped class: another class predicted over the label, its own class not
     strength = conf[rp] * sim
     keep = same & pair_conf
@@ -491,6 +489,15 @@ def find_label_errors(
     near_sim, near_at = _best_per_group(rl[sel], sim[sel], n)
     near_pred = _owner(near_at, rp[sel])
     badloc = np.where(near_pred >= 0, conf[np.maximum(near_pred, 0)] * (1.0 - near_sim), 0.0)
+
+    # --- overlooked: confident predictions that no label (of any class) resembles; a
+    # prediction overlapping the label it is the mutual best of is that label's badly
+    # located box, not a second object
+    covered, _ = _best_per_group(rp, sim, m)
+    claimed = np.zeros(m, dtype=bool)
+    chosen = sel[near_at[near_at >= 0]]  # each label's pair with its mutual best prediction
+    claimed[rp[chosen[iou[chosen] > 0]]] = True
+    overlooked = np.where(confident & ~claimed, conf * (1.0 - covered), 0.0)
 
     # --- one-to-one matches: duplicate and attribute checks
     matching = match(ann, pred, iou_threshold=match_iou, swaps=False, pair_iou=_iou_for(ann, pred))

@@ -100,9 +100,10 @@ def labels_with_errors(
         duplicate_jitter=0.05,
         false_positives_per_image=0.0,
     )
-    p: Perturbation = perturb(truth, noise, seed=seed + 1, annotator_id=1)
+    # child streams of (seed, 1): never the stream model_predictions uses for the same seed
+    p: Perturbation = perturb(truth, noise, seed=np.random.SeedSequence((seed, 1)), annotator_id=1)
     ann = p.annotations
-    rng = np.random.default_rng(seed + 2)
+    rng = np.random.default_rng(np.random.SeedSequence((seed, 2)))
     clean = ~p.swapped & ~p.duplicate
     shifted = clean & (rng.random(len(ann)) < error_rate)
     box = ann.bbox.copy()
@@ -138,6 +139,9 @@ def model_predictions(
 ) -> Perturbation:
     """A detector's scored predictions on the truth's images (source PRELABEL, annotator 1000).
 
+    Its random stream differs from that of :func:`labels_with_errors` for every pair of
+    seeds, so the model's misses are independent of the labels'.
+
     Examples
     --------
     >>> truth = generate_dataset(20, seed=0)
@@ -145,7 +149,9 @@ def model_predictions(
     >>> bool(np.isfinite(pred.score).all()), int(pred.source.max())
     (True, 1)
     """
-    return perturb(truth, noise, seed=seed, annotator_id=1000, as_predictions=True)
+    # the stream (seed, 3): a model never draws the same misses as labels of the same seed
+    stream = np.random.SeedSequence((seed, 3))
+    return perturb(truth, noise, seed=stream, annotator_id=1000, as_predictions=True)
 
 
 def error_images(injected: InjectedErrors) -> IntArray:
