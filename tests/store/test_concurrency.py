@@ -343,13 +343,6 @@ def _wait_until_blocked(db: Database, name: str, thread: threading.Thread) -> st
     pytest.fail(f"{name} never waited for a lock")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Program.save checks the task's status before save_revision locks the task row: "
-    "on PostgreSQL a submit that commits in between is overwritten (status back to "
-    "in_progress) and a revision lands on a submitted task. Fix in workflow/program.py: "
-    "load the task with_for_update in _own_task (or Session.get(..., with_for_update=True)).",
-)
 def test_a_save_racing_a_submit_never_reopens_the_submitted_task(db: Database) -> None:
     """Submit wins the race; the save that checked the status before it must be refused.
 

@@ -770,9 +770,12 @@ class Program:
                 query = query.where(TaskRow.status == status)
             return [TaskView(*r) for r in s.execute(query).all()]
 
-    def _own_task(self, s: Session, user: str, task_id: int) -> tuple[UserRow, TaskRow]:
+    def _own_task(
+        self, s: Session, user: str, task_id: int, *, lock: bool = False
+    ) -> tuple[UserRow, TaskRow]:
         me = self._user(s, user)
-        task = s.get(TaskRow, task_id)
+        # writers lock the row: a save checking "still open" must not race a submit
+        task = s.get(TaskRow, task_id, with_for_update=lock)
         if task is None or task.project_id != self.project_id:
             raise PermissionDenied(f"no task {task_id} for {user!r}")
         if task.assignee_id != me.id:
@@ -811,7 +814,7 @@ class Program:
             Not the caller's task, or the task is already submitted.
         """
         with self.db.session() as s:
-            me, task = self._own_task(s, user, task_id)
+            me, task = self._own_task(s, user, task_id, lock=True)
             if task.status not in ("assigned", "in_progress"):
                 raise PermissionDenied(f"task {task_id} is {task.status}: it can't be edited")
             labels = labels.replace(
@@ -842,7 +845,7 @@ class Program:
     def submit(self, user: str, task_id: int) -> None:
         """Hand a task in: it leaves the annotator's editable queue."""
         with self.db.session() as s:
-            _, task = self._own_task(s, user, task_id)
+            _, task = self._own_task(s, user, task_id, lock=True)
             if task.status not in ("assigned", "in_progress"):
                 raise WorkflowError(f"task {task_id} is already {task.status}")
             task.status = "submitted"
