@@ -215,12 +215,13 @@ def k_center_greedy(
             centres = x[labeled[block : block + 256]]
             d = np.sqrt(((x[None, :, :] - centres[:, None, :]) ** 2).sum(axis=2)).min(axis=0)
             np.minimum(nearest, d, out=nearest)
-    else:
-        nearest = np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1))
     budget = min(budget, int((~taken).sum()))
     picks = np.empty(budget, dtype=np.int64)
     for step in range(budget):  # each step is one O(n d) vectorized update
-        gap = np.where(taken, -np.inf, nearest)
+        if step == 0 and not taken.any():  # no centre yet: the mean stands in, once
+            gap = np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1))
+        else:
+            gap = np.where(taken, -np.inf, nearest)
         pick = int(np.argmax(gap))
         picks[step] = pick
         taken[pick] = True
