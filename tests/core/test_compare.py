@@ -125,3 +125,31 @@ def test_group_quantiles_equal_numpy_per_group() -> None:
         expected = np.quantile(values[groups == g], [0.5, 0.1, 0.9])
         np.testing.assert_allclose(got[g], expected, rtol=0, atol=1e-12)
     assert np.isnan(got[7]).all()
+
+
+def test_row_thresholds_hold_each_object_to_its_scene_override() -> None:
+    from labelgate.core.dataset import Dataset
+    from labelgate.core.images import Images
+    from labelgate.core.taxonomy import ClassInfo, PrecisionTier, Taxonomy
+
+    taxonomy = Taxonomy((ClassInfo(2, "person", tier=PrecisionTier.TIGHT),))
+    images = Images.create(
+        id=[1, 2],
+        file_name=["h.jpg", "u.jpg"],
+        width=[100, 100],
+        height=[100, 100],
+        scene_type=["highway", "urban"],
+    )
+    truth = Annotations.create(image_id=[1, 2], class_id=[2, 2], bbox=[[0, 0, 10, 10]] * 2)
+    # IoU 77/100 = 0.77: above the urban 0.75, below the highway 0.8
+    drawn = Annotations.create(image_id=[1, 2], class_id=[2, 2], bbox=[[0, 0, 7.7, 10]] * 2)
+    reference = Dataset(truth, images, taxonomy)
+    plain = compare(reference, drawn)
+    scened = compare(reference, drawn, row_thresholds=np.array([0.8, 0.75]))
+    assert plain.overall["matched"] == 2
+    assert scened.overall["matched"] == 1
+    by_scene = {row["scene_type"]: row["matched"] for row in scened.by_scene}
+    assert by_scene == {"highway": 0, "urban": 1}
+    assert scened.to_dict()["iou_threshold"] == "per-object"
+    with pytest.raises(ValueError, match="one per reference row"):
+        compare(reference, drawn, row_thresholds=np.array([0.8]))

@@ -1,8 +1,8 @@
 """``labelgate compare REF OTHER``: how a label set differs from a reference.
 
-``--spec SPEC`` holds each class to the IoU threshold of a program spec instead of the
-reference file's taxonomy. Scene-type overrides of the spec are not applied: the matcher
-takes one threshold per class, so each class is held to its base spec threshold.
+``--spec SPEC`` holds each object to the IoU threshold of a program spec instead of the
+reference file's taxonomy: its class's threshold, or the class's override for the scene
+type of its image (a pedestrian on a highway held tighter than one in town).
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
-from labelgate.cli._output import console, emit_json, err_console, fail
+from labelgate.cli._output import console, emit_json, fail
 from labelgate.core.compare import Comparison, compare
 from labelgate.core.dataset import Dataset
 from labelgate.errors import FormatError, LabelgateError, SpecError
@@ -68,10 +69,17 @@ def compare_command(
         if spec is not None:
             ref_dataset = _with_spec_taxonomy(ref_dataset, spec, reference, spec_path)
             _check_same_classes(ref_dataset.taxonomy.ids.tolist(), other_dataset, other)
+        row_thresholds = None
+        if spec is not None:
+            ann = ref_dataset.annotations
+            rows = ref_dataset.images.index_of(ann.image_id)
+            scenes = ref_dataset.images.scene_type[np.maximum(rows, 0)]
+            row_thresholds = spec.thresholds(ann.class_id, scenes)
         result = compare(
             ref_dataset,
             other_dataset.annotations,
             iou_threshold=iou_threshold,
+            row_thresholds=row_thresholds,
             swaps=not no_swaps,
         )
     except (LabelgateError, OSError) as exc:
@@ -83,12 +91,6 @@ def compare_command(
         emit_json(document)
         return
     _render(result, console)
-    if spec is not None and any(c.scene_thresholds for c in spec.classes):
-        err_console.print(
-            "[yellow]note:[/] the spec's scene-type overrides are not applied; each class is "
-            "matched at its base spec threshold",
-            highlight=False,
-        )
 
 
 def _with_spec_taxonomy(
@@ -122,12 +124,11 @@ def _with_spec_taxonomy(
 
 
 def _spec_note(spec: ProgramSpec, spec_path: Path | None) -> dict[str, Any]:
-    # the matcher takes one threshold per class: scene overrides cannot reach it
     return {
         "path": str(spec_path),
         "project": spec.project.name,
         "digest": spec.digest(),
-        "scene_thresholds_applied": False,
+        "scene_thresholds_applied": any(c.scene_thresholds for c in spec.classes),
     }
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
-from labelgate.core.annotations import Annotations, Kind
+from labelgate.core.annotations import Annotations, AttributeColumn, Kind
 from labelgate.core.dataset import Dataset
 from labelgate.core.matching import Matching, PairIoU, match
 from labelgate.core.summary import density_bucket, density_bucket_labels, objects_per_image
@@ -212,11 +212,15 @@ class Comparison:
     by_scene: list[dict[str, Any]]
     by_density: list[dict[str, Any]]
     by_annotator: list[dict[str, Any]]
+    #: how thresholds were set when ``iou_threshold`` is None: per class, or per object
+    threshold_mode: str = "per-class"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``labelgate compare --json``, documented in docs/compare.md)."""
         return {
-            "iou_threshold": self.iou_threshold if self.iou_threshold is not None else "per-class",
+            "iou_threshold": (
+                self.iou_threshold if self.iou_threshold is not None else self.threshold_mode
+            ),
             "overall": self.overall,
             "per_class": self.per_class,
             "confusion": self.confusion,
@@ -302,11 +306,15 @@ def _offsets(parts: Sequence[Annotations]) -> list[tuple[Annotations, int]]:
     return out
 
 
+_ROW_THRESHOLD = "__row_iou_threshold"  # private column: per-row thresholds through subsets
+
+
 def compare(
     reference: Dataset,
     other: Annotations,
     *,
     iou_threshold: float | None = None,
+    row_thresholds: FloatArray | None = None,
     pair_iou: PairIoU | None = None,
     swaps: bool = True,
 ) -> Comparison:
@@ -321,16 +329,37 @@ def compare(
         The labels under test, on the same images and class ids.
     iou_threshold
         One threshold for every class; ``None`` holds each class to its taxonomy tier.
+    row_thresholds
+        (n_ref,) one threshold per reference row instead (e.g. a spec's class threshold
+        with its scene-type override, ``ProgramSpec.thresholds``); not with
+        ``iou_threshold``. ``per_class`` still shows each class's taxonomy threshold.
     pair_iou
         IoU of row pairs; boxes by default.
     swaps
         Pair leftover objects of different classes as class swaps.
     """
-    ref = _geometric(reference.annotations)
+    ref_labels = reference.annotations
+    if row_thresholds is not None:
+        if iou_threshold is not None:
+            raise ValueError("give iou_threshold or row_thresholds, not both")
+        values = np.asarray(row_thresholds, dtype=np.float64)
+        if values.shape != (len(ref_labels),):
+            raise ValueError(
+                f"row_thresholds: expected one per reference row ({len(ref_labels)}), "
+                f"got shape {values.shape}"
+            )
+        # carried as a column so that every row subset the matcher sees keeps its own
+        ref_labels = ref_labels.with_attribute(
+            _ROW_THRESHOLD, AttributeColumn(values, np.ones(len(values), dtype=bool))
+        )
+    ref = _geometric(ref_labels)
     other = _geometric(other)
     taxonomy = reference.taxonomy
 
     def matcher(a: Annotations, b: Annotations) -> Matching:
+        if _ROW_THRESHOLD in a.attributes:
+            per_row = a.attributes[_ROW_THRESHOLD].values
+            return match(a, b, iou_threshold=per_row, pair_iou=pair_iou, swaps=swaps)
         if iou_threshold is None:
             return match(a, b, taxonomy=taxonomy, pair_iou=pair_iou, swaps=swaps)
         return match(a, b, iou_threshold=iou_threshold, pair_iou=pair_iou, swaps=swaps)
@@ -435,6 +464,7 @@ def compare(
         by_scene=by_scene,
         by_density=by_density,
         by_annotator=by_annotator,
+        threshold_mode="per-object" if row_thresholds is not None else "per-class",
     )
 
 
