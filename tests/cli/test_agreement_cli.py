@@ -284,3 +284,38 @@ def test_agreement_needs_labels_or_two_files(args: list[str], message: str) -> N
     code, out = run("agreement", *args, "--json")
     assert code == 2
     assert message in json.loads(out)["error"]
+
+
+def test_geometric_agreement_compares_polygons_as_drawn(tmp_path: Path):
+    """Two triangles filling opposite halves of the same box agree perfectly by box and
+    not at all as drawn: the CLI must use the polygons."""
+    from labelgate.core.annotations import Annotations, Kind
+    from labelgate.core.dataset import Dataset
+    from labelgate.core.images import Images
+    from labelgate.core.ragged import Ragged
+    from labelgate.core.taxonomy import Taxonomy
+    from labelgate.formats.coco import write_coco
+
+    images = Images.create(id=[1], file_name=["a.jpg"], width=[50], height=[50])
+    taxonomy = Taxonomy.from_names(["tent"])
+
+    def triangle(points: list[list[float]]) -> Dataset:
+        labels = Annotations.create(
+            image_id=[1],
+            class_id=[1],
+            kind=[Kind.POLYGON],
+            bbox=[[0, 0, 10, 10]],
+            rings=Ragged(np.array(points, dtype=np.float64), np.array([0, 3])),
+            ring_offsets=[0, 1],
+        )
+        return Dataset(labels, images, taxonomy)
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_coco(triangle([[0, 0], [10, 0], [0, 10]]), a)
+    write_coco(triangle([[10, 10], [10, 0], [0, 10]]), b)
+    code, out = run("agreement", str(a), str(b), "--iou-threshold", "0.5", "--json")
+    assert code == 0, out
+    tent = json.loads(out)["per_class"][0]
+    # the triangles share only the diagonal: exact polygon IoU 0, below any threshold
+    assert tent["mean_iou"] is None or tent["mean_iou"] < 0.01
+    assert tent["matched_rate"] == 0.0

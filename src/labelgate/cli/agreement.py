@@ -15,13 +15,18 @@ from rich.table import Table
 
 from labelgate.cli._output import console, emit_json, fail
 from labelgate.core.agreement import LEVELS, CategoricalAgreement, categorical_agreement
+from labelgate.core.annotations import Kind
 from labelgate.core.geometry_agreement import GeometryAgreement, geometry_agreement
+from labelgate.core.iou import pair_iou
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats.ratings import read_ratings
 from labelgate.formats.registry import detect_format, read
 
 __all__ = ["agreement_command"]
+
+
+_SHAPE_KINDS = np.array([Kind.POLYGON, Kind.MASK, Kind.KEYPOINTS], dtype=np.uint8)
 
 
 def agreement_command(
@@ -148,10 +153,14 @@ def _geometry(
         for path, dataset in zip(files[1:], datasets[1:], strict=True):
             _check_same_classes(taxonomy, dataset, path)
         image_ids = np.unique(np.concatenate([dataset.images.id for dataset in datasets]))
+        # polygons, masks and keypoints are compared as drawn (exact polygon IoU, RLE IoU,
+        # OKS), not by their bounding boxes
+        shapes = any(np.isin(d.annotations.kind, _SHAPE_KINDS).any() for d in datasets)
         result = geometry_agreement(
             [dataset.annotations for dataset in datasets],
             taxonomy,
             iou_threshold=iou_threshold,
+            pair_iou=pair_iou if shapes else None,
             image_ids=image_ids,
             n_resamples=n_resamples,
             confidence=confidence,
