@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -118,18 +119,21 @@ class JobRegistry:
         return job
 
     def wait(self, job_id: str, timeout: float) -> Job:
-        """Block until a job finishes or ``timeout`` seconds pass (tests, the CLI)."""
-        deadline = threading.Event()
-        import time
+        """Block until a job finishes or ``timeout`` seconds pass (tests, scripts).
 
+        Polls with a deadline rather than sleeping a fixed time; returns the job in
+        whatever state it reached.
+        """
         end = time.monotonic() + timeout
+        pause = threading.Event()  # never set: wait() is an interruptible pause
         while time.monotonic() < end:
             with self._lock:
                 job = self._jobs[job_id]
                 if job.finished_at is not None:
                     return job
-            deadline.wait(0.01)
-        return self._jobs[job_id]
+            pause.wait(0.01)
+        with self._lock:
+            return self._jobs[job_id]
 
     def shutdown(self) -> None:
         """Stop taking jobs and wait for the running ones."""

@@ -48,8 +48,8 @@ from labelgate.workflow.queries import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
-ProjectName = Annotated[Name, PathParam()]
-BatchId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+ProjectName = Annotated[Name, PathParam(examples=["street-scenes"])]
+BatchId = Annotated[int, PathParam(ge=1, le=MAX_ID, examples=[1])]
 REFUSED: Responses = {
     401: {"model": ErrorOut, "description": "Not authenticated"},
     403: {"model": ErrorOut, "description": "Wrong role, or CSRF"},

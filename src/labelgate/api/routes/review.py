@@ -27,8 +27,8 @@ from labelgate.workflow.queries import adjudication_project, page_of
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["review"])
-Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
-ProjectName = Annotated[Name, PathParam()]
+Id = Annotated[int, PathParam(ge=1, le=MAX_ID, examples=[1])]
+ProjectName = Annotated[Name, PathParam(examples=["street-scenes"])]
 REFUSED: Responses = {
     401: {"model": ErrorOut, "description": "Not authenticated"},
     403: {"model": ErrorOut, "description": "Wrong role, own labels, or CSRF"},

@@ -34,7 +34,7 @@ from labelgate.workflow.queries import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["tasks"])
-TaskId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+TaskId = Annotated[int, PathParam(ge=1, le=MAX_ID, examples=[1])]
 REFUSED: Responses = {
     401: {"model": ErrorOut, "description": "Not authenticated"},
     403: {"model": ErrorOut, "description": "Not allowed (role, rule or CSRF)"},
