@@ -37,6 +37,7 @@ __all__ = [
     "Caller",
     "Paging",
     "State",
+    "bearer_token",
     "caller",
     "open_program",
     "paging",
@@ -96,7 +97,8 @@ def app_state(request: Request) -> State:
     return state
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if there is one."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -107,7 +109,7 @@ def _bearer(request: Request) -> str | None:
 def caller(request: Request) -> Principal:
     """The authenticated user, or 401; cookie sessions must pass the CSRF check on writes."""
     state = app_state(request)
-    token = _bearer(request)
+    token = bearer_token(request)
     via_cookie = False
     if token is None:
         token = request.cookies.get(SESSION_COOKIE)

@@ -11,7 +11,7 @@ from labelgate.api.deps import (
     SESSION_COOKIE,
     Caller,
     StateDep,
-    _bearer,
+    bearer_token,
 )
 from labelgate.api.errors import NotAuthenticated
 from labelgate.api.schemas import ErrorOut, LoginIn, LoginOut, MeOut, PasswordChange, Responses
@@ -63,7 +63,7 @@ def login_route(body: LoginIn, response: Response, state: StateDep) -> LoginOut:
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=REFUSED)
 def logout_route(request: Request, response: Response, me: Caller, state: StateDep) -> Response:
     """Revoke the token this request authenticated with and clear the cookies."""
-    token = _bearer(request) or request.cookies.get(SESSION_COOKIE, "")
+    token = bearer_token(request) or request.cookies.get(SESSION_COOKIE, "")
     revoke_token(state.db, token)
     out = Response(status_code=status.HTTP_204_NO_CONTENT)
     out.delete_cookie(SESSION_COOKIE, path="/")
