@@ -196,6 +196,11 @@ def test_a_blind_annotator_never_reads_or_touches_the_other_annotators_task(
     assert client.post(f"/api/tasks/{ana_task.task_id}/submit", headers=bo).status_code == 404
     assert client.get(f"/api/review/{ana_task.task_id}", headers=bo).status_code == 403
     assert client.get(f"/api/qa/{ana_task.task_id}", headers=bo).status_code == 404
+    # a reviewer, manager or admin reads labels only through review and QA, never as the
+    # annotator: the editor's route is for the task's assignee alone
+    for other in ("rita", MANAGER):
+        seen = client.get(f"/api/tasks/{ana_task.task_id}", headers=world.login(other))
+        assert seen.status_code == 404
     # ana's labels are untouched and still hers
     mine = client.get(f"/api/tasks/{ana_task.task_id}", headers=ana).json()
     assert mine["revision_id"] == saved.json()["revision_id"]
