@@ -298,7 +298,8 @@ def test_roles_decide_who_creates_advances_reports_and_verifies(world: World) ->
     verify = client.get(f"{base}/audit/verify", headers=audrey)
     assert verify.status_code == 200 and verify.json()["ok"] is True
     assert client.get(f"{base}/audit/verify", headers=rita).status_code == 403
-    assert client.get(f"{base}/batches/999999", headers=maria).status_code == 409
+    missing = client.get(f"{base}/batches/999999", headers=maria)
+    assert missing.status_code == 404 and missing.json()["type"] == "NotFound"
 
 
 # --- saves -----------------------------------------------------------------------------------

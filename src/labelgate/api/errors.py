@@ -6,7 +6,8 @@ error                         status  why
 not authenticated             401     no, unknown, expired or revoked token
 ``NotVisible``                404     missing, or not the caller's to know about
 ``PermissionDenied`` "no …"   404     the service's own "no task N" for a task that is
-                                      not the caller's: the same answer as a missing one
+                                      not the caller's: the same answer as a missing one;
+                                      likewise "no batch N in project P"
 ``PermissionDenied``          403     role or rule (self-review, submitted task, CSRF)
 ``ConflictError``             409     stale save; ``current_revision_id`` in the body
 ``GateFailed``                409     the batch is blocked
@@ -57,10 +58,13 @@ class NotAuthenticated(LabelgateError):
     """The request carries no live credential."""
 
 
-def _not_found(exc: PermissionDenied) -> bool:
+def _not_found(exc: BaseException) -> bool:
     # the workflow answers "no task N for 'user'" / "no QA task N" alike for a missing task
-    # and for someone else's: both are 404 here, so a blind annotator learns nothing
-    return isinstance(exc, NotVisible) or str(exc).startswith("no ")
+    # and for someone else's: both are 404 here, so a blind annotator learns nothing; a
+    # batch id that is not in the project ("no batch N in project P") is a 404 as well
+    if isinstance(exc, PermissionDenied):
+        return isinstance(exc, NotVisible) or str(exc).startswith("no ")
+    return isinstance(exc, WorkflowError) and str(exc).startswith("no batch ")
 
 
 def status_of(exc: BaseException) -> int:
@@ -69,6 +73,8 @@ def status_of(exc: BaseException) -> int:
         return 401
     if isinstance(exc, PermissionDenied):
         return 404 if _not_found(exc) else 403
+    if _not_found(exc):
+        return 404
     if isinstance(exc, ConflictError | GateFailed | WorkflowError):
         return 409
     if isinstance(exc, UploadRejected):
@@ -83,7 +89,7 @@ def status_of(exc: BaseException) -> int:
 def error_body(exc: BaseException) -> dict[str, Any]:
     """The JSON body of an error."""
     body: dict[str, Any] = {"detail": str(exc), "type": type(exc).__name__}
-    if isinstance(exc, PermissionDenied) and _not_found(exc):
+    if _not_found(exc):
         body["type"] = "NotFound"
     if isinstance(exc, ConflictError):
         body["current_revision_id"] = exc.current_revision_id
