@@ -9,7 +9,10 @@ decides what each simulated person would draw or flag, from the ground truth:
   false-positive rates by ``exp(-learning_rate)``;
 - a **reviewer** or **QA inspector** compares labels with the truth at each class's IoU
   threshold and flags each real defect (missed object, extra box, wrong class, loose or
-  tight box) with probability ``catch_rate``; an inspector with rate 1 finds them all.
+  tight box) with probability ``catch_rate``; an inspector with rate 1 finds them all;
+- a **pre-label model** (:class:`PrelabelModel`) proposes boxes through the same noise and
+  scores them so that they are *calibrated*: among predictions scored ``s``, a share
+  ``s`` is correct (see :func:`calibrated_scores`).
 
 Cohort defaults follow the seeds: crowd work is cheaper and noisier, managed teams cost 2-3x
 and deliver fewer defects, experts more still.
@@ -26,6 +29,7 @@ from labelgate.core.annotations import Annotations
 from labelgate.core.dataset import Dataset
 from labelgate.core.generate import NoiseModel, perturb
 from labelgate.core.matching import match
+from labelgate.errors import ValidationError
 
 #: IoU above which a same-class box below its tier counts as badly drawn, not as missing
 #: plus extra.
@@ -33,10 +37,15 @@ GEOMETRY_FLOOR_IOU = 0.3
 
 __all__ = [
     "COHORT_NOISE",
+    "PRELABEL_NOISE",
     "AnnotatorProfile",
     "Defects",
+    "PrelabelModel",
+    "calibrated_scores",
+    "correct_predictions",
     "find_defects",
     "simulate_labels",
+    "simulate_predictions",
 ]
 
 #: Typical annotators of each cohort (misses, jitter in box units, signed bias, swaps).
@@ -226,3 +235,175 @@ def _area(bbox: FloatArray) -> FloatArray:
     height = np.clip(bbox[:, 3] - bbox[:, 1], 0, None)
     out: FloatArray = width * height
     return out
+
+
+# --- a pre-label model with calibrated scores ----------------------------------------------
+
+#: A detector of middling quality: it misses small objects, places boxes a little less
+#: tightly than a managed annotator, swaps confusable classes and proposes some background.
+PRELABEL_NOISE = NoiseModel(
+    miss_base=0.03,
+    miss_small_extra=0.3,
+    jitter=0.05,
+    bias=0.0,
+    swap_probability=0.05,
+    duplicate_probability=0.02,
+    false_positives_per_image=0.8,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PrelabelModel:
+    """A simulated pre-label model: noisy boxes with calibrated confidence scores.
+
+    Parameters
+    ----------
+    noise
+        How its boxes depart from the truth; default :data:`PRELABEL_NOISE`.
+    concentration
+        ``a + b`` of the Beta distribution the scores spread around (> 0); default 4.
+        Smaller spreads the scores towards 0 and 1: the model ranks its correct and wrong
+        boxes apart better. Any value gives calibrated scores.
+    calibrated
+        True (default): scores from :func:`calibrated_scores`. False: the raw scores of
+        :func:`~labelgate.core.generate.perturb` (Beta times IoU), which are not
+        calibrated: the control case.
+    annotator_id
+        Written on every prediction; default -1 (a model, not a person).
+    """
+
+    noise: NoiseModel = PRELABEL_NOISE
+    concentration: float = 4.0
+    calibrated: bool = True
+    annotator_id: int = -1
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.concentration) and self.concentration > 0):
+            raise ValidationError(
+                f"expected a concentration > 0, got {self.concentration}", field="concentration"
+            )
+
+
+def correct_predictions(truth: Dataset, predictions: Annotations) -> BoolArray:
+    """(m,) True where a prediction matches a same-class truth box at the class threshold.
+
+    The one-to-one matching of :func:`~labelgate.core.matching.match` (maximum total IoU,
+    independent of scores): a duplicate or a swapped class is wrong.
+
+    Examples
+    --------
+    >>> from labelgate.core.generate import generate_dataset
+    >>> truth = generate_dataset(3, seed=0)
+    >>> bool(correct_predictions(truth, truth.annotations).all())
+    True
+    """
+    out: BoolArray = match(truth.annotations, predictions, taxonomy=truth.taxonomy).other_matched()
+    return out
+
+
+def calibrated_scores(
+    correct: BoolArray,
+    group: IntArray,
+    *,
+    concentration: float = 4.0,
+    seed: int | np.random.Generator = 0,
+) -> FloatArray:
+    """Scores that are calibrated within every group: P(correct | score s) = s.
+
+    Parameters
+    ----------
+    correct
+        (m,) whether each prediction is right.
+    group
+        (m,) int, calibrate within each value (the class: calibrated per class, hence
+        overall as well).
+    concentration
+        ``a + b`` of the score spread (see :class:`PrelabelModel`).
+    seed
+        Seed or generator of the Beta draws.
+
+    Returns
+    -------
+    FloatArray
+        (m,) scores in (0, 1); a group whose predictions are all right (all wrong) scores
+        1 (0) throughout, which is calibrated too.
+
+    Notes
+    -----
+    Correctness comes first, then the score from a Beta conditioned on it. With ``pi`` the
+    group's share of correct predictions, ``a = concentration * pi`` and
+    ``b = concentration * (1 - pi)``, a correct prediction draws from ``Beta(a + 1, b)`` and
+    a wrong one from ``Beta(a, b + 1)``. With ``g`` the ``Beta(a, b)`` density, these are
+    ``s g(s) / pi`` and ``(1 - s) g(s) / (1 - pi)``, so by Bayes
+
+        P(correct | s) = pi s g(s) / pi / (s g(s) + (1 - s) g(s)) = s
+
+    exactly, for any ``g``; ``concentration`` only sets how far apart the two score
+    distributions lie (how well the scores rank).
+
+    Examples
+    --------
+    >>> correct = np.arange(20_000) % 4 != 0  # 75 % right
+    >>> scores = calibrated_scores(correct, np.zeros(20_000, dtype=np.int64), seed=1)
+    >>> high = scores > 0.8
+    >>> bool(abs(correct[high].mean() - scores[high].mean()) < 0.02)
+    True
+    """
+    correct = np.asarray(correct, dtype=bool)
+    group = np.asarray(group, dtype=np.int64)
+    if correct.shape != group.shape:
+        raise ValidationError(
+            f"expected correct and group of one shape, got {correct.shape} and {group.shape}",
+            field="group",
+        )
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if not len(correct):
+        return np.zeros(0, dtype=np.float64)
+    keys, inverse = np.unique(group, return_inverse=True)
+    share = np.bincount(inverse, weights=correct, minlength=len(keys)) / np.bincount(inverse)
+    pi = share[inverse]
+    mixed = (pi > 0.0) & (pi < 1.0)
+    a = np.where(mixed, concentration * pi, 1.0) + correct
+    b = np.where(mixed, concentration * (1.0 - pi), 1.0) + ~correct
+    drawn = rng.beta(a, b)
+    # Beta draws can land on 0.0 or 1.0 in floating point; keep scores strictly inside
+    drawn = np.clip(drawn, 1e-9, 1.0 - 1e-9)
+    scores: FloatArray = np.where(mixed, drawn, pi)
+    return scores
+
+
+def simulate_predictions(
+    truth: Dataset, model: PrelabelModel = PrelabelModel(), *, seed: int = 0
+) -> Annotations:
+    """What ``model`` proposes on the images of ``truth``: source PRELABEL, with scores.
+
+    Boxes come from :func:`~labelgate.core.generate.perturb` under ``model.noise``; each is
+    then marked right or wrong against the truth (:func:`correct_predictions`) and scored
+    by :func:`calibrated_scores` within its class. Ids run from 1.
+
+    Examples
+    --------
+    >>> from labelgate.core.annotations import Source
+    >>> from labelgate.core.generate import generate_dataset
+    >>> truth = generate_dataset(40, seed=0)
+    >>> predictions = simulate_predictions(truth, seed=1)
+    >>> bool((predictions.source == Source.PRELABEL).all())
+    True
+    >>> right = correct_predictions(truth, predictions)
+    >>> bool(predictions.score[right].mean() > predictions.score[~right].mean())
+    True
+    """
+    box_seed, score_seed = np.random.SeedSequence(seed).spawn(2)
+    proposed = perturb(
+        truth, model.noise, seed=box_seed, annotator_id=model.annotator_id, as_predictions=True
+    ).annotations
+    if not model.calibrated:
+        return proposed
+    right = correct_predictions(truth, proposed)
+    scores = calibrated_scores(
+        right,
+        proposed.class_id,
+        concentration=model.concentration,
+        seed=np.random.default_rng(score_seed),
+    )
+    return proposed.replace(score=scores)
