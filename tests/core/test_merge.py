@@ -312,7 +312,7 @@ def test_masks_merge_by_pixel_majority_as_pycocotools_decodes_them() -> None:
     )  # the box follows the voted mask
 
 
-def test_polygons_fall_back_to_the_median_box() -> None:
+def test_polygons_merge_by_majority_region_not_median_box() -> None:
     def triangle(x: float) -> Annotations:
         points = np.array([[x, 0], [x + 10, 0], [x + 10, 10]], dtype=np.float64)
         return Annotations.create(
@@ -320,6 +320,64 @@ def test_polygons_fall_back_to_the_median_box() -> None:
             rings=Ragged(points, np.array([0, 3])), ring_offsets=[0, 1],
         )  # fmt: skip
 
+    import shapely
+
     merged = merge([triangle(0), triangle(1), triangle(3)], iou_threshold=0.5).annotations
-    assert merged.kind.tolist() == [Kind.BOX]
-    assert merged.bbox.tolist() == [[1.0, 0.0, 11.0, 10.0]]
+    # the region at least two of the three triangles cover, not their median box
+    a, b, c = (shapely.Polygon([[x, 0], [x + 10, 0], [x + 10, 10]]) for x in (0, 1, 3))
+    assert merged.kind.tolist() == [Kind.POLYGON]
+    assert merged.area[0] == pytest.approx(shapely.union_all([a & b, a & c, b & c]).area)
+
+
+def _polygon(image: int, points: list[list[float]]) -> Annotations:
+    from labelgate.core.ragged import Ragged
+
+    xy = np.array(points, dtype=np.float64)
+    return Annotations.create(
+        image_id=[image],
+        class_id=[1],
+        kind=[Kind.POLYGON],
+        bbox=[[*xy.min(axis=0), *xy.max(axis=0)]],
+        rings=Ragged(xy, np.array([0, len(xy)])),
+        ring_offsets=[0, 1],
+    )
+
+
+def test_polygons_merge_to_the_region_most_annotators_cover() -> None:
+    import shapely
+
+    rng = np.random.default_rng(3)
+    sets: list[list[Annotations]] = [[], [], []]
+    oracle = []
+    for image in range(1, 21):
+        shapes = []
+        for k in range(3):
+            x, y = rng.uniform(0, 4, size=2)
+            w, h = rng.uniform(18, 22, size=2)
+            # a quadrilateral with one jittered corner: not a box, so polygon IoU matters
+            dx = rng.uniform(-3, 3)
+            points = [[x, y], [x + w + dx, y], [x + w, y + h], [x, y + h]]
+            sets[k].append(_polygon(image, points).replace(id=np.array([image])))
+            shapes.append(shapely.Polygon(points))
+        a, b, c = shapes
+        oracle.append(shapely.union_all([a & b, a & c, b & c]).area)
+    result = merge([Annotations.concat(s) for s in sets], iou_threshold=0.3, quorum=0.5)
+    merged = result.annotations
+    assert (merged.kind == Kind.POLYGON).all() and len(merged) == 20
+    order = np.argsort(merged.image_id)
+    # the area column is computed from the rings, independently of the vote
+    np.testing.assert_allclose(merged.area[order], oracle, rtol=1e-9)
+
+
+def test_two_polygons_merge_to_their_intersection_and_disjoint_ones_fall_back_to_a_box() -> None:
+    a = _polygon(1, [[0, 0], [10, 0], [10, 10], [0, 10]])
+    b = _polygon(1, [[2, 0], [12, 0], [12, 10], [2, 10]])
+    merged = merge([a, b], iou_threshold=0.5, quorum=0.5).annotations
+    assert merged.kind.tolist() == [Kind.POLYGON]
+    assert merged.bbox.tolist() == [[2, 0, 10, 10]]
+    assert merged.area.tolist() == [80.0]
+    # triangles on either side of a diagonal share no area: no majority region
+    left = _polygon(1, [[0, 0], [10, 0], [0, 10]])
+    right = _polygon(1, [[10, 10], [10, 0], [0, 10]])
+    fallback = merge([left, right], iou_threshold=0.5, quorum=0.5).annotations
+    assert fallback.kind.tolist() == [Kind.BOX]

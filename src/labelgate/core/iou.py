@@ -48,6 +48,7 @@ __all__ = [
     "mask_iou_pairs",
     "oks_pairs",
     "pair_iou",
+    "polygon_geometry",
     "polygon_iou_pairs",
 ]
 
@@ -371,7 +372,7 @@ def mask_iou_pairs(
 # --- polygons -----------------------------------------------------------------------------
 
 
-def _polygons(ann: Annotations, rows: IntArray) -> tuple[Any, FloatArray]:
+def polygon_geometry(ann: Annotations, rows: IntArray) -> tuple[Any, FloatArray]:
     """One shapely (multi)polygon per row (its rings as parts, made valid) and its area."""
     starts = ann.ring_offsets[:-1][rows]
     stops = ann.ring_offsets[1:][rows]
@@ -442,8 +443,8 @@ def polygon_iou_pairs(
         return out
     unique_a, ia = np.unique(rows_a, return_inverse=True)
     unique_b, ib = np.unique(rows_b, return_inverse=True)
-    geometry_a, area_a = _polygons(a, unique_a)
-    geometry_b, area_b = _polygons(b, unique_b)
+    geometry_a, area_a = polygon_geometry(a, unique_a)
+    geometry_b, area_b = polygon_geometry(b, unique_b)
     bounds_a, bounds_b = shapely.bounds(geometry_a)[ia], shapely.bounds(geometry_b)[ib]
     lo, hi = np.maximum(bounds_a, bounds_b), np.minimum(bounds_a, bounds_b)
     # the exact intersection only where the bounding boxes overlap

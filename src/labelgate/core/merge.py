@@ -34,8 +34,12 @@ Per cluster, with ``members`` the number of annotators that drew it:
 - **masks**: when every member is an RLE mask of one size, a pixel is in the merged mask
   when *more than half* of the members cover it (with two members: their intersection);
   the box is then the voted mask's extent. Computed on run boundaries, never on pixels.
-- **polygons** are not merged by pixel vote yet: their clusters fall back to the merged
-  box (kind BOX); so do clusters that mix kinds or mask sizes.
+- **polygons**: when every member is a polygon, the merged polygon is the region that
+  *more than half* of the members cover (the same rule as masks, on exact geometry rather
+  than pixels: the union over every majority subset of the members' intersection; with two
+  members, their intersection), its parts' outer rings (holes are dropped: COCO polygons
+  have none); the box is its extent. A cluster whose majority region is empty, and one
+  that mixes kinds or mask sizes, falls back to the merged box (kind BOX).
 - **score** ``= label_agreement * shape_agreement``, with ``label_agreement = winning votes
   / members`` and ``shape_agreement`` the mean *box* IoU over all pairs of members (also
   for masks and keypoints). A
@@ -48,12 +52,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 import numpy as np
+import shapely
 
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, AttributeColumn, Kind, Source
+from labelgate.core.iou import polygon_geometry
 from labelgate.core.masks import rle_bbox
 from labelgate.core.matching import match
 from labelgate.core.pairs import box_iou_pairs
@@ -357,6 +364,65 @@ def _voted_masks(members: IntArray, live: Annotations, is_mask: BoolArray) -> Ra
     return Ragged(values.astype(np.int64), offsets)
 
 
+def _voted_polygons(members: IntArray, live: Annotations, is_polygon: BoolArray) -> Any:
+    """(c,) object array: for polygon clusters, the region covered by most members.
+
+    Clusters are grouped by member count ``n``; for each group, the union over every
+    ``n // 2 + 1``-subset of the members' intersection, computed element-wise with
+    shapely over the whole group (the loop runs over subsets of at most k annotators,
+    never over clusters).
+    """
+    c = len(members)
+    out = np.full(c, None, dtype=object)
+    clusters = np.flatnonzero(is_polygon)
+    present = members[clusters] >= 0
+    counts = present.sum(axis=1)
+    for n in np.unique(counts).tolist():
+        group = clusters[counts == n]
+        rows = members[group]
+        # compact each cluster's member rows to the first n columns
+        order = np.argsort(rows < 0, axis=1, kind="stable")
+        slots = np.take_along_axis(rows, order, axis=1)[:, :n]
+        geometry, _ = polygon_geometry(live, slots.reshape(-1))
+        geometry = geometry.reshape(len(group), n)
+        majority = n // 2 + 1
+        region = None
+        for subset in combinations(range(n), majority):
+            part = geometry[:, subset[0]]
+            for j in subset[1:]:
+                part = shapely.intersection(part, geometry[:, j])
+            region = part if region is None else shapely.union(region, part)
+        assert region is not None  # majority >= 1
+        out[group] = shapely.make_valid(region)
+    return out
+
+
+def _outer_rings(voted: Any, is_polygon: BoolArray, keep: IntArray) -> tuple[Ragged, IntArray]:
+    """Rings (outer boundaries of every polygon part) of the kept clusters, CSR by object."""
+    m = len(keep)
+    ring_offsets = np.zeros(m + 1, dtype=np.int64)
+    rows = np.flatnonzero(is_polygon)
+    if not len(rows):
+        return Ragged.empty(0, width=2), ring_offsets
+    geometry = voted[keep[rows]]
+    # keep the areal parts: an intersection can also leave lines and points
+    parts, owner = shapely.get_parts(geometry, return_index=True)
+    areal = shapely.get_type_id(parts) == 3  # Polygon
+    parts, owner = parts[areal], owner[areal]
+    exterior = shapely.get_exterior_ring(parts)
+    coords, ring = shapely.get_coordinates(exterior, return_index=True)
+    # shapely repeats the first point at the end of a ring: COCO polygons do not
+    last = np.ones(len(ring), dtype=bool)
+    last[:-1] = ring[1:] != ring[:-1]
+    coords, ring = coords[~last], ring[~last]
+    point_offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(ring, minlength=len(parts)), out=point_offsets[1:])
+    per_object = np.zeros(m, dtype=np.int64)
+    per_object[rows] = np.bincount(owner, minlength=len(rows))
+    np.cumsum(per_object, out=ring_offsets[1:])
+    return Ragged(coords.astype(np.float64), point_offsets), ring_offsets
+
+
 def merge(
     sets: Sequence[Annotations],
     *,
@@ -423,7 +489,9 @@ def merge(
     ]
     # boxes only (the usual case): concatenate the few columns used here, not every column
     # of every row (Annotations.concat re-validates the whole container)
-    geometry = any(bool(np.isin(p.kind, (Kind.KEYPOINTS, Kind.MASK)).any()) for p in parts)
+    geometry = any(
+        bool(np.isin(p.kind, (Kind.KEYPOINTS, Kind.MASK, Kind.POLYGON)).any()) for p in parts
+    )
     live = Annotations.concat(parts) if geometry else None
     bbox = np.concatenate([p.bbox for p in parts])
     class_id = np.concatenate([p.class_id for p in parts])
@@ -461,13 +529,26 @@ def merge(
     else:
         masks = Ragged.empty(c, dtype=np.int64)
     box = _median_boxes(members, bbox)
+    polygon_member = member_kind == Kind.POLYGON
+    is_polygon = (polygon_member | ~present).all(axis=1) & reached
+    if live is not None and is_polygon.any():
+        voted = _voted_polygons(members, live, is_polygon)
+        # an intersection can be a shared edge or point: no area, no polygon
+        is_polygon &= np.nan_to_num(shapely.area(voted)) > 0
+        box[is_polygon] = shapely.bounds(voted[is_polygon])
+    else:
+        voted = np.empty(c, dtype=object)
+        is_polygon = np.zeros(c, dtype=bool)
     mask_rows = np.flatnonzero(is_mask)
     if live is not None:
         box[mask_rows] = rle_bbox(masks.take(mask_rows), live.rle_size[any_member[mask_rows]])
     keep = np.flatnonzero(reached)
     m = len(keep)
-    kind = np.select([is_keypoints, is_mask], [Kind.KEYPOINTS, Kind.MASK], Kind.BOX)
+    kind = np.select(
+        [is_keypoints, is_mask, is_polygon], [Kind.KEYPOINTS, Kind.MASK, Kind.POLYGON], Kind.BOX
+    )
     kind = kind.astype(np.uint8)
+    rings, ring_offsets = _outer_rings(voted, is_polygon[keep], keep)
     rle_size = np.zeros((c, 2), dtype=parts[0].rle_size.dtype if parts else np.int64)
     if live is not None:
         rle_size[mask_rows] = np.take(live.rle_size, any_member[mask_rows], axis=0)
@@ -481,6 +562,8 @@ def merge(
         annotator_id=np.full(m, -1, dtype=np.int64),
         source=np.full(m, Source.MERGED, dtype=np.uint8),
         keypoints=keypoints.take(keep),
+        rings=rings,
+        ring_offsets=ring_offsets,
         rle_counts=masks.take(keep),
         rle_size=rle_size[keep],
         attributes={
