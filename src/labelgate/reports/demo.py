@@ -5,6 +5,9 @@ It writes, into one folder:
 - ``reference.json``, ``annotator_b.json``, ``predictions.json`` and ``formats/``: a
   generated data set, a second annotator and a model with known noise, and the reference
   round-tripped through every format (:func:`labelgate.formats.demo.run_demo`);
+- ``images/``: every image of the program rendered as a real JPEG file (class shapes on
+  textured street backgrounds, :mod:`labelgate.formats.render`), registered with its
+  sha256 and size;
 - ``labelgate.db``: a program run through all seven stages by simulated people
   (:mod:`labelgate.workflow.simulation`), every gate and audit event included;
 - ``report.json`` and ``report.html``: the delivery report of that program
@@ -13,6 +16,7 @@ It writes, into one folder:
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +53,7 @@ class ProgramDemo:
     report_html: Path
     seconds: float
     audit_ok: bool
+    images: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,6 +69,7 @@ class ProgramDemo:
             "database": str(self.database),
             "report_json": str(self.report_json),
             "report_html": str(self.report_html),
+            "images": str(self.images) if self.images is not None else None,
             "audit_ok": self.audit_ok,
             "formats": self.formats.to_dict(),
             "report": self.report,
@@ -89,10 +95,13 @@ def run_program_demo(
         database.with_name("labelgate.db-shm"),
     ):
         stale.unlink(missing_ok=True)  # run_demo refused a non-empty folder unless overwrite
+    image_root = out / "images"
+    if image_root.is_dir():
+        shutil.rmtree(image_root)  # an earlier demo's images, under the same overwrite
     db = Database(f"sqlite:///{database}")
     try:
         upgrade(db)
-        config = SimulationConfig(images=images, batches=2, seed=seed)
+        config = SimulationConfig(images=images, batches=2, seed=seed, image_root=image_root)
         result = run_simulation(db, demo_spec_text(), config, progress=progress)
         report = build_report(db, truth=result.truth)
         report["demo"] = {
@@ -118,4 +127,5 @@ def run_program_demo(
         report_html=report_html,
         seconds=time.perf_counter() - started,
         audit_ok=audit.ok,
+        images=image_root,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from labelgate.core.generate import SceneConfig, generate_dataset
 from labelgate.core.images import Images
 from labelgate.core.pairs import box_iou_matrix
 from labelgate.core.simulate import AnnotatorProfile, find_defects, simulate_labels
+from labelgate.formats.render import render_scenes, snap_to_pixels
 from labelgate.store.db import Database
 from labelgate.workflow.program import Program
 from labelgate.workflow.stages import Stage
@@ -63,6 +65,12 @@ class SimulationConfig:
         Safety stop for a batch that keeps waiting.
     seed
         Everything random derives from it.
+    image_root
+        ``None`` (default): images are registered by name only. A folder: every image
+        (gold, honeypot and production) is rendered there as a real file
+        (:func:`labelgate.formats.render.render_scenes`; refused when the folder is not
+        empty) and registered with its sha256 and size; the truth boxes are then snapped
+        to the pixel grid, so they are exactly the extents of the drawn shapes.
     """
 
     images: int = 200
@@ -84,6 +92,7 @@ class SimulationConfig:
     max_advances: int = 40
     seed: int = 0
     scenes: SceneConfig = field(default_factory=SceneConfig)
+    image_root: Path | None = None
 
 
 @dataclass(slots=True)
@@ -127,6 +136,8 @@ def run_simulation(
     rng = np.random.default_rng(config.seed)
     total = config.images + config.gold_images + config.honeypot_images
     truth = generate_dataset(total, config=config.scenes, seed=config.seed)
+    if config.image_root is not None:
+        truth = snap_to_pixels(truth)  # the truth is what the files show, to the pixel
     gold, honeypots, work = _split(truth, config)
     profiles = {p.name: p for p in config.annotators}
 
@@ -137,9 +148,13 @@ def run_simulation(
     prog.add_user(ADJUDICATOR, ["adjudicator"], actor=MANAGER)
     for profile in config.annotators:
         prog.add_user(profile.name, ["annotator"], cohort=profile.cohort, actor=MANAGER)
+    if config.image_root is not None:
+        render_scenes(truth, config.image_root, seed=config.seed)
+        prog.import_images(truth.images, actor=MANAGER, root=config.image_root)
     prog.import_gold(gold, actor=MANAGER)
     prog.import_gold(honeypots, purpose="honeypot", actor=MANAGER)
-    prog.import_images(work.images, actor=MANAGER)
+    if config.image_root is None:
+        prog.import_images(work.images, actor=MANAGER)
 
     qualifications: dict[str, dict[str, Any]] = {}
     for i, profile in enumerate(config.annotators):
