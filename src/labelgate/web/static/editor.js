@@ -38,6 +38,7 @@ const S = {
   prelabelLog: [], queue: [], sorted: null, frameTimes: [],
 };
 window.__editor = S; // for the browser tests and for debugging
+S.render = () => { renderBase(); renderOverlay(); };
 
 // --- geometry helpers ---------------------------------------------------------------------
 
@@ -335,11 +336,24 @@ function fit() {
   requestBase(); statusbar();
 }
 
-function zoomAt(sx, sy, factor) {
+function zoomAt(sx, sy, factor, settle = true) {
   const scale = Math.min(Math.max(S.view.scale * factor, 0.02), 40);
   const [ix, iy] = toImage(sx, sy);
   S.view = { scale, tx: sx - ix * scale, ty: sy - iy * scale };
-  requestBase(); statusbar();
+  if (settle) previewView(); else requestBase();
+  statusbar();
+}
+
+/** During a gesture the rendered base canvas is only moved and scaled by CSS (no redraw);
+ * one real render follows when the gesture settles (UX.md §4). */
+function previewView(settleMs = 150) {
+  const r = S.rendered;
+  if (!r) { requestBase(); return; }
+  const k = S.view.scale / r.scale;
+  base.style.transform = `matrix(${k}, 0, 0, ${k}, ${S.view.tx - r.tx * k}, ${S.view.ty - r.ty * k})`;
+  requestOverlay();
+  clearTimeout(S.settleTimer);
+  if (settleMs !== null) S.settleTimer = setTimeout(requestBase, settleMs);
 }
 
 function sortedObjects() {
@@ -411,6 +425,8 @@ function renderBase() {
   }
   bctx.globalAlpha = 1;
   bctx.setLineDash([]);
+  S.rendered = { ...S.view };
+  base.style.transform = "";
   S.frameTimes.push(performance.now() - t0);
   if (S.frameTimes.length > 600) S.frameTimes.splice(0, 300);
 }
@@ -653,7 +669,7 @@ function processMove() {
   if (S.pan) {
     S.view.tx = S.pan.tx + sx - S.pan.sx;
     S.view.ty = S.pan.ty + sy - S.pan.sy;
-    requestBase();
+    previewView(null);
     return;
   }
   if (S.drag) { dragTo(ix, iy); return; }
@@ -696,7 +712,7 @@ function dragTo(ix, iy) {
 overlay.addEventListener("pointerup", (event) => {
   const [sx, sy] = localPoint(event);
   const [ix, iy] = toImage(sx, sy);
-  if (S.pan) { S.pan = null; requestBase(); return; }
+  if (S.pan) { S.pan = null; clearTimeout(S.settleTimer); requestBase(); return; }
   if (S.drawing?.kind === "box" && S.drawing.pressed) {
     S.drawing.pressed = false;
     const [ax, ay] = S.drawing.screen;
@@ -867,7 +883,7 @@ document.addEventListener("keydown", (event) => {
     case "w": case "W": if (sel) { edit(() => { sel.truncated = !sel.truncated; }); announce(`truncated ${sel.truncated ? "on" : "off"}`); } break;
     case "i": case "I": if (sel) { showTab("attributes"); $("attr-track_id")?.focus(); event.preventDefault(); } break;
     case "z": fit(); break;
-    case "Z": { const r = stage.getBoundingClientRect(); zoomAt(r.width / 2, r.height / 2, 1 / S.view.scale); break; }
+    case "Z": { const r = stage.getBoundingClientRect(); zoomAt(r.width / 2, r.height / 2, 1 / S.view.scale, false); break; }
     case "h": if (sel) { S.hidden.has(sel.id) ? S.hidden.delete(sel.id) : S.hidden.add(sel.id); requestBase(); } break;
     case "H": S.hideAll = !S.hideAll; requestBase(); toast(S.hideAll ? "All objects hidden (Shift+H shows them)" : "All objects shown"); break;
     case "l": case "L": if (sel) { S.locked.has(sel.id) ? S.locked.delete(sel.id) : S.locked.add(sel.id); toast(S.locked.has(sel.id) ? "Locked" : "Unlocked"); } break;
