@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageChops
+from PIL import Image
 
 from labelgate.core._typing import FloatArray, IntArray, UInt8Array
 from labelgate.core.annotations import Kind
@@ -339,20 +339,24 @@ def _background(width: int, height: int, scene_type: str, rng: np.random.Generat
             small[roof : top_row + 1, left:right] = palette[rng.integers(len(palette))]
     if scene_type == "highway":  # dashed lane markings
         lane_rows = np.flatnonzero(y > horizon + 0.05)
-        for centre in (0.35, 0.65):
+        for centre in (0.2, 0.8):
             x_at = (0.5 + (centre - 0.5) * (y[lane_rows] - horizon) / (1 - horizon)) * gw
             dash = (np.arange(len(lane_rows)) // 3) % 2 == 0
             small[lane_rows[dash], np.clip(x_at[dash].astype(np.int64), 0, gw - 1)] = 235
     # low-frequency mottling, then scale up (bilinear) and add a fine grain; all of it
     # transposed, column by column, which is how the shapes are painted (see _paint)
-    coarse = rng.normal(0.0, 9.0, size=(-(-gh // 4) + 1, -(-gw // 4) + 1))
-    mottle = np.repeat(np.repeat(coarse, 4, axis=0), 4, axis=1)[:gh, :gw]
-    small = np.clip(small + mottle[:, :, None], 0, 255).astype(np.uint8)
+    coarse = rng.normal(128.0, 9.0, size=(-(-gh // 4) + 1, -(-gw // 4) + 1))
+    smooth = Image.fromarray(np.clip(coarse, 0, 255).astype(np.uint8)).resize(
+        (gw, gh), Image.Resampling.BILINEAR
+    )
+    mottle = np.asarray(smooth, dtype=np.float64) - 128.0
+    # headroom for the grain added below: 0..2 * _GRAIN on top never passes 255
+    small = np.clip(small + mottle[:, :, None] - _GRAIN, 0, 255 - 2 * _GRAIN).astype(np.uint8)
     small_t = np.ascontiguousarray(small.transpose(1, 0, 2))
     image = Image.fromarray(small_t).resize((height, width), Image.Resampling.BILINEAR)
-    # Pillow adds in C: a numpy int16 pass over a 1080p frame costs more than the rest
-    image = ImageChops.add(image, _grain(height, width), scale=1.0, offset=-_GRAIN)
     result: UInt8Array = np.array(image)
+    # in place on uint8 (no overflow, see the headroom above): no int16 copy of the frame
+    np.add(result, _grain(width, height), out=result)
     return result
 
 
@@ -360,12 +364,14 @@ _GRAIN = 6
 
 
 @functools.lru_cache(maxsize=8)
-def _grain(width: int, height: int) -> Image.Image:
-    """A fixed film grain, values 0..2 * _GRAIN, one per image size (cached)."""
-    rng = np.random.default_rng([width, height])
+def _grain(rows: int, columns: int) -> UInt8Array:
+    """A fixed film grain, (rows, columns, 3) values 0..2 * _GRAIN, one per size (cached)."""
+    rng = np.random.default_rng([rows, columns])
     tile = rng.integers(0, 2 * _GRAIN + 1, size=(128, 128, 3), dtype=np.uint8)
-    reps = (-(-height // 128), -(-width // 128), 1)
-    return Image.fromarray(np.ascontiguousarray(np.tile(tile, reps)[:height, :width]))
+    reps = (-(-rows // 128), -(-columns // 128), 1)
+    grain: UInt8Array = np.ascontiguousarray(np.tile(tile, reps)[:rows, :columns])
+    grain.setflags(write=False)
+    return grain
 
 
 def _image_rng(seed: int, image_id: int) -> np.random.Generator:
