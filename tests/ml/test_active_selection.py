@@ -149,3 +149,10 @@ def test_uncertainty_finds_model_errors_faster_than_random() -> None:
         "errors_found",
         "random_errors_found",
     ]
+
+
+def test_an_empty_pool_selects_nothing() -> None:
+    empty = Annotations.empty()
+    for strategy in ("uncertainty", "margin", "entropy", "diversity", "hybrid"):
+        assert select(empty, 5, strategy).tolist() == []
+    assert k_center_greedy(np.zeros((0, 3)), 4).tolist() == []

@@ -278,3 +278,23 @@ def test_found_errors_carry_the_injected_type(generated: Any) -> None:
         images = set(inj.image_id[inj.kind == kind].tolist())
         flagged = set(report.image_id[report.type == str(error_type)].tolist())
         assert len(images & flagged) >= floor * len(images), kind
+
+
+@pytest.mark.parametrize(
+    ("label_rows", "prediction_rows", "expected_errors"),
+    [
+        pytest.param(1, 0, [], id="labels, no predictions"),
+        pytest.param(0, 1, [(None, "overlooked")], id="predictions, no labels"),
+        pytest.param(0, 0, [], id="neither"),
+    ],
+)
+def test_empty_sides_still_score_every_image(
+    label_rows: int, prediction_rows: int, expected_errors: list[tuple[None, str]]
+) -> None:
+    ann = boxes([1], [1], [[0, 0, 5, 5]])[:label_rows]
+    labels = Dataset(ann, Images.create(id=[1, 2]), TAXONOMY)
+    pred = boxes([2], [1], [[0, 0, 5, 5]], score=[0.9])[:prediction_rows]
+    report = find_label_errors(labels, pred)
+    doc = report.to_dict()
+    assert [(e["annotation_id"], e["type"]) for e in doc["errors"]] == expected_errors
+    assert sorted(row["image_id"] for row in doc["images"]) == [1, 2]

@@ -365,8 +365,8 @@ def find_label_errors(
         A model's scored predictions on the same images (``score`` in [0, 1]), of the same
         taxonomy; NaN scores count as 0.
     thresholds
-        Per-class confidence thresholds (class id -> threshold), one for every class, or
-        None (default): confident learning's mean self-confidence per class
+        Per-class confidence thresholds (class id -> threshold), one number for every
+        class, or None (default): confident learning's mean self-confidence per class
         (:func:`confident_thresholds`); classes missing from a mapping get theirs too.
     iou_weight
         ``alpha`` of the similarity ``alpha IoU + (1 - alpha) exp(-d / s)``, ``d`` the
@@ -415,7 +415,7 @@ def find_label_errors(
     - duplicate: for two same-class labels ``a, b`` with ``IoU >= duplicate_iou``, the one
       with the weaker one-to-one match (confidence ``c``, 0 if unmatched; ties: the later
       row) scores ``IoU(a, b) (1 - min(c_a, c_b))``;
-    - attribute inconsistent(l) = ``c(p) sim(l, p)`` for the matched prediction ``p`` when
+    - attribute inconsistent(l) = ``c(p) IoU(l, p)`` for its one-to-one match ``p`` when
       an attribute present on both has different values.
 
     Each label is listed once, under its largest subscore.
@@ -488,7 +488,8 @@ def find_label_errors(
     sel = keep[mutual]
     near_sim, near_at = _best_per_group(rl[sel], sim[sel], n)
     near_pred = _owner(near_at, rp[sel])
-    badloc = np.where(near_pred >= 0, conf[np.maximum(near_pred, 0)] * (1.0 - near_sim), 0.0)
+    near_conf = np.append(conf, 0.0)[near_pred]  # -1 (no prediction) reads the 0 appended
+    badloc = np.where(near_pred >= 0, near_conf * (1.0 - near_sim), 0.0)
 
     # --- overlooked: confident predictions that no label (of any class) resembles; a
     # prediction overlapping the label it is the mutual best of is that label's badly
