@@ -360,3 +360,60 @@ def test_a_thousand_boxes_pan_within_the_frame_budget(browser: Any, site: Served
     assert not [t for t in long_tasks if t[1] > FRAME_MAX_MS], report
     assert nodes < 2000, report
     assert usable_ms < USABLE_MS * 3, report
+
+
+def test_prelabels_accept_reject_and_accept_all_then_undo_and_an_offline_save(
+    browser: Any, site: Served
+) -> None:
+    task = first_task(site, "ana")
+    boxes = [[10, 10, 60, 60], [100, 10, 160, 60], [200, 10, 260, 60], [300, 10, 360, 60]]
+    labels = Annotations.create(
+        id=[1, 2, 3, 4],
+        image_id=[0] * 4,
+        class_id=[1, 1, 2, 5],
+        bbox=boxes,
+        score=[0.9, 0.3, 0.8, 0.4],
+        source=np.full(4, 1, dtype=np.uint8),  # Source.PRELABEL
+    )
+    site.world.program.save("ana", task, labels, base_revision_id=None)
+    page = new_page(browser)
+    login(page, site.url, "ana", f"/annotate/{task}")
+    page.wait_for_selector("body[data-ready=true]")
+    assert [o["source"] for o in editor_objects(page)] == ["prelabel"] * 4
+    assert "4 pre-labels left" in page.inner_text("#prelabels")
+    page.keyboard.press("v")
+    page.mouse.click(*stage_point(page, 130, 35))  # #2, score 0.3
+    page.keyboard.press("x")
+    page.mouse.click(*stage_point(page, 330, 35))  # #4, score 0.4
+    page.keyboard.press("a")
+    page.keyboard.press("Shift+A")  # #1 and #3 (>= 0.5)
+    sources = {o["id"]: o["source"] for o in editor_objects(page)}
+    assert sources == {1: "human", 3: "human", 4: "human"}
+    assert "0 pre-labels left" in page.inner_text("#prelabels")
+    wait_saved(page)
+
+    # undo and redo every step
+    for _ in range(3):
+        page.keyboard.press("Control+z")
+    assert sorted(o["id"] for o in editor_objects(page)) == [1, 2, 3, 4]
+    assert all(o["source"] == "prelabel" for o in editor_objects(page))
+    for _ in range(3):
+        page.keyboard.press("Control+y")
+    assert {o["id"]: o["source"] for o in editor_objects(page)} == sources
+
+    # the network drops: edits are kept and saved once it is back
+    page.route("**/api/tasks/*/labels", lambda route: route.abort())
+    draw_box(page, 400, 200, 480, 260)
+    page.wait_for_selector("#save-pill.offline")
+    assert "Offline, 1 kept" in page.inner_text("#save-pill")
+    page.unroute("**/api/tasks/*/labels")
+    wait_saved(page)
+    stored = site.world.program.task_labels("ana", task)
+    assert sorted(stored.id.tolist()) == [1, 3, 4, 5]
+    assert page.errors == []
+
+    # dark theme at 1366 x 768: the canvas stays at least 900 px wide, nothing scrolls sideways
+    page.click("#topbar button:has-text('Dark')")
+    page.screenshot(path=str(SHOTS / "editor-dark.png"))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    assert page.locator("#stage").bounding_box()["width"] >= 900

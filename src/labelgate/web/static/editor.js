@@ -161,11 +161,23 @@ function clearJournal() { localStorage.removeItem(journalKey()); }
 
 // --- saving -------------------------------------------------------------------------------
 
+/** Objects added, changed or deleted since the server's last acknowledgement. */
+function pendingObjects(objects = serialize()) {
+  let count = 0;
+  const ids = new Set();
+  for (const o of objects) {
+    ids.add(o.id);
+    if (S.baseline.get(o.id) !== JSON.stringify(o)) count += 1;
+  }
+  for (const id of S.baseline.keys()) if (!ids.has(id)) count += 1;
+  return count;
+}
+
 function pill() {
   const node = $("save-pill");
   if (!node) return;
   let text; let cls;
-  const pending = S.dirty - S.saved;
+  const pending = S.offline ? pendingObjects() : S.dirty - S.saved;
   if (S.conflict) { text = "Conflict"; cls = "conflict"; }
   else if (S.offline) { text = `Offline, ${pending} kept`; cls = "offline"; }
   else if (S.saving || pending > 0) { text = "Saving…"; cls = "saving"; }
@@ -181,8 +193,13 @@ async function save() {
   S.saving = true;
   pill();
   const version = S.dirty;
-  if (S.saveKeyFor !== version) { S.saveKey = crypto.randomUUID(); S.saveKeyFor = version; }
   const objects = serialize();
+  if (S.revisionId !== null && pendingObjects(objects) === 0) {
+    // undone back to what the server holds: no new revision for nothing
+    S.saved = version; S.saving = false; clearJournal(); pill();
+    return true;
+  }
+  if (S.saveKeyFor !== version) { S.saveKey = crypto.randomUUID(); S.saveKeyFor = version; }
   try {
     const result = await api(`/api/tasks/${TASK_ID}/labels`, {
       method: "PUT", headers: { "Idempotency-Key": S.saveKey },
