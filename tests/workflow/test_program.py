@@ -430,3 +430,24 @@ def test_gold_answers_must_use_the_spec_classes(program: Program) -> None:
     taxonomy = Taxonomy((*gold.taxonomy.classes, ClassInfo(99, "unicorn")))
     with pytest.raises(WorkflowError, match=r"class id\(s\) \[99\]"):
         program.import_gold(Dataset(bad, gold.images, taxonomy), actor=MANAGER)
+
+
+def test_batch_names_are_unique_and_qualification_does_not_cross_projects(db: Database) -> None:
+    first = Program.create(db, _spec_text())
+    first.add_user(MANAGER, ["manager"], actor="labelgate")
+    gold = _renamed(generate_dataset(12, seed=2), "gold", 500)
+    first.import_gold(gold, actor=MANAGER)
+    for user in ("ana", "bo"):
+        assert first.qualify(user, gold.annotations.replace(attributes={}), actor=MANAGER).passed
+    work = _renamed(generate_dataset(2, seed=3), "w", 1)
+    first.import_images(work.images, actor=MANAGER)
+    first.create_batch("b", [1], actor=MANAGER)
+    with pytest.raises(WorkflowError, match="already has a batch named 'b'"):
+        first.create_batch("b", [2], actor=MANAGER)
+
+    # a second program with the same taxonomy: ana and bo passed the first one's gold set only
+    second = Program.create(db, _spec_text().replace('name = "street-scenes"', 'name = "other"'))
+    second.import_images(work.images, actor=MANAGER)
+    batch = second.create_batch("b", actor=MANAGER)
+    second.advance(batch, actor=MANAGER)
+    assert second.advance(batch, actor=MANAGER).value == 0.0

@@ -501,6 +501,11 @@ class Program:
         """Annotators qualified for a batch: passed a gold set under the same taxonomy."""
         spec_row = s.get(SpecVersionRow, batch.spec_version_id)
         assert spec_row is not None  # foreign key
+        # this project's gold sets only: another program with the same taxonomy had other
+        # gold images and another guideline
+        in_project = QualificationRow.spec_version_id.in_(
+            select(SpecVersionRow.id).where(SpecVersionRow.project_id == self.project_id)
+        )
         rows = s.execute(
             select(UserRow.id, UserRow.name)
             .join(QualificationRow, QualificationRow.user_id == UserRow.id)
@@ -508,6 +513,7 @@ class Program:
                 QualificationRow.taxonomy_digest == spec_row.taxonomy_digest,
                 QualificationRow.passed.is_(True),
                 UserRow.active.is_(True),
+                in_project,
             )
             .distinct()
         ).all()
@@ -515,7 +521,7 @@ class Program:
         latest = dict(
             s.execute(
                 select(QualificationRow.user_id, QualificationRow.passed)
-                .where(QualificationRow.taxonomy_digest == spec_row.taxonomy_digest)
+                .where(QualificationRow.taxonomy_digest == spec_row.taxonomy_digest, in_project)
                 .order_by(QualificationRow.id)
             ).all()
         )
@@ -531,6 +537,13 @@ class Program:
         """
         with self.db.session() as s:
             self._require_role(s, actor, MANAGERS)
+            taken_name = s.execute(
+                select(BatchRow.id).where(
+                    BatchRow.project_id == self.project_id, BatchRow.name == name
+                )
+            ).first()
+            if taken_name is not None:
+                raise WorkflowError(f"project {self.name!r} already has a batch named {name!r}")
             store_ids, images = image_table(s, self.project_id)
             if image_ids is None:
                 taken = set(s.execute(select(BatchItemRow.image_id)).scalars())
@@ -1061,7 +1074,8 @@ class Program:
             if row is None or row.status != "open":
                 raise WorkflowError(f"no open adjudication {adjudication_id}")
             batch = s.get(BatchRow, row.batch_id)
-            assert batch is not None and batch.project_id == self.project_id
+            if batch is None or batch.project_id != self.project_id:
+                raise WorkflowError(f"no open adjudication {adjudication_id}")
             item = s.get(BatchItemRow, (row.batch_id, row.image_id))
             assert item is not None and item.final_revision_id is not None
             if keep:
