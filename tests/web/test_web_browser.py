@@ -417,3 +417,60 @@ def test_prelabels_accept_reject_and_accept_all_then_undo_and_an_offline_save(
     page.screenshot(path=str(SHOTS / "editor-dark.png"))
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
     assert page.locator("#stage").bounding_box()["width"] >= 900
+
+
+POSE_CLASS = """
+[[classes]]
+id = 13
+name = "pose"
+kind = "keypoints"
+keypoints = ["head", "left hand", "right hand"]
+skeleton = [[1, 2], [1, 3]]
+"""
+
+
+def test_keypoints_follow_the_spec_skeleton_and_a_crossed_polygon_blocks_submit(
+    browser: Any, site: Served
+) -> None:
+    from api_world import MANAGER, spec_text
+
+    site.world.program.update_spec(spec_text() + POSE_CLASS, actor=MANAGER)
+    task = first_task(site, "ana")
+    page = new_page(browser)
+    login(page, site.url, "ana", f"/annotate/{task}")
+    page.wait_for_selector("body[data-ready=true]")
+
+    page.click('#classes button[data-class="13"]')
+    page.keyboard.press("k")
+    page.mouse.click(*stage_point(page, 100, 50))  # head, visible
+    page.keyboard.down("Shift")
+    page.mouse.click(*stage_point(page, 70, 120))  # left hand, occluded
+    page.keyboard.up("Shift")
+    page.mouse.move(*stage_point(page, 140, 120))
+    page.screenshot(path=str(SHOTS / "keypoints.png"))
+    page.keyboard.press("Backspace")  # right hand absent: the skeleton is complete
+    [pose] = editor_objects(page)
+    assert pose["kind"] == "keypoints" and pose["class_id"] == 13
+    assert [k[2] for k in pose["keypoints"]] == [2, 1, 0]
+
+    # polygon: Backspace drops the last point, Esc cancels the whole shape
+    page.click('#classes button[data-class="1"]')
+    page.keyboard.press("p")
+    for x, y in [(300, 50), (360, 60), (350, 120)]:
+        page.mouse.click(*stage_point(page, x, y))
+    page.keyboard.press("Backspace")
+    assert page.evaluate("window.__editor.drawing.points.length") == 2
+    page.keyboard.press("Escape")
+    assert page.evaluate("window.__editor.drawing") is None
+    assert len(editor_objects(page)) == 1
+    # a bow tie crosses itself: drawn red, and submitting names it
+    draw_polygon(page, [(300, 200), (400, 300), (400, 200), (300, 300)])
+    assert len(editor_objects(page)) == 2
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#banner .banner")
+    assert "car #2 (self-intersecting" in page.inner_text("#banner")
+    page.screenshot(path=str(SHOTS / "polygon-invalid.png"))
+    wait_saved(page)
+    stored = site.world.program.task_labels("ana", task)
+    assert sorted(stored.class_id.tolist()) == [1, 13]
+    assert page.errors == []

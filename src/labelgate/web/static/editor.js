@@ -482,8 +482,9 @@ function renderOverlay() {
   if (hover && hover.id !== S.selected && hover.bbox) outline(hover, "rgba(255,255,255,.9)", 2);
   const sel = S.byId.get(S.selected);
   if (sel && sel.bbox && visible(sel)) {
+    const invalid = sel.kind === "polygon" && sel.polygon.some(invalidRing);
     outline(sel, "#ffffff", 3);
-    outline(sel, colorOf(sel.class_id), 1.5);
+    outline(sel, invalid ? "#ff3b30" : colorOf(sel.class_id), 1.5);
     octx.fillStyle = "#fff"; octx.strokeStyle = "#111"; octx.lineWidth = 1;
     const points = sel.kind === "box" ? handlesOf(sel.bbox).map(([, x, y]) => [x, y])
       : sel.kind === "polygon" ? sel.polygon[0] : sel.keypoints.filter((k) => k[2] > 0);
@@ -800,7 +801,9 @@ function setClass(classId) {
   S.classId = classId;
   for (const button of $("classes").querySelectorAll("button")) button.setAttribute("aria-pressed", String(Number(button.dataset.class) === classId));
   const sel = S.byId.get(S.selected);
-  if (sel && sel.class_id !== classId && sel.kind !== "tag") {
+  // with the select tool a class key relabels the selection; with a drawing tool it only
+  // picks the class of the next shape (the last drawn one stays what it was)
+  if (sel && S.tool === "select" && sel.class_id !== classId && sel.kind !== "tag") {
     edit(() => { sel.class_id = classId; });
     announce(`class changed to ${className(classId)}`);
   }
