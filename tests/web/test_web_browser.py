@@ -243,7 +243,13 @@ def test_a_reviewer_rejects_an_object_with_a_defect_type(browser: Any, site: Ser
     assert "ana" not in page.content() and "bo " not in page.inner_text("body")
     page.screenshot(path=str(SHOTS / "review-overlay.png"))
     page.keyboard.press("o")
+    stage = page.locator("#stage").bounding_box()
+    page.mouse.move(stage["x"] + 40, stage["y"] + stage["height"] / 2 - 80)
+    fit = page.evaluate("window.__review.view.scale")
+    page.mouse.wheel(0, -600)  # zooms both halves together
+    page.wait_for_timeout(100)
     page.screenshot(path=str(SHOTS / "review-sbs.png"))
+    assert page.evaluate("window.__review.view.scale") > 2 * fit
 
     rows.nth(1).click()  # A#2, the person bo did not draw
     page.select_option("#defect-type", "extra")

@@ -68,7 +68,7 @@ function renderDetail() {
     el("h2", {}, `Task #${TASK_ID}`),
     el("p", {}, c.twin_task_id ? `Blind twin: task #${c.twin_task_id} (B, dashed)` : "Single-annotated item: A only"),
     c.consensus ? el("p", {}, `Consensus: ${c.consensus.merged} merged, ${c.consensus.disputed} disputed`) : null,
-    el("p", { class: "muted" }, "Names are hidden. O: overlay / side by side; [ ]: A or B only; J/K: next/previous disagreement; A: accept; Shift+A: accept all pairs ≥ tier with equal attributes; 1–8: defect."),
+    el("p", { class: "muted" }, "Names are hidden. Wheel zooms, drag pans, Z fits (both halves in sync). O: overlay / side by side; [ ]: A or B only; J/K: next/previous disagreement; A: accept; Shift+A: accept all pairs ≥ tier with equal attributes; 1–8: defect."),
   ];
   if (row) {
     const obj = row.a || row.b;
@@ -127,8 +127,13 @@ function draw() {
   const width = side ? rect.width / 2 : rect.width;
   canvases[1].hidden = !side;
   canvases[1].style.left = `${width}px`;
-  const scale = Math.min(width / R.ctx.width, rect.height / R.ctx.height) * 0.96;
-  const tx = (width - R.ctx.width * scale) / 2; const ty = (rect.height - R.ctx.height * scale) / 2;
+  canvases[1].style.borderLeft = "2px solid #ffffff";
+  if (!R.view || R.view.width !== width) {
+    const fit = Math.min(width / R.ctx.width, rect.height / R.ctx.height) * 0.96;
+    R.view = { width, scale: fit, tx: (width - R.ctx.width * fit) / 2, ty: (rect.height - R.ctx.height * fit) / 2 };
+  }
+  // one view for both halves: zoom and pan stay in sync side by side
+  const { scale, tx, ty } = R.view;
   const row = R.rows[R.selected];
   const sets = side ? [["a"], ["b"]] : [R.only ? [R.only] : ["a", "b"]];
   sets.forEach((which, n) => {
@@ -178,11 +183,35 @@ document.addEventListener("keydown", (event) => {
     case "k": case "K": step(-1); break;
     case "ArrowDown": select(R.selected + 1); event.preventDefault(); break;
     case "ArrowUp": select(R.selected - 1); event.preventDefault(); break;
-    case "o": case "O": R.mode = R.mode === "overlay" ? "side" : "overlay"; R.only = null; draw(); break;
+    case "o": case "O": R.mode = R.mode === "overlay" ? "side" : "overlay"; R.only = null; R.view = null; draw(); break;
+    case "z": R.view = null; draw(); break;
     case "[": R.mode = "overlay"; R.only = R.only === "a" ? null : "a"; draw(); break;
     case "]": R.mode = "overlay"; R.only = R.only === "b" ? null : "b"; draw(); break;
     default:
   }
+});
+
+function stagePoint(event) {
+  const rect = $("stage").getBoundingClientRect();
+  const x = event.clientX - rect.left;
+  return [R.mode === "side" && x > R.view.width ? x - R.view.width : x, event.clientY - rect.top];
+}
+
+$("stage").addEventListener("wheel", (event) => {
+  event.preventDefault();
+  const [sx, sy] = stagePoint(event);
+  const v = R.view;
+  const scale = Math.min(Math.max(v.scale * Math.exp(-event.deltaY * 0.0015), 0.02), 40);
+  const ix = (sx - v.tx) / v.scale; const iy = (sy - v.ty) / v.scale;
+  R.view = { ...v, scale, tx: sx - ix * scale, ty: sy - iy * scale };
+  requestAnimationFrame(draw);
+}, { passive: false });
+$("stage").addEventListener("pointerdown", (event) => {
+  const start = [event.clientX, event.clientY, R.view.tx, R.view.ty];
+  const move = (e) => { R.view = { ...R.view, tx: start[2] + e.clientX - start[0], ty: start[3] + e.clientY - start[1] }; requestAnimationFrame(draw); };
+  const up = () => { window.removeEventListener("pointermove", move); window.removeEventListener("pointerup", up); };
+  window.addEventListener("pointermove", move);
+  window.addEventListener("pointerup", up);
 });
 
 async function main() {
