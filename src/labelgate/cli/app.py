@@ -272,8 +272,9 @@ def demo(
         _render_demo(result.formats)
         _render_program(result.report)
         console.print(
-            f"wrote {result.database}, {result.report_json} and {result.report_html} "
-            f"in {result.seconds:.1f} s; audit chain {'intact' if result.audit_ok else 'BROKEN'}",
+            f"wrote {result.database}, {result.report_json}, {result.report_html} and the "
+            f"rendered images in {result.images}/ in {result.seconds:.1f} s; audit chain "
+            f"{'intact' if result.audit_ok else 'BROKEN'}",
             highlight=False,
         )
     if not result.ok:
