@@ -35,7 +35,7 @@ const S = {
   undo: [], redo: [], clipboard: null,
   dirty: 0, saved: 0, saving: false, saveTimer: 0, saveKey: null, saveKeyFor: -1,
   conflict: null, offline: false, savedAt: null, error: null,
-  prelabelLog: [], queue: [], sorted: null, frameTimes: [],
+  prelabelLog: [], queue: [], sorted: null, frameTimes: [], inputTimes: [],
 };
 window.__editor = S; // for the browser tests and for debugging
 S.render = () => { renderBase(); renderOverlay(); };
@@ -446,6 +446,7 @@ function renderBase() {
   base.style.transform = "";
   S.frameTimes.push(performance.now() - t0);
   if (S.frameTimes.length > 600) S.frameTimes.splice(0, 300);
+  if (S.inputTimes.length > 600) S.inputTimes.splice(0, 300);
 }
 
 function handlesOf(bbox) {
@@ -631,6 +632,11 @@ overlay.addEventListener("wheel", (event) => {
 }, { passive: false });
 
 overlay.addEventListener("pointerdown", (event) => {
+  const t0 = performance.now();
+  try { pointerDown(event); } finally { S.inputTimes.push(performance.now() - t0); }
+});
+
+function pointerDown(event) {
   overlay.focus({ preventScroll: true });
   const [sx, sy] = localPoint(event);
   const [ix, iy] = toImage(sx, sy);
@@ -670,7 +676,7 @@ overlay.addEventListener("pointerdown", (event) => {
     }
   }
   requestOverlay();
-});
+}
 
 let pendingMove = null;
 overlay.addEventListener("pointermove", (event) => {
@@ -680,6 +686,11 @@ overlay.addEventListener("pointermove", (event) => {
 });
 
 function processMove() {
+  const t0 = performance.now();
+  try { moveTo(); } finally { S.inputTimes.push(performance.now() - t0); }
+}
+
+function moveTo() {
   const { point } = pendingMove; pendingMove = null;
   const [sx, sy] = point;
   S.cursor = point;
