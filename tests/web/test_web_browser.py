@@ -502,3 +502,37 @@ def test_keypoints_follow_the_spec_skeleton_and_a_crossed_polygon_blocks_submit(
     stored = site.world.program.task_labels("ana", task)
     assert sorted(stored.class_id.tolist()) == [1, 13]
     assert page.errors == []
+
+
+def test_edits_kept_offline_survive_a_reload_after_another_save_and_merge(
+    browser: Any, site: Served
+) -> None:
+    task = first_task(site, "ana")
+    page = new_page(browser)
+    login(page, site.url, "ana", f"/annotate/{task}")
+    page.wait_for_selector("body[data-ready=true]")
+    draw_box(page, 20, 20, 120, 120)
+    wait_saved(page)
+    page.route("**/api/tasks/*/labels", lambda route: route.abort())
+    draw_box(page, 300, 100, 400, 200)
+    page.wait_for_selector("#save-pill.offline")
+    # meanwhile another session saves on top of the acknowledged revision
+    head = page.evaluate("window.__editor.revisionId")
+    theirs = site.world.program.task_labels("ana", task)
+    theirs = Annotations.concat(
+        [
+            theirs,
+            Annotations.create(id=[9], image_id=[0], class_id=[2], bbox=[[200, 300, 260, 380]]),
+        ]
+    )
+    site.world.program.save("ana", task, theirs, base_revision_id=head)
+    page.unroute("**/api/tasks/*/labels")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#conflict-merge")
+    assert "edits kept in this browser" in page.inner_text("#banner")
+    page.click("#conflict-merge")
+    wait_saved(page)
+    stored = site.world.program.task_labels("ana", task)
+    assert sorted(stored.bbox[:, 0].round().tolist()) == [20, 200, 300]
+    assert page.errors == []

@@ -154,7 +154,9 @@ function restore(from, to) {
 const journalKey = () => `labelgate.journal.${TASK_ID}`;
 function journal() {
   try {
-    localStorage.setItem(journalKey(), JSON.stringify({ base: S.revisionId, objects: S.objects, at: Date.now() }));
+    localStorage.setItem(journalKey(), JSON.stringify({
+      base: S.revisionId, baseline: [...S.baseline], objects: S.objects, at: Date.now(),
+    }));
   } catch { /* storage full: the server copy still counts */ }
 }
 function clearJournal() { localStorage.removeItem(journalKey()); }
@@ -1216,6 +1218,26 @@ function buildChrome() {
     el("form", { method: "dialog" }, el("button", { class: "primary" }, "Close")));
 }
 
+/** Edits journaled in this browser that the server never acknowledged come back: on the
+ * same revision as they are; on an older one as a conflict to merge (nothing is lost). */
+function restoreJournal(serverRevision) {
+  const kept = JSON.parse(localStorage.getItem(journalKey()) || "null");
+  if (!kept || JSON.stringify(kept.objects.map(normalize)) === JSON.stringify(S.objects)) { clearJournal(); return; }
+  if (kept.base === serverRevision) {
+    setObjects(kept.objects);
+    toast("Restored unsaved edits from this browser");
+    changed();
+    return;
+  }
+  S.baseline = new Map(kept.baseline || []);
+  setObjects(kept.objects);
+  S.revisionId = kept.base;
+  S.dirty += 1;
+  S.conflict = { detail: `edits kept in this browser were made on revision ${kept.base}; the task is now at revision ${serverRevision}` };
+  showConflict(S.conflict);
+  refreshPanels(); requestBase(); pill();
+}
+
 async function main() {
   const me = await topbar("Annotate", el("span", { id: "save-pill", class: "pill saved", role: "status" }, "Saved"));
   void me;
@@ -1238,19 +1260,11 @@ async function main() {
   setObjects(labels.objects);
   S.revisionId = labels.revision_id;
   S.baseline = new Map(serialize().map((o) => [o.id, JSON.stringify(o)]));
-  // a journal newer than the server's head: edits that never got an ack survive a reload
-  const kept = JSON.parse(localStorage.getItem(journalKey()) || "null");
-  if (kept && kept.base === S.revisionId && JSON.stringify(kept.objects.map(normalize)) !== JSON.stringify(S.objects)) {
-    setObjects(kept.objects);
-    toast("Restored unsaved edits from this browser");
-    changed();
-  } else if (kept && kept.base !== S.revisionId) {
-    localStorage.removeItem(journalKey());
-  }
   if (S.task.status === "submitted") banner("This task is submitted: edits are refused by the server.");
   buildChrome();
   setTool("box");
   setClass(S.classId);
+  restoreJournal(labels.revision_id);
   new ResizeObserver(() => { resize(); }).observe(stage);
   resize();
   fit();
