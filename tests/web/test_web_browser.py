@@ -74,6 +74,8 @@ def site_on_each_db(db: Database, tmp_path: Path) -> Iterator[Served]:
 
 def new_page(browser: Any, width: int = 1366, height: int = 768) -> Any:
     context = browser.new_context(viewport={"width": width, "height": height})
+    # autosave 200 ms after the last edit instead of 1 s: the same path, a shorter wait
+    context.add_init_script("window.__labelgateSaveDelayMs = 200;")
     page = context.new_page()
     page.set_default_timeout(10_000)
     errors: list[str] = []

@@ -14,7 +14,8 @@ const HANDLE = 5;            // handle half-size, screen px
 const SNAP = 8;              // polygon closing snap, screen px
 const MIN_SIZE = 4;          // smallest box, image px (spec default)
 const UNDO_LIMIT = 100;
-const SAVE_DELAY_MS = 1000;
+// UX.md: 1 s after the last edit; the browser tests shorten it through an init script
+const SAVE_DELAY_MS = Number(window.__labelgateSaveDelayMs ?? 1000);
 const ROW_HEIGHT = 24;
 
 const $ = (id) => document.getElementById(id);
@@ -123,6 +124,7 @@ const snapshot = () => JSON.stringify(S.objects);
 
 /** Record the state before an edit (undo), then apply it. */
 function edit(change, { quiet = false } = {}) {
+  if (S.readOnly) { toast("This task is submitted: read only"); return; }
   S.undo.push(snapshot());
   if (S.undo.length > UNDO_LIMIT) S.undo.shift();
   S.redo = [];
@@ -650,6 +652,7 @@ function pointerDown(event) {
     return;
   }
   if (event.button !== 0) return;
+  if (S.readOnly && S.tool !== "select") { toast("This task is submitted: read only"); return; }
   overlay.setPointerCapture(event.pointerId);
   if (S.tool === "box") {
     if (S.drawing?.kind === "box") finishBox(S.drawing.start, [ix, iy]);
@@ -668,11 +671,11 @@ function pointerDown(event) {
     keypointStep([clampX(ix), clampY(iy), event.shiftKey ? 1 : 2]);
   } else {
     const handle = handleAt(sx, sy);
-    if (handle) { S.drag = { ...handle, start: [ix, iy], before: null }; }
+    if (handle && !S.readOnly) { S.drag = { ...handle, start: [ix, iy], before: null }; }
     else {
       const hit = hitTest(ix, iy);
       S.selected = hit ? hit.id : null;
-      if (hit && !S.locked.has(hit.id)) S.drag = { move: true, start: [ix, iy], before: null };
+      if (hit && !S.locked.has(hit.id) && !S.readOnly) S.drag = { move: true, start: [ix, iy], before: null };
       refreshPanels();
       if (hit && hit.kind !== "tag") $("tab-attributes").click();
     }
@@ -1222,6 +1225,7 @@ function buildChrome() {
  * same revision as they are; on an older one as a conflict to merge (nothing is lost). */
 function restoreJournal(serverRevision) {
   const kept = JSON.parse(localStorage.getItem(journalKey()) || "null");
+  if (S.readOnly) { clearJournal(); return; }
   if (!kept || JSON.stringify(kept.objects.map(normalize)) === JSON.stringify(S.objects)) { clearJournal(); return; }
   if (kept.base === serverRevision) {
     setObjects(kept.objects);
@@ -1260,9 +1264,10 @@ async function main() {
   setObjects(labels.objects);
   S.revisionId = labels.revision_id;
   S.baseline = new Map(serialize().map((o) => [o.id, JSON.stringify(o)]));
-  if (S.task.status === "submitted") banner("This task is submitted: edits are refused by the server.");
+  S.readOnly = S.task.status === "submitted";
+  if (S.readOnly) banner("This task is submitted: you can look, not edit.");
   buildChrome();
-  setTool("box");
+  setTool(S.readOnly ? "select" : "box");
   setClass(S.classId);
   restoreJournal(labels.revision_id);
   new ResizeObserver(() => { resize(); }).observe(stage);
