@@ -538,3 +538,26 @@ def test_edits_kept_offline_survive_a_reload_after_another_save_and_merge(
     stored = site.world.program.task_labels("ana", task)
     assert sorted(stored.bbox[:, 0].round().tolist()) == [20, 200, 300]
     assert page.errors == []
+
+
+def test_a_missing_required_attribute_blocks_submit_and_the_message_selects_the_object(
+    browser: Any, site: Served
+) -> None:
+    task = first_task(site, "ana")
+    labels = Annotations.create(
+        id=[1, 2], image_id=[0, 0], class_id=[1, 4], bbox=[[10, 10, 60, 60], [100, 100, 120, 150]]
+    )
+    site.world.program.save("ana", task, labels, base_revision_id=None)
+    page = new_page(browser)
+    login(page, site.url, "ana", f"/annotate/{task}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#banner button")
+    assert "traffic light #2 (light_state)" in page.inner_text("#banner")
+    page.click("#banner button")
+    assert page.evaluate("window.__editor.selected") == 2
+    page.select_option("#attr-light_state", "red")
+    wait_saved(page)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url("**/queue")
+    assert site.world.program.my_tasks("ana", status="submitted")[0].task_id == task
