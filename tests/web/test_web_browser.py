@@ -412,9 +412,14 @@ def test_prelabels_accept_reject_and_accept_all_then_undo_and_an_offline_save(
     assert [o["source"] for o in editor_objects(page)] == ["prelabel"] * 4
     assert "4 pre-labels left" in page.inner_text("#prelabels")
     page.keyboard.press("v")
+    # each key acts on the selection: wait for the click to have selected its object (a key
+    # pressed before the pointer handler ran would act on the previous selection)
     page.mouse.click(*stage_point(page, 130, 35))  # #2, score 0.3
+    page.wait_for_function("window.__editor.selected === 2")
     page.keyboard.press("x")
+    page.wait_for_function("!window.__editor.byId.has(2)")
     page.mouse.click(*stage_point(page, 330, 35))  # #4, score 0.4
+    page.wait_for_function("window.__editor.selected === 4")
     page.keyboard.press("a")
     page.keyboard.press("Shift+A")  # #1 and #3 (>= 0.5)
     sources = {o["id"]: o["source"] for o in editor_objects(page)}

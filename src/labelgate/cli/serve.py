@@ -38,6 +38,7 @@ def serve_command(
 
     from labelgate.api import ApiSettings, create_app
     from labelgate.store.db import current_revision, head_revision
+    from labelgate.web import mount
 
     database = open_database(db_url, must_exist=True, as_json=False)
     if current_revision(database) != head_revision(database):
@@ -50,8 +51,10 @@ def serve_command(
         )
     settings = ApiSettings(data_dir=data_dir, secure_cookies=secure_cookies)
     app = create_app(database, settings=settings)
+    mount(app)  # the pages: login, queue, editor, review, dashboards
     console.print(
-        f"labelgate API on http://{host}:{port} (database {display_url(database)})",
+        f"labelgate on http://{host}:{port}: pages at /, API at /api "
+        f"(database {display_url(database)})",
         highlight=False,
     )
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
