@@ -1371,13 +1371,16 @@ class Program:
             "advanced" if passed else "waiting",
         )
 
-    def _cycle_tasks(self, s: Session, row: BatchRow) -> list[TaskRow]:
+    def _cycle_tasks(
+        self, s: Session, row: BatchRow, purposes: Sequence[str] = PRODUCTION_PURPOSES
+    ) -> list[TaskRow]:
+        """The batch's tasks of the current cycle with these purposes."""
         return list(
             s.execute(
                 select(TaskRow).where(
                     TaskRow.batch_id == row.id,
                     TaskRow.cycle == row.rework_cycle,
-                    TaskRow.purpose.in_(PRODUCTION_PURPOSES),
+                    TaskRow.purpose.in_(purposes),
                 )
             ).scalars()
         )
@@ -1465,15 +1468,7 @@ class Program:
 
     def _work_tasks(self, s: Session, row: BatchRow) -> list[TaskRow]:
         """The production/rework tasks of the current cycle (the labels under review)."""
-        return list(
-            s.execute(
-                select(TaskRow).where(
-                    TaskRow.batch_id == row.id,
-                    TaskRow.cycle == row.rework_cycle,
-                    TaskRow.purpose.in_(WORK_PURPOSES),
-                )
-            ).scalars()
-        )
+        return self._cycle_tasks(s, row, WORK_PURPOSES)
 
     def _gate_review(
         self, s: Session, row: BatchRow, spec: ProgramSpec, spec_row: SpecVersionRow
