@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.iou import pair_iou
@@ -20,7 +19,6 @@ from labelgate.core.matching import match
 from labelgate.core.merge import merge
 from labelgate.errors import PermissionDenied
 from labelgate.store.db import Database
-from labelgate.store.models import ImageRow, TaskRow
 from labelgate.workflow.auth import Principal
 from labelgate.workflow.program import Program
 from labelgate.workflow.queries import task_project
@@ -29,28 +27,6 @@ __all__ = ["PAIRING_IOU", "review_pair"]
 
 #: pairs are shown from this IoU up, so that boxes looser than their tier show as pairs
 PAIRING_IOU = 0.1
-
-
-def _twin(db: Database, task_id: int) -> tuple[int | None, int, int]:
-    """The other work task on the same item and cycle (a blind double), and image size."""
-    with db.session() as s:
-        task = s.get(TaskRow, task_id)
-        assert task is not None  # review_labels found it
-        image = s.get(ImageRow, task.image_id)
-        assert image is not None  # foreign key
-        twin = s.execute(
-            select(TaskRow.id)
-            .where(
-                TaskRow.batch_id == task.batch_id,
-                TaskRow.image_id == task.image_id,
-                TaskRow.cycle == task.cycle,
-                TaskRow.purpose == task.purpose,
-                TaskRow.id != task.id,
-            )
-            .order_by(TaskRow.id)
-            .limit(1)
-        ).scalar()
-        return twin, image.width, image.height
 
 
 def _attribute_diff(a: Annotations, row_a: int, b: Annotations, row_b: int) -> list[str]:
@@ -85,7 +61,7 @@ def review_pair(db: Database, me: Principal, task_id: int) -> dict[str, Any]:
     program = Program(db, project)
     labels_a = program.review_labels(me.name, task_id)
     image_id = program.task_image(me.name, task_id)
-    twin_id, width, height = _twin(db, task_id)
+    twin_id, width, height = program.review_twin(me.name, task_id)
     labels_b: Annotations | None = None
     if twin_id is not None:
         try:

@@ -921,6 +921,34 @@ class Program:
             assert image is not None  # foreign key
             return image.external_id
 
+    def review_twin(self, reviewer: str, task_id: int) -> tuple[int | None, int, int]:
+        """The other task of a blind double item, and the image's width and height.
+
+        For a reviewer or manager. The twin shares batch, image, cycle and purpose; its id is
+        None for a single-annotated item; whether the caller may read the twin's labels is
+        still decided by :meth:`review_labels`.
+        """
+        with self.db.session() as s:
+            self._require_role(s, reviewer, {"reviewer", "adjudicator", *MANAGERS})
+            task = s.get(TaskRow, task_id)
+            if task is None or task.project_id != self.project_id:
+                raise PermissionDenied(f"no task {task_id}")
+            image = s.get(ImageRow, task.image_id)
+            assert image is not None  # foreign key
+            twin = s.execute(
+                select(TaskRow.id)
+                .where(
+                    TaskRow.batch_id == task.batch_id,
+                    TaskRow.image_id == task.image_id,
+                    TaskRow.cycle == task.cycle,
+                    TaskRow.purpose == task.purpose,
+                    TaskRow.id != task.id,
+                )
+                .order_by(TaskRow.id)
+                .limit(1)
+            ).scalar()
+            return twin, image.width, image.height
+
     def review_labels(self, reviewer: str, task_id: int) -> Annotations:
         """A submitted task's labels for a reviewer who did not make them."""
         with self.db.session() as s:
