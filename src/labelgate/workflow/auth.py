@@ -61,8 +61,16 @@ MANAGERS = frozenset({"admin", "manager"})
 STAFF = frozenset({"admin", "manager", "auditor"})
 
 _HASHER = PasswordHasher()
-# verified against when the user is unknown, so a wrong name costs what a wrong password does
-_DUMMY_HASH = _HASHER.hash("labelgate-no-such-user")
+# verified against when the user is unknown, so a wrong name costs what a wrong password does;
+# computed on first use, not at import (an argon2 hash costs ~0.2 s on every CLI start)
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _HASHER.hash("labelgate-no-such-user")
+    return _DUMMY_HASH
 
 
 def configure_hashing(*, time_cost: int, memory_cost_kib: int, parallelism: int = 1) -> None:
@@ -76,7 +84,7 @@ def configure_hashing(*, time_cost: int, memory_cost_kib: int, parallelism: int 
     _HASHER = PasswordHasher(
         time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=parallelism
     )
-    _DUMMY_HASH = _HASHER.hash("labelgate-no-such-user")
+    _DUMMY_HASH = None  # rehashed at the new cost on first use
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +122,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     False
     """
     try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _HASHER.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
