@@ -30,16 +30,36 @@ Sampling in Quality Control*, 3rd ed., CRC Press.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special, stats  # type: ignore[import-untyped]  # scipy ships no type hints
 
 from labelgate.core._typing import FloatArray, IntArray
 from labelgate.errors import ValidationError
+
+
+class _LazyModule:
+    """A module imported on first attribute access.
+
+    scipy.stats takes ~0.3 s to import; the CLI imports this module for every command.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attribute)
+
+
+stats: Any = _LazyModule("scipy.stats")
+special: Any = _LazyModule("scipy.special")
 
 __all__ = [
     "DEFAULT_PRODUCER_RISK",
