@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import inspect
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,7 +50,7 @@ from labelgate.core.annotations import Annotations
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import FormatError, WorkflowError
 from labelgate.formats._atomic import refuse_existing, write_bytes_atomic
-from labelgate.workflow.program import DEFECT_TYPES, SEVERITIES
+from labelgate.workflow.program import DEFECT_TYPES, SEVERITIES, Program
 
 __all__ = ["TaskDecisions", "read_decisions", "read_findings", "review_app"]
 
@@ -263,22 +264,12 @@ def queue_command(
 ) -> None:
     """List the caller's review queue: tasks with their objects' keys, classes and boxes."""
     who = require_actor(actor, as_json=as_json)
-    if template is not None:
-        try:
-            refuse_existing(template, overwrite=overwrite)
-        except FileExistsError:
-            fail(
-                FormatError("exists; pass --overwrite to replace it", path=template),
-                as_json=as_json,
-            )
-    entries: list[dict[str, Any]] = []
+    _refuse_template(template, overwrite=overwrite, as_json=as_json)
     with opened_program(db_url, project, as_json=as_json) as program:
-        taxonomy = program.spec().taxonomy()
-        task_ids = program.review_queue(who, batch)
-        with progress_bar(f"loading {batch}'s queue", len(task_ids), as_json=as_json) as advance:
-            for task_id in task_ids:
-                entries.append(_entry(task_id, program.review_labels(who, task_id), taxonomy))
-                advance()
+        entries = _load_entries(
+            program, program.review_queue(who, batch), program.review_labels, who,
+            f"loading {batch}'s queue", as_json=as_json,
+        )  # fmt: skip
         if template is not None:
             _write_template(template, entries)
     if as_json:
@@ -299,6 +290,35 @@ def queue_command(
             f"labelgate review {batch} --decisions {template}",
             highlight=False,
         )
+
+
+def _refuse_template(template: Path | None, *, overwrite: bool, as_json: bool) -> None:
+    """Exit 2 before any work when the template file exists and --overwrite is not given."""
+    if template is None:
+        return
+    try:
+        refuse_existing(template, overwrite=overwrite)
+    except FileExistsError:
+        fail(FormatError("exists; pass --overwrite to replace it", path=template), as_json=as_json)
+
+
+def _load_entries(
+    program: Program,
+    task_ids: list[int],
+    labels_of: Callable[[str, int], Annotations],
+    who: str,
+    message: str,
+    *,
+    as_json: bool,
+) -> list[dict[str, Any]]:
+    """One queue entry per task (its objects' keys, classes and boxes), with progress."""
+    taxonomy = program.spec().taxonomy()
+    entries: list[dict[str, Any]] = []
+    with progress_bar(message, len(task_ids), as_json=as_json) as advance:
+        for task_id in task_ids:
+            entries.append(_entry(task_id, labels_of(who, task_id), taxonomy))
+            advance()
+    return entries
 
 
 def _entry(task_id: int, labels: Annotations, taxonomy: Taxonomy) -> dict[str, Any]:
@@ -499,22 +519,12 @@ def qa_queue_command(
 ) -> None:
     """List the caller's QA sample: each sampled item's final labels."""
     who = require_actor(actor, as_json=as_json)
-    if template is not None:
-        try:
-            refuse_existing(template, overwrite=overwrite)
-        except FileExistsError:
-            fail(
-                FormatError("exists; pass --overwrite to replace it", path=template),
-                as_json=as_json,
-            )
-    entries: list[dict[str, Any]] = []
+    _refuse_template(template, overwrite=overwrite, as_json=as_json)
     with opened_program(db_url, project, as_json=as_json) as program:
-        taxonomy = program.spec().taxonomy()
-        task_ids = program.qa_queue(who, batch)
-        with progress_bar(f"loading {batch}'s sample", len(task_ids), as_json=as_json) as advance:
-            for task_id in task_ids:
-                entries.append(_entry(task_id, program.qa_labels(who, task_id), taxonomy))
-                advance()
+        entries = _load_entries(
+            program, program.qa_queue(who, batch), program.qa_labels, who,
+            f"loading {batch}'s sample", as_json=as_json,
+        )  # fmt: skip
         if template is not None:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
