@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from labelgate.core._typing import IntArray
 from labelgate.core.annotations import Annotations, AttributeColumn, Kind
-from labelgate.core.ragged import Ragged
+from labelgate.core.ragged import Ragged, gather_ranges
 from labelgate.store.models import AnnotationRow, Base, RevisionRow
 
 __all__ = ["COLUMNS", "allocate_ids", "bulk_insert", "insert_annotations", "load_annotations"]
@@ -468,8 +468,6 @@ def _rows_to_annotations(rows: Sequence[Any]) -> Annotations:
 
 def _ranges(offsets: IntArray, rows: np.ndarray[Any, Any]) -> IntArray:
     """Element indices of the selected rows of a CSR offset array."""
-    from labelgate.core.ragged import gather_ranges
-
     index = np.flatnonzero(rows)
     return gather_ranges(offsets[index], offsets[index + 1])
 

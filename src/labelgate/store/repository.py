@@ -397,11 +397,3 @@ def _conflict(session: Session, task_id: int, base: int | None, head: int | None
         f"(#{number} by {author}) was saved in between; reload and reapply",
         current_revision_id=head,
     )
-
-
-def project_by_name(session: Session, name: str) -> ProjectRow:
-    """The project with this name; ``StoreError`` when absent."""
-    project = session.execute(select(ProjectRow).where(ProjectRow.name == name)).scalar()
-    if project is None:
-        raise StoreError(f"no project named {name!r}")
-    return project

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
 from labelgate.core.merge import merge
 from labelgate.core.sampling import upper_bound, zero_acceptance_sample_size
-from labelgate.errors import PermissionDenied, StoreError, WorkflowError
+from labelgate.errors import GateFailed, PermissionDenied, StoreError, WorkflowError
 from labelgate.spec import ProgramSpec, parse_spec
 from labelgate.store.annotations import load_annotations
 from labelgate.store.db import Database
@@ -1266,8 +1266,6 @@ class Program:
         WorkflowError
             The batch is already delivered.
         """
-        from labelgate.errors import GateFailed
-
         with self.db.session() as s:
             self._require_role(s, actor, MANAGERS)
             row = self._batch(s, batch)
@@ -1294,13 +1292,13 @@ class Program:
             target: Stage | None = None
             if result.outcome == "rework":
                 if row.rework_cycle >= spec.gates.max_rework_cycles:
-                    result = _with_outcome(result, "blocked")
+                    result = replace(result, outcome="blocked")
                     row.state = "blocked"
                 else:
                     target = REWORK_TARGET
             elif result.passed:
                 target = NEXT[stage]
-            result = _with_cycle(result, row.rework_cycle)
+            result = replace(result, cycle=row.rework_cycle)
             s.add(
                 GateResultRow(
                     batch_id=row.id,
@@ -2003,18 +2001,6 @@ def _sha256_file(path: Path) -> tuple[str, int]:
 def _with_ids(images: Images, ids: IntArray) -> Images:
     """The same images under other ids (store ids instead of the file's ids)."""
     return images.replace(id=np.asarray(ids, dtype=np.int64))
-
-
-def _with_outcome(result: GateResult, outcome: str) -> GateResult:
-    from dataclasses import replace
-
-    return replace(result, outcome=outcome)
-
-
-def _with_cycle(result: GateResult, cycle: int) -> GateResult:
-    from dataclasses import replace
-
-    return replace(result, cycle=cycle)
 
 
 def _add_spec_row(
