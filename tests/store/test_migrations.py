@@ -1,4 +1,7 @@
-"""Migration 0002 (api_tokens): from an empty database and from 0001, the schema is the models."""
+"""Migrations 0002 (api_tokens) and 0003 (work log, pre-label decisions, logins, jobs).
+
+From an empty database and from each earlier revision, the schema is the models.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ def _differences(db: Database) -> list[object]:
 
 
 def test_upgrade_from_empty_reaches_the_models_with_the_token_table(empty_db: Database) -> None:
-    assert upgrade(empty_db) == head_revision(empty_db) == "0002"
+    assert upgrade(empty_db) == head_revision(empty_db) == "0003"
     assert _differences(empty_db) == []
     assert sa.inspect(empty_db.engine).has_table("api_tokens")
 
@@ -32,10 +35,36 @@ def test_upgrade_from_0001_reaches_the_models_and_keeps_the_rows(empty_db: Datab
             ),
             {"t": True, "c": "2026-01-01 00:00:00"},
         )
-    assert upgrade(empty_db) == "0002"
+    assert upgrade(empty_db) == "0003"
     assert _differences(empty_db) == []
     with empty_db.session() as s:
         assert s.execute(sa.text("SELECT name FROM users")).scalars().all() == ["ana"]
+
+
+NEW_IN_0003 = ("work_log", "prelabel_decisions", "login_attempts", "jobs")
+
+
+def test_upgrade_from_0002_adds_the_0003_tables(empty_db: Database) -> None:
+    assert upgrade(empty_db, "0002") == "0002"
+    inspector = sa.inspect(empty_db.engine)
+    assert not any(inspector.has_table(t) for t in NEW_IN_0003)
+    assert upgrade(empty_db) == "0003"
+    assert _differences(empty_db) == []
+    inspector = sa.inspect(empty_db.engine)
+    assert all(inspector.has_table(t) for t in NEW_IN_0003)
+
+
+def test_downgrade_to_0002_drops_only_the_0003_tables(empty_db: Database) -> None:
+    from alembic import command
+
+    from labelgate.store.db import _alembic_config
+
+    upgrade(empty_db)
+    command.downgrade(_alembic_config(empty_db), "0002")
+    assert current_revision(empty_db) == "0002"
+    inspector = sa.inspect(empty_db.engine)
+    assert not any(inspector.has_table(t) for t in NEW_IN_0003)
+    assert inspector.has_table("api_tokens")
 
 
 def test_downgrade_to_0001_drops_only_the_token_table(empty_db: Database) -> None:

@@ -46,6 +46,9 @@ __all__ = [
     "GateResultRow",
     "GoldItemRow",
     "ImageRow",
+    "JobRow",
+    "LoginAttemptRow",
+    "PrelabelDecisionRow",
     "ProjectRow",
     "QualificationRow",
     "ReviewDecisionRow",
@@ -53,6 +56,7 @@ __all__ = [
     "SpecVersionRow",
     "TaskRow",
     "UserRow",
+    "WorkLogRow",
     "utcnow",
 ]
 
@@ -389,3 +393,87 @@ class ApiTokenRow(Base):
     created_at: Mapped[dt.datetime] = _created()
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WorkLogRow(Base):
+    """Measured working time: one entry per save, review, QA inspection or adjudication.
+
+    ``seconds`` is the active time the client measured since its previous entry for the same
+    task (the editor counts only time with input, the simulator its annotators' speed);
+    ``objects`` is how many objects the work touched. A program is priced from these rows
+    (hours x the spec's hourly rates) beside the unit-price model.
+    """
+
+    __tablename__ = "work_log"
+    __table_args__ = (Index("ix_work_log_project_activity", "project_id", "activity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    activity: Mapped[str] = mapped_column(String(20))  # annotate | rework | review | qa | adjudicate
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float)
+    objects: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class PrelabelDecisionRow(Base):
+    """What the annotator did with one pre-labelled object: accept, adjust or reject.
+
+    Recorded when the task is submitted, by comparing its pre-label revision with the
+    submitted head: the same object key with unchanged class and geometry is ``accept``, a
+    changed one ``adjust`` (``iou`` of final vs proposal), a missing one ``reject``.
+    """
+
+    __tablename__ = "prelabel_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    prelabel_revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"))
+    final_revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"))
+    object_key: Mapped[int] = mapped_column(BigInteger)
+    class_id: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    decision: Mapped[str] = mapped_column(String(10))  # accept | adjust | reject
+    iou: Mapped[float | None] = mapped_column(Float)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class LoginAttemptRow(Base):
+    """A password login attempt, for throttling guessing across every API worker."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_username_created", "username", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(200))
+    remote: Mapped[str] = mapped_column(String(100), default="")
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class JobRow(Base):
+    """A background job in the queue every API worker shares (claimed by compare-and-set)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    file: Mapped[str | None] = mapped_column(String(2000))
+    worker: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = _created()
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -67,6 +67,7 @@ from labelgate.store.models import (
     SpecVersionRow,
     TaskRow,
     UserRow,
+    WorkLogRow,
     utcnow,
 )
 from labelgate.store.repository import (
@@ -816,8 +817,12 @@ class Program:
         *,
         base_revision_id: int | None,
         request_id: str | None = None,
+        work_seconds: float | None = None,
     ) -> SavedRevision:
         """Save the task's full object list as a new revision (optimistic locking).
+
+        ``work_seconds`` is the active time spent since the previous save (the editor's
+        measure); it goes to the work log that prices the program from measured time.
 
         Raises
         ------
@@ -844,6 +849,8 @@ class Program:
             )
             if not saved.replayed:
                 task.status = "in_progress"
+                activity = "rework" if task.purpose == "rework" else "annotate"
+                self._log_work(s, me.id, task, activity, work_seconds, len(labels))
                 append_event(
                     s,
                     actor=user,
@@ -854,6 +861,39 @@ class Program:
                     after={"revision": saved.revision_id, "objects": len(labels)},
                 )
             return saved
+
+    def _log_work(
+        self,
+        s: Session,
+        user_id: int,
+        task: TaskRow | None,
+        activity: str,
+        seconds: float | None,
+        objects: int,
+        *,
+        batch_id: int | None = None,
+        cycle: int | None = None,
+    ) -> None:
+        """Append one work-log entry (nothing when the caller measured no time)."""
+        if seconds is None:
+            return
+        if not math.isfinite(seconds) or seconds < 0 or seconds > 86_400:
+            raise WorkflowError(
+                f"work_seconds must be a finite number of seconds in [0, 86400], got {seconds!r}"
+            )
+        s.add(
+            WorkLogRow(
+                project_id=self.project_id,
+                batch_id=task.batch_id if task is not None else batch_id,
+                task_id=task.id if task is not None else None,
+                user_id=user_id,
+                activity=activity,
+                cycle=task.cycle if task is not None else (cycle or 0),
+                seconds=float(seconds),
+                objects=int(objects),
+                created_at=self.clock(),
+            )
+        )
 
     def submit(self, user: str, task_id: int) -> None:
         """Hand a task in: it leaves the annotator's editable queue."""
@@ -971,6 +1011,7 @@ class Program:
         *,
         severity: str = "major",
         comment: str = "",
+        work_seconds: float | None = None,
     ) -> dict[str, int]:
         """Record per-object verdicts on a task's head revision.
 
@@ -1063,6 +1104,7 @@ class Program:
                         for r in rejected
                     ],
                 )
+            self._log_work(s, me.id, task, "review", work_seconds, len(known))
             append_event(
                 s,
                 actor=reviewer,
@@ -1094,7 +1136,9 @@ class Program:
                 ).scalars()
             ]
 
-    def adjudicate(self, adjudication_id: int, *, keep: bool, actor: str) -> None:
+    def adjudicate(
+        self, adjudication_id: int, *, keep: bool, actor: str, work_seconds: float | None = None
+    ) -> None:
         """Decide a disagreement: keep the disputed object in the final labels, or drop it."""
         with self.db.session() as s:
             me = self._require_role(s, actor, {"adjudicator", *MANAGERS})
@@ -1154,6 +1198,16 @@ class Program:
                     }
                 ],
             )
+            self._log_work(
+                s,
+                me.id,
+                None,
+                "adjudicate",
+                work_seconds,
+                1,
+                batch_id=batch.id,
+                cycle=batch.rework_cycle,
+            )
             row.status = "resolved"
             row.decision = {"keep": keep}
             row.adjudicator_id = me.id
@@ -1199,7 +1253,14 @@ class Program:
             assert item is not None and item.final_revision_id is not None
             return self._external(s, load_annotations(s, [item.final_revision_id]))
 
-    def qa_inspect(self, inspector: str, task_id: int, defects: Sequence[tuple[int, str]]) -> None:
+    def qa_inspect(
+        self,
+        inspector: str,
+        task_id: int,
+        defects: Sequence[tuple[int, str]],
+        *,
+        work_seconds: float | None = None,
+    ) -> None:
         """Record a sampled item's defects ((object key or -1, defect type)); [] = clean."""
         with self.db.session() as s:
             me = self._user(s, inspector)
@@ -1240,6 +1301,7 @@ class Program:
                         for key, defect in defects
                     ],
                 )
+            self._log_work(s, me.id, task, "qa", work_seconds, len(defects))
             task.status = "submitted"
             task.submitted_at = self.clock()
             append_event(
