@@ -41,8 +41,11 @@ from labelgate.core.taxonomy import (
 from labelgate.spec.checks import cross_check
 
 __all__ = [
+    "ANNOTATOR_HOURLY_USD",
     "DEFAULT_POOL_PRICE_MULTIPLES",
     "PRICE_UNITS",
+    "REVIEW_HOURLY_USD",
+    "SECONDS_PER_BOX",
     "Assignment",
     "AttributeDef",
     "ClassSLA",
@@ -71,6 +74,23 @@ PRICE_UNITS: dict[str, str] = {
     "polygon": "object",
     "mask": "image",
     "keypoints": "object (one skeleton)",
+}
+
+#: Seconds a loose box takes at the default hourly rate: labelgate's throughput assumption
+#: (the seed gives none), between extreme clicking's ~7 s per box and draw-and-verify
+#: interfaces' 30 s and more.
+SECONDS_PER_BOX = 10.0
+#: Default ``[prices] annotator_hourly_usd``: the mid-range box price (0.10) at
+#: :data:`SECONDS_PER_BOX`, i.e. 0.10 x 3600 / 10 = 36 USD an hour.
+ANNOTATOR_HOURLY_USD = 0.10 * 3600.0 / SECONDS_PER_BOX
+#: Default ``[prices] review_hourly_usd`` (review, QA, adjudication): the annotator rate.
+REVIEW_HOURLY_USD = ANNOTATOR_HOURLY_USD
+#: ``[prices]`` keys added after the first spec format: left out of the canonical form while
+#: at their default, so every digest stored before they existed stays valid (and an omitted
+#: key and its default still give one digest).
+_LATER_PRICE_KEYS = {
+    "annotator_hourly_usd": ANNOTATOR_HOURLY_USD,
+    "review_hourly_usd": REVIEW_HOURLY_USD,
 }
 
 #: Price multiple of each cohort when a pool does not set one: the seed has managed services
@@ -215,6 +235,12 @@ class Prices(_Section):
 
     Each default is the middle of the seed's range: tag 0.02-0.05 per label, box 0.05-0.15
     per box, polygon 0.20-0.60 per object, mask 0.80-3.00 per image.
+
+    ``annotator_hourly_usd`` and ``review_hourly_usd`` price measured work time (the work
+    log: ``labelgate cost --db``): annotation and rework hours at the first, times the
+    annotator's pool (or cohort) price multiple; review, QA and adjudication hours at the
+    second. Both default to :data:`ANNOTATOR_HOURLY_USD` (36.0: the mid-range box price at
+    :data:`SECONDS_PER_BOX`).
     """
 
     tag: Annotated[float, Field(ge=0.0)] = 0.035
@@ -225,6 +251,15 @@ class Prices(_Section):
     # as a 15-20 vertex polygon, plus a visibility flag per point, so it is priced per
     # object like a polygon, at the polygon's mid-range 0.40.
     keypoints: Annotated[float, Field(ge=0.0)] = 0.40
+    # Hourly rates price a program from its measured work log (labelgate.workflow.costing).
+    # The seed gives no hourly figure; the default is the rate at which the mid-range box
+    # price buys a loose box at a stated throughput: 0.10 USD per box x 360 boxes an hour
+    # (10 s per box, labelgate's assumption) = 36 USD an hour. A pool's (or a cohort's
+    # default) price_multiple applies on top, as it does to the unit prices.
+    annotator_hourly_usd: Annotated[float, Field(ge=0.0)] = ANNOTATOR_HOURLY_USD
+    # review, QA inspection and adjudication: the same labour at multiple 1.0 (reviewers
+    # are staff, not pool members), so measured review time is priced like annotation time
+    review_hourly_usd: Annotated[float, Field(ge=0.0)] = REVIEW_HOURLY_USD
 
     def price(self, kind: str) -> float:
         """USD per unit of an annotation kind; ``KeyError`` for an unknown kind."""
@@ -267,6 +302,9 @@ def _canonical(document: dict[str, Any]) -> dict[str, Any]:
         rule["classes"] = sorted(rule["classes"])
     for pool in out["pools"]:
         pool["annotators"] = sorted(pool["annotators"])
+    out["prices"] = {
+        k: v for k, v in out["prices"].items() if _LATER_PRICE_KEYS.get(k, object()) != v
+    }
     out["assignment"] = {**out["assignment"]}
     out["assignment"]["qualify_per"] = sorted(out["assignment"]["qualify_per"])
     return out
@@ -340,6 +378,30 @@ class ProgramSpec(_Section):
             if c.id == class_id:
                 return c
         raise KeyError(class_id)
+
+    def price_multiple(self, user: str, cohort: str | None = None) -> float:
+        """The price multiple a person is paid at: their pool's, else their cohort's default.
+
+        Someone in no ``[[pools]]`` entry gets :data:`DEFAULT_POOL_PRICE_MULTIPLES` of
+        ``cohort`` (1.0 without a cohort, e.g. staff reviewers).
+
+        Examples
+        --------
+        >>> spec = ProgramSpec.model_validate({
+        ...     "project": {"name": "p"}, "classes": [{"id": 1, "name": "car"}],
+        ...     "pools": [{"name": "pod", "cohort": "managed", "annotators": ["eve"],
+        ...                "price_multiple": 2.2}],
+        ...     "edge_cases": [{"id": "EC1", "rule": "Label reflections? No."}],
+        ... })
+        >>> spec.price_multiple("eve"), spec.price_multiple("gus", "managed")
+        (2.2, 2.5)
+        >>> spec.price_multiple("rita")
+        1.0
+        """
+        for pool in self.pools:
+            if user in pool.annotators and pool.price_multiple is not None:
+                return float(pool.price_multiple)
+        return DEFAULT_POOL_PRICE_MULTIPLES.get(cohort or "", 1.0)
 
     def taxonomy(self) -> Taxonomy:
         """The classes and attribute schema as the core :class:`Taxonomy` (file order).
