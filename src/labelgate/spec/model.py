@@ -26,6 +26,7 @@ from pydantic import (
     Strict,
     StrictInt,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "EdgeCaseRule",
     "Gates",
     "Pool",
+    "Prelabel",
     "Prices",
     "ProgramSpec",
     "ProjectInfo",
@@ -287,6 +289,38 @@ class Pool(_Section):
         return data
 
 
+class Prelabel(_Section):
+    """``[prelabel]``: model pre-labels (stage 4) and the control group that measures them.
+
+    Attributes
+    ----------
+    threshold
+        Lowest confidence score a model proposal needs to be stored as a pre-label; default
+        0.5 (the editor's "accept all" default as well).
+    class_thresholds
+        Class name -> threshold for that class instead of ``threshold`` (a model is often
+        sure of cars and unsure of bicycles).
+    control_rate
+        Share of a batch's items that get no pre-labels at all, drawn per item from
+        ``seed``: the control group that measured time per task is compared with (time
+        saved is a difference against this group, never an assumption); default 0.10.
+        0 pre-labels every item and leaves time saved unmeasured.
+    seed
+        Seed of the per-item control draw; default 0. The draw depends only on the seed,
+        the batch and the item, so a resumed run puts every item in the same group.
+    """
+
+    threshold: Rate = 0.5
+    class_thresholds: dict[str, Rate] = Field(default_factory=dict)
+    control_rate: Rate = 0.10
+    seed: Annotated[int, Field(ge=0)] = 0
+
+
+#: ``[prelabel]`` at its defaults: left out of the canonical form (the section came after
+#: the first spec format; digests stored before it existed stay valid).
+_DEFAULT_PRELABEL = Prelabel().model_dump(mode="json")
+
+
 # lists whose order carries no meaning: sorted in the canonical form
 _SORTED_BY_KEY = {"classes": "id", "attributes": "name", "edge_cases": "id", "pools": "name"}
 
@@ -307,6 +341,8 @@ def _canonical(document: dict[str, Any]) -> dict[str, Any]:
     }
     out["assignment"] = {**out["assignment"]}
     out["assignment"]["qualify_per"] = sorted(out["assignment"]["qualify_per"])
+    if out.get("prelabel") == _DEFAULT_PRELABEL:
+        del out["prelabel"]
     return out
 
 
@@ -347,6 +383,22 @@ class ProgramSpec(_Section):
     assignment: Assignment = Field(default_factory=Assignment)
     prices: Prices = Field(default_factory=Prices)
     pools: Annotated[tuple[Pool, ...], Strict(False)] = ()
+    prelabel: Prelabel = Field(default_factory=Prelabel)
+
+    @field_validator("prelabel")
+    @classmethod
+    def _prelabel_classes(cls, value: Prelabel, info: ValidationInfo) -> Prelabel:
+        """Per-class pre-label thresholds must name classes of this spec."""
+        classes = info.data.get("classes")  # absent when the classes failed validation
+        if classes:
+            names = [c.name for c in classes]
+            unknown = sorted(set(value.class_thresholds) - set(names))
+            if unknown:
+                raise ValueError(
+                    f"class_thresholds: no class named {', '.join(map(repr, unknown))} "
+                    f"(classes: {', '.join(names)})"
+                )
+        return value
 
     @model_validator(mode="after")
     def _check_references(self, info: ValidationInfo) -> ProgramSpec:
@@ -378,6 +430,26 @@ class ProgramSpec(_Section):
             if c.id == class_id:
                 return c
         raise KeyError(class_id)
+
+    def prelabel_thresholds(self, default: float | None = None) -> dict[int, float]:
+        """Class id -> the confidence a pre-label of that class needs (``[prelabel]``).
+
+        ``default`` replaces ``[prelabel] threshold`` (a run's ``--threshold``); classes in
+        ``class_thresholds`` keep their own value.
+
+        Examples
+        --------
+        >>> spec = ProgramSpec.model_validate({
+        ...     "project": {"name": "p"},
+        ...     "classes": [{"id": 1, "name": "car"}, {"id": 2, "name": "bike"}],
+        ...     "edge_cases": [{"id": "EC1", "rule": "A parked bike is a bike."}],
+        ...     "prelabel": {"class_thresholds": {"bike": 0.8}},
+        ... })
+        >>> spec.prelabel_thresholds(), spec.prelabel_thresholds(0.3)
+        ({1: 0.5, 2: 0.8}, {1: 0.3, 2: 0.8})
+        """
+        base = self.prelabel.threshold if default is None else float(default)
+        return {c.id: float(self.prelabel.class_thresholds.get(c.name, base)) for c in self.classes}
 
     def price_multiple(self, user: str, cohort: str | None = None) -> float:
         """The price multiple a person is paid at: their pool's, else their cohort's default.
