@@ -61,6 +61,7 @@ __all__ = [
     "REMEDIATION_MULTIPLE",
     "TIGHT_IOU",
     "TIGHT_PREMIUM",
+    "WORK_ACTIVITIES",
     "Cohort",
     "CohortComparison",
     "CostBreakdown",
@@ -68,10 +69,13 @@ __all__ = [
     "CostInputs",
     "CostQuantiles",
     "CostSimulation",
+    "MeasuredCost",
+    "MeasuredCycle",
     "ReworkCycle",
     "compare_cohorts",
     "estimate",
     "multiplier",
+    "price_measured",
     "rework_cycles",
     "simulate",
 ]
@@ -748,4 +752,294 @@ def compare_cohorts(
         cheaper=cheaper,
         saving_usd=abs(crowd_cost.total_usd - managed_cost.total_usd),
         break_even_remediation_usd_per_defect=break_even,
+    )
+
+
+# --- pricing measured work --------------------------------------------------------------------
+
+#: What a work-log entry records: drawing (``annotate``, ``rework``) and checking
+#: (``review``, ``qa``, ``adjudicate``).
+WORK_ACTIVITIES = ("annotate", "rework", "review", "qa", "adjudicate")
+_DRAWING = 2  # the first two activities are priced at the annotator rate
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredCycle:
+    """One rework cycle as it happened: its units (items re-labelled), hours and cost."""
+
+    cycle: int
+    units: int
+    usd: float
+    hours: float
+
+
+@dataclass(frozen=True, slots=True)
+class MeasuredCost:
+    """What a program cost from its measured work, in the model's four categories.
+
+    Attributes
+    ----------
+    direct_usd, direct_hours
+        First-pass annotation (``annotate`` at cycle 0).
+    qa_review_usd, qa_review_hours
+        Review, QA inspection and adjudication of the first pass (cycle 0).
+    rework_usd, rework_hours
+        Everything at cycles >= 1: the re-labelling and the review, QA and adjudication of
+        the corrections; per cycle in ``rework_cycles``.
+    downstream_usd
+        ``escaped_defects x remediation_usd_per_defect``: nobody measures defects that
+        reached training, so this is the model's estimate.
+    by_activity
+        Per activity: ``entries``, ``hours``, ``usd`` and ``objects``.
+    model_total_usd, ratio_to_model, ratio_by_category
+        The unit-price model's total, measured total / model total and the same ratio per
+        category (``None`` without a model, or where the model's category is 0).
+    """
+
+    direct_usd: float
+    qa_review_usd: float
+    rework_usd: float
+    downstream_usd: float
+    total_usd: float
+    hidden_cost_fraction: float
+    direct_hours: float
+    qa_review_hours: float
+    rework_hours: float
+    total_hours: float
+    rework_cycles: tuple[MeasuredCycle, ...]
+    by_activity: dict[str, dict[str, float]]
+    escaped_defects: float
+    remediation_usd_per_defect: float
+    annotator_hourly_usd: float
+    review_hourly_usd: float
+    model_total_usd: float | None = None
+    ratio_to_model: float | None = None
+    ratio_by_category: dict[str, float | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (NaN hidden-cost fraction as ``None``)."""
+        document = asdict(self)
+        document["rework_cycles"] = [asdict(c) for c in self.rework_cycles]
+        if not math.isfinite(self.hidden_cost_fraction):
+            document["hidden_cost_fraction"] = None
+        return document
+
+
+def _column(values: Any, n: int, name: str, default: float | None = None) -> FloatArray:
+    if values is None:
+        assert default is not None
+        return np.full(n, default, dtype=np.float64)
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (n,):
+        raise ValidationError(f"expected shape ({n},), got {array.shape}", field=name)
+    return array
+
+
+def _first_bad(mask: NDArray[np.bool_]) -> int | None:
+    bad = np.flatnonzero(mask)
+    return int(bad[0]) if bad.size else None
+
+
+def price_measured(
+    activity: Any,
+    seconds: Any,
+    cycle: Any,
+    *,
+    annotator_hourly_usd: float,
+    review_hourly_usd: float,
+    multiple: Any = None,
+    task: Any = None,
+    objects: Any = None,
+    model: CostBreakdown | None = None,
+    escaped_defects: float | None = None,
+    remediation_usd_per_defect: float | None = None,
+) -> MeasuredCost:
+    """Price measured work (one row per work-log entry) in the cost model's categories.
+
+    Each entry costs ``seconds / 3600 x rate x multiple``: the annotator rate for
+    ``annotate`` and ``rework``, the review rate for ``review``, ``qa`` and ``adjudicate``.
+    Cycle 0 splits into direct annotation and QA/review; every entry of cycle ``k >= 1``
+    (re-labelling and the checking of it) is rework cycle ``k``. Downstream remediation is
+    not measurable in the log: it is ``escaped_defects x remediation_usd_per_defect``,
+    by default the model's (``model``).
+
+    Parameters
+    ----------
+    activity
+        (n,) str, each one of :data:`WORK_ACTIVITIES`.
+    seconds
+        (n,) measured active seconds, finite and >= 0.
+    cycle
+        (n,) int >= 0, the rework cycle the work belongs to; ``rework`` is never cycle 0.
+    annotator_hourly_usd, review_hourly_usd
+        USD per hour at price multiple 1 (the spec's ``[prices]``).
+    multiple
+        (n,) price multiple of whoever did the entry (their pool's); default 1.
+    task
+        (n,) int task of each entry (-1 for none); a rework cycle's ``units`` are its
+        distinct re-labelled tasks. Default: every drawing entry is its own unit.
+    objects
+        (n,) objects each entry touched (summed per activity); default 0.
+    model
+        The unit-price model of the same program (:func:`estimate`): the comparison and,
+        unless given, the escaped defects and their downstream price.
+    escaped_defects, remediation_usd_per_defect
+        Override the model's downstream estimate (0 without a model).
+
+    Returns
+    -------
+    MeasuredCost
+        USD and hours per category, the rework cycles, per-activity totals and the ratio to
+        the model.
+
+    Raises
+    ------
+    ValidationError
+        Arrays of different lengths, an unknown activity, a negative or non-finite time,
+        multiple or rate, a negative cycle, or rework at cycle 0 (naming the first bad row).
+
+    Examples
+    --------
+    One image drawn in 90 s by a 2x annotator, reviewed in 30 s, re-drawn in cycle 1 in
+    45 s and re-reviewed in 15 s, at 36 USD an hour:
+
+    >>> cost = price_measured(
+    ...     ["annotate", "review", "rework", "review"], [90, 30, 45, 15], [0, 0, 1, 1],
+    ...     multiple=[2, 1, 2, 1], task=[7, 7, 8, 8],
+    ...     annotator_hourly_usd=36, review_hourly_usd=36)
+    >>> round(cost.direct_usd, 4), round(cost.qa_review_usd, 4), round(cost.rework_usd, 4)
+    (1.8, 0.3, 1.05)
+    >>> [(c.cycle, c.units, round(c.usd, 4), round(c.hours, 4)) for c in cost.rework_cycles]
+    [(1, 1, 1.05, 0.0167)]
+    """
+    kinds = np.asarray(activity, dtype=object).reshape(-1)
+    n = len(kinds)
+    secs = _column(seconds, n, "seconds")
+    cycles_f = _column(cycle, n, "cycle")
+    mult = _column(multiple, n, "multiple", 1.0)
+    tasks = _column(task, n, "task", -1.0).astype(np.int64)
+    touched = _column(objects, n, "objects", 0.0)
+    for rate, name in (
+        (annotator_hourly_usd, "annotator_hourly_usd"),
+        (review_hourly_usd, "review_hourly_usd"),
+    ):
+        _non_negative(rate, name)
+    code = np.full(n, -1, dtype=np.int64)
+    for k, name in enumerate(WORK_ACTIVITIES):  # five words, not rows
+        code[kinds == name] = k
+    checks = (
+        (code < 0, "activity", f"expected one of {', '.join(WORK_ACTIVITIES)}"),
+        (~np.isfinite(secs) | (secs < 0), "seconds", "expected finite seconds >= 0"),
+        (
+            ~np.isfinite(cycles_f) | (cycles_f < 0) | (cycles_f != np.round(cycles_f)),
+            "cycle",
+            "expected an integer cycle >= 0",
+        ),
+        (~np.isfinite(mult) | (mult <= 0), "multiple", "expected a price multiple > 0"),
+        (
+            (code == WORK_ACTIVITIES.index("rework")) & (cycles_f == 0),
+            "cycle",
+            "rework belongs to a rework cycle >= 1",
+        ),
+    )
+    shown = {"activity": kinds, "seconds": secs, "cycle": cycles_f, "multiple": mult}
+    for bad, name, message in checks:
+        row = _first_bad(bad)
+        if row is not None:
+            got = shown[name][row]
+            got = got if isinstance(got, str) else float(got)
+            raise ValidationError(f"{message}, got {got!r}", field=name, row=row)
+    cyc = cycles_f.astype(np.int64)
+    drawing = (code >= 0) & (code < _DRAWING)
+    rate = np.where(drawing, annotator_hourly_usd, review_hourly_usd) * mult
+    hours = secs / 3600.0
+    usd = hours * rate
+    # category: 0 direct, 1 QA/review, 2 rework
+    category = np.where(cyc > 0, 2, np.where(drawing, 0, 1))
+    usd_by = np.bincount(category, weights=usd, minlength=3)
+    hours_by = np.bincount(category, weights=hours, minlength=3)
+
+    # rework cycles: cost and hours per cycle, distinct re-labelled tasks as units
+    top = int(cyc.max(initial=0))
+    cycle_usd = np.bincount(cyc, weights=usd, minlength=top + 1)
+    cycle_hours = np.bincount(cyc, weights=hours, minlength=top + 1)
+    redrawn = drawing & (cyc > 0)
+    if task is None:
+        units = np.bincount(cyc[redrawn], minlength=top + 1)
+    else:
+        # an entry without a task (-1) is a unit of its own: give it a unique negative key
+        keys = np.where(tasks[redrawn] >= 0, tasks[redrawn], -1 - np.arange(int(redrawn.sum())))
+        pairs = np.unique(np.stack([cyc[redrawn], keys], axis=1), axis=0)
+        units = np.bincount(pairs[:, 0], minlength=top + 1) if len(pairs) else np.zeros(top + 1)
+    present = np.unique(cyc[cyc > 0])
+    rework = tuple(
+        MeasuredCycle(
+            cycle=int(k),
+            units=int(units[k]),
+            usd=float(cycle_usd[k]),
+            hours=float(cycle_hours[k]),
+        )
+        for k in present.tolist()
+    )
+
+    per_activity = {
+        name: {
+            "entries": float(c),
+            "hours": float(h),
+            "usd": float(u),
+            "objects": float(o),
+        }
+        for name, c, h, u, o in zip(
+            WORK_ACTIVITIES,
+            np.bincount(code, minlength=len(WORK_ACTIVITIES)).tolist(),
+            np.bincount(code, weights=hours, minlength=len(WORK_ACTIVITIES)).tolist(),
+            np.bincount(code, weights=usd, minlength=len(WORK_ACTIVITIES)).tolist(),
+            np.bincount(code, weights=touched, minlength=len(WORK_ACTIVITIES)).tolist(),
+        )
+    }
+
+    if escaped_defects is None:
+        escaped_defects = model.escaped_defects if model is not None else 0.0
+    if remediation_usd_per_defect is None:
+        remediation_usd_per_defect = model.remediation_usd_per_defect if model is not None else 0.0
+    _non_negative(escaped_defects, "escaped_defects")
+    _non_negative(remediation_usd_per_defect, "remediation_usd_per_defect")
+    direct, qa_review, rework_usd = (float(v) for v in usd_by)
+    downstream = escaped_defects * remediation_usd_per_defect
+    total = direct + qa_review + rework_usd + downstream
+
+    def ratio(measured: float, modelled: float) -> float | None:
+        return measured / modelled if modelled > 0 else None
+
+    ratios: dict[str, float | None] = {}
+    model_total = ratio_total = None
+    if model is not None:
+        model_total = model.total_usd
+        ratio_total = ratio(total, model.total_usd)
+        ratios = {
+            "direct_usd": ratio(direct, model.direct_usd),
+            "qa_review_usd": ratio(qa_review, model.qa_review_usd),
+            "rework_usd": ratio(rework_usd, model.rework_usd),
+            "downstream_usd": ratio(downstream, model.downstream_usd),
+        }
+    return MeasuredCost(
+        direct_usd=direct,
+        qa_review_usd=qa_review,
+        rework_usd=rework_usd,
+        downstream_usd=downstream,
+        total_usd=total,
+        hidden_cost_fraction=_hidden(total, direct),
+        direct_hours=float(hours_by[0]),
+        qa_review_hours=float(hours_by[1]),
+        rework_hours=float(hours_by[2]),
+        total_hours=float(hours.sum()),
+        rework_cycles=rework,
+        by_activity=per_activity,
+        escaped_defects=float(escaped_defects),
+        remediation_usd_per_defect=float(remediation_usd_per_defect),
+        annotator_hourly_usd=float(annotator_hourly_usd),
+        review_hourly_usd=float(review_hourly_usd),
+        model_total_usd=model_total,
+        ratio_to_model=ratio_total,
+        ratio_by_category=ratios,
     )
