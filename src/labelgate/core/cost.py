@@ -919,11 +919,8 @@ def price_measured(
     mult = _column(multiple, n, "multiple", 1.0)
     tasks = _column(task, n, "task", -1.0).astype(np.int64)
     touched = _column(objects, n, "objects", 0.0)
-    for rate, name in (
-        (annotator_hourly_usd, "annotator_hourly_usd"),
-        (review_hourly_usd, "review_hourly_usd"),
-    ):
-        _non_negative(rate, name)
+    _non_negative(annotator_hourly_usd, "annotator_hourly_usd")
+    _non_negative(review_hourly_usd, "review_hourly_usd")
     code = np.full(n, -1, dtype=np.int64)
     for k, name in enumerate(WORK_ACTIVITIES):  # five words, not rows
         code[kinds == name] = k
@@ -946,8 +943,8 @@ def price_measured(
     for bad, name, message in checks:
         row = _first_bad(bad)
         if row is not None:
-            got = shown[name][row]
-            got = got if isinstance(got, str) else float(got)
+            value = shown[name][row]
+            got = value if isinstance(value, str) else float(value)
             raise ValidationError(f"{message}, got {got!r}", field=name, row=row)
     cyc = cycles_f.astype(np.int64)
     drawing = (code >= 0) & (code < _DRAWING)
@@ -964,13 +961,12 @@ def price_measured(
     cycle_usd = np.bincount(cyc, weights=usd, minlength=top + 1)
     cycle_hours = np.bincount(cyc, weights=hours, minlength=top + 1)
     redrawn = drawing & (cyc > 0)
-    if task is None:
-        units = np.bincount(cyc[redrawn], minlength=top + 1)
-    else:
+    units: IntArray = np.bincount(cyc[redrawn], minlength=top + 1)
+    if task is not None:
         # an entry without a task (-1) is a unit of its own: give it a unique negative key
         keys = np.where(tasks[redrawn] >= 0, tasks[redrawn], -1 - np.arange(int(redrawn.sum())))
         pairs = np.unique(np.stack([cyc[redrawn], keys], axis=1), axis=0)
-        units = np.bincount(pairs[:, 0], minlength=top + 1) if len(pairs) else np.zeros(top + 1)
+        units = np.bincount(pairs[:, 0], minlength=top + 1)
     present = np.unique(cyc[cyc > 0])
     rework = tuple(
         MeasuredCycle(
