@@ -7,6 +7,7 @@ from labelgate.ml.errors import (
     find_label_errors,
     injected_recall,
 )
+from labelgate.ml.onnx import BoxesOutput, OnnxPredictor, Preprocess, YoloOutput
 from labelgate.ml.predictors import CascadePredictor, PredictionsFile, Predictor, postprocess
 from labelgate.ml.select import (
     ActiveLearningCurve,
@@ -18,11 +19,15 @@ from labelgate.ml.select import (
 
 __all__ = [
     "ActiveLearningCurve",
+    "BoxesOutput",
     "CascadePredictor",
     "ErrorReport",
     "ErrorType",
+    "OnnxPredictor",
     "PredictionsFile",
     "Predictor",
+    "Preprocess",
+    "YoloOutput",
     "confident_thresholds",
     "find_label_errors",
     "image_uncertainty",
