@@ -10,7 +10,10 @@ Every error labelgate raises on purpose derives from :class:`LabelgateError`::
     ├── ConflictError       a concurrent edit would overwrite someone else's change
     ├── StoreError          the database refused or lost a write
     └── WorkflowError       an illegal transition or a request the workflow refuses
-        └── PermissionDenied   the actor may not do or see this (blind, gold, roles)
+        ├── NotFound           no such task, batch, job... (or none the actor may know of)
+        ├── PermissionDenied   the actor may not do or see this (blind, gold, roles)
+        └── NotVisible         NotFound *and* PermissionDenied: missing, or someone else's;
+                               one answer for both, so a blind annotator learns nothing
 
 Context goes in keyword-only attributes, so callers (the CLI, the API) can render the
 file, record and field without parsing the message.
@@ -25,6 +28,8 @@ __all__ = [
     "FormatError",
     "GateFailed",
     "LabelgateError",
+    "NotFound",
+    "NotVisible",
     "PermissionDenied",
     "SpecError",
     "StoreError",
@@ -141,11 +146,29 @@ class GateFailed(LabelgateError):
 class ConflictError(LabelgateError):
     """A concurrent edit would silently overwrite someone else's change.
 
-    ``current_revision_id`` is the revision that won (the one a client must reload).
+    Parameters
+    ----------
+    message
+        What collided, naming the winning revision and its author.
+    current_revision_id
+        The revision that won (the one a client must reload).
+    task_id
+        The task whose save lost.
+    base_revision_id
+        The revision the losing save said it edited (``None``: a first save).
     """
 
-    def __init__(self, message: str, *, current_revision_id: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        current_revision_id: int | None = None,
+        task_id: int | None = None,
+        base_revision_id: int | None = None,
+    ) -> None:
         self.current_revision_id = current_revision_id
+        self.task_id = task_id
+        self.base_revision_id = base_revision_id
         super().__init__(message)
 
 
@@ -162,4 +185,21 @@ class PermissionDenied(WorkflowError):
 
     Another annotator's blind labels, gold answers, another project's data, or an action
     outside their roles.
+    """
+
+
+class NotFound(WorkflowError):
+    """There is no such thing: task, batch, adjudication, job, project (the API's 404).
+
+    A :class:`WorkflowError` because the request is well formed and only names something
+    the program does not hold; callers decide "missing" by this class, never by reading
+    the message.
+    """
+
+
+class NotVisible(NotFound, PermissionDenied):
+    """The thing does not exist, or the caller may not know that it does (one answer).
+
+    Both a :class:`NotFound` (the API answers 404, as for a missing one) and a
+    :class:`PermissionDenied` (code that guards access catches it as a refusal).
     """

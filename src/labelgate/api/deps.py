@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -24,7 +25,14 @@ from labelgate.api.errors import NotAuthenticated
 from labelgate.api.jobs import JobRegistry
 from labelgate.errors import PermissionDenied
 from labelgate.store.db import Database
-from labelgate.workflow.auth import TOKEN_TTL, Principal, csrf_token, resolve_token
+from labelgate.store.models import utcnow
+from labelgate.workflow.auth import (
+    TOKEN_TTL,
+    LoginLimits,
+    Principal,
+    csrf_token,
+    resolve_token,
+)
 from labelgate.workflow.program import Program
 from labelgate.workflow.queries import visible_project
 
@@ -71,6 +79,11 @@ class ApiSettings:
         Mark cookies ``Secure`` (serve over HTTPS); off for plain-HTTP loopback.
     job_workers
         Threads running background jobs.
+    login_limits
+        Failed logins tolerated per user name and per remote address within a window
+        (default 5 and 20 per 15 min), shared by every worker through the database.
+    clock
+        The current time (UTC) for login throttling and issued tokens; tests pass a fake one.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("labelgate-data"))
@@ -80,6 +93,8 @@ class ApiSettings:
     token_ttl: dt.timedelta = TOKEN_TTL
     secure_cookies: bool = False
     job_workers: int = 2
+    login_limits: LoginLimits = field(default_factory=LoginLimits)
+    clock: Callable[[], dt.datetime] = utcnow
 
 
 @dataclass(frozen=True, slots=True)

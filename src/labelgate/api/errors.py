@@ -4,12 +4,12 @@
 error                         status  why
 ============================  ======  =================================================
 not authenticated             401     no, unknown, expired or revoked token
-``NotVisible``                404     missing, or not the caller's to know about
-``PermissionDenied`` "no …"   404     the service's own "no task N" for a task that is
-                                      not the caller's: the same answer as a missing one;
-                                      likewise "no batch N in project P"
+``NotFound`` (``NotVisible``) 404     missing, or not the caller's to know about: the
+                                      service's "no task N" for someone else's task is
+                                      a ``NotVisible``, the same answer as a missing one
 ``PermissionDenied``          403     role or rule (self-review, submitted task, CSRF)
-``ConflictError``             409     stale save; ``current_revision_id`` in the body
+``LoginThrottled``            429     too many failed logins; ``Retry-After`` header
+``ConflictError``             409     stale save; structured fields in the body
 ``GateFailed``                409     the batch is blocked
 ``WorkflowError``             409     the request is well formed but the program's state
                                       refuses it (already submitted, illegal transition,
@@ -22,7 +22,13 @@ not authenticated             401     no, unknown, expired or revoked token
 unavailable
 ============================  ======  =================================================
 
-Bodies are ``{"detail": str, "type": str}`` plus ``current_revision_id`` for conflicts.
+The status is decided by the error's class alone, never by its message.
+
+Bodies are ``{"detail": str, "type": str}``; a 404 always has ``type`` ``"NotFound"`` (a
+hidden task and a missing one read alike). A conflict adds what the editor needs to
+recover without parsing the message: ``current_revision_id`` (the revision that won),
+``your_base_revision_id`` (the one the refused save edited) and ``task_id``. A 429 adds
+``retry_after`` (seconds, as in the header).
 Nothing a handler writes contains a request's body or headers (passwords, tokens).
 """
 
@@ -41,13 +47,14 @@ from labelgate.errors import (
     FormatError,
     GateFailed,
     LabelgateError,
+    NotFound,
     PermissionDenied,
     SpecError,
     StoreError,
     ValidationError,
     WorkflowError,
 )
-from labelgate.workflow.queries import NotVisible
+from labelgate.workflow.auth import LoginThrottled
 
 __all__ = ["NotAuthenticated", "error_body", "install_handlers", "status_of"]
 
@@ -58,23 +65,16 @@ class NotAuthenticated(LabelgateError):
     """The request carries no live credential."""
 
 
-def _not_found(exc: BaseException) -> bool:
-    # the workflow answers "no task N for 'user'" / "no QA task N" alike for a missing task
-    # and for someone else's: both are 404 here, so a blind annotator learns nothing; a
-    # batch id that is not in the project ("no batch N in project P") is a 404 as well
-    if isinstance(exc, PermissionDenied):
-        return isinstance(exc, NotVisible) or str(exc).startswith("no ")
-    return isinstance(exc, WorkflowError) and str(exc).startswith("no batch ")
-
-
 def status_of(exc: BaseException) -> int:
     """The HTTP status of one of labelgate's errors (see the module's table)."""
     if isinstance(exc, NotAuthenticated):
         return 401
-    if isinstance(exc, PermissionDenied):
-        return 404 if _not_found(exc) else 403
-    if _not_found(exc):
+    if isinstance(exc, NotFound):  # before PermissionDenied: NotVisible is both
         return 404
+    if isinstance(exc, LoginThrottled):
+        return 429
+    if isinstance(exc, PermissionDenied):
+        return 403
     if isinstance(exc, ConflictError | GateFailed | WorkflowError):
         return 409
     if isinstance(exc, UploadRejected):
@@ -89,10 +89,14 @@ def status_of(exc: BaseException) -> int:
 def error_body(exc: BaseException) -> dict[str, Any]:
     """The JSON body of an error."""
     body: dict[str, Any] = {"detail": str(exc), "type": type(exc).__name__}
-    if _not_found(exc):
+    if isinstance(exc, NotFound):
         body["type"] = "NotFound"
     if isinstance(exc, ConflictError):
         body["current_revision_id"] = exc.current_revision_id
+        body["your_base_revision_id"] = exc.base_revision_id
+        body["task_id"] = exc.task_id
+    if isinstance(exc, LoginThrottled):
+        body["retry_after"] = exc.retry_after
     return body
 
 
@@ -102,6 +106,8 @@ def install_handlers(app: FastAPI) -> None:
     async def labelgate_error(request: Request, exc: Exception) -> JSONResponse:
         status = status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, LoginThrottled):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(error_body(exc), status_code=status, headers=headers)
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:

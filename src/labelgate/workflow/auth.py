@@ -12,6 +12,13 @@ nor its timing tells a caller which names exist.
 
 Nothing in this module logs or returns a password or a token except :func:`issue_token`'s
 return value, which goes straight to the client.
+
+Password guessing is throttled across every API worker through the ``login_attempts``
+table (:class:`LoginLimits`, :func:`check_login_allowed`): after ``user_failures`` failed
+logins for one name (default 5), or ``remote_failures`` from one address (default 20),
+within ``window`` (default 15 min), :func:`login` raises :class:`LoginThrottled` (the API's
+429 with ``Retry-After``) *before* any password is verified, so the answer and its timing
+say nothing about the password; a success resets the name's count (not the address's).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import math
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,11 +34,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 
 from labelgate.errors import PermissionDenied, WorkflowError
 from labelgate.store.db import Database
-from labelgate.store.models import ApiTokenRow, UserRow, utcnow
+from labelgate.store.models import ApiTokenRow, LoginAttemptRow, UserRow, utcnow
 from labelgate.workflow.audit import append_event
 
 __all__ = [
@@ -38,14 +46,19 @@ __all__ = [
     "MIN_PASSWORD_LENGTH",
     "STAFF",
     "TOKEN_TTL",
+    "LoginLimits",
+    "LoginThrottled",
     "Principal",
     "authenticate",
+    "check_login_allowed",
     "check_password",
     "configure_hashing",
     "csrf_token",
     "hash_password",
     "issue_token",
     "login",
+    "prune_login_attempts",
+    "record_login_attempt",
     "require_role",
     "resolve_token",
     "revoke_token",
@@ -247,14 +260,214 @@ def issue_token(
     return token, expires
 
 
+# --- login throttling ----------------------------------------------------------------------
+
+
+class LoginThrottled(WorkflowError):
+    """Too many failed logins for this name or from this address: wait ``retry_after`` s.
+
+    Raised before any password is verified. The message names neither the user nor the
+    address (it may be logged); ``scope`` is ``"user"`` or ``"remote"``.
+    """
+
+    def __init__(self, retry_after: int, *, scope: str) -> None:
+        self.retry_after = retry_after
+        self.scope = scope
+        super().__init__(f"too many failed logins; retry in {retry_after} s")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    """How many failed logins are tolerated before :func:`login` answers "wait".
+
+    Parameters
+    ----------
+    user_failures
+        Failed logins for one user name within ``window`` after which the name is
+        refused (default 5). A successful login starts the name's count again.
+    remote_failures
+        Failed logins from one remote address within ``window`` (any names) after which
+        the address is refused (default 20; a success does not reset it, so one valid
+        account cannot launder guesses at others).
+    window
+        How far back failures count (default 15 min); a refusal lasts until enough of
+        them are older than this.
+    keep
+        Attempts older than this are deleted (default 1 day, at least ``window``).
+    enabled
+        ``False`` turns throttling off (attempts are still recorded).
+    """
+
+    user_failures: int = 5
+    remote_failures: int = 20
+    window: dt.timedelta = dt.timedelta(minutes=15)
+    keep: dt.timedelta = dt.timedelta(days=1)
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.user_failures < 1 or self.remote_failures < 1:
+            raise WorkflowError(
+                "login limits: user_failures and remote_failures must be at least 1, got "
+                f"{self.user_failures} and {self.remote_failures}"
+            )
+        if self.window <= dt.timedelta(0) or self.keep < self.window:
+            raise WorkflowError(
+                f"login limits: window must be positive and keep >= window, got window "
+                f"{self.window} and keep {self.keep}"
+            )
+
+
+LOGIN_LIMITS = LoginLimits()
+_NAME_CHARS = 200  # login_attempts.username
+_REMOTE_CHARS = 100  # login_attempts.remote
+
+
+def _retry_after(
+    failures: list[dt.datetime], allowed: int, window: dt.timedelta, now: dt.datetime
+) -> int | None:
+    """Seconds until fewer than ``allowed`` of ``failures`` (newest first) are in the window."""
+    if len(failures) < allowed:
+        return None
+    # the refusal lifts when the allowed-th newest failure leaves the window
+    lifts = _aware(failures[allowed - 1]) + window
+    return max(1, math.ceil((lifts - now).total_seconds()))
+
+
+def check_login_allowed(
+    db: Database,
+    name: str,
+    remote: str = "",
+    *,
+    limits: LoginLimits = LOGIN_LIMITS,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> None:
+    """Raise :class:`LoginThrottled` if ``name`` or ``remote`` has failed too often.
+
+    Counts, in the shared ``login_attempts`` table, the failures within ``limits.window``:
+    for ``name`` only those after its newest success, for ``remote`` all of them. Two
+    workers checking at the same instant may each let one more guess through; the bound
+    holds to within the number of concurrent requests.
+    """
+    if not limits.enabled:
+        return
+    now = clock()
+    since = now - limits.window
+    name = name[:_NAME_CHARS]
+    with db.session() as s:
+        last_success = s.execute(
+            select(func.max(LoginAttemptRow.created_at)).where(
+                LoginAttemptRow.username == name,
+                LoginAttemptRow.succeeded.is_(True),
+                LoginAttemptRow.created_at > since,
+            )
+        ).scalar()
+        user_since = max(since, _aware(last_success)) if last_success is not None else since
+        by_user = list(
+            s.execute(
+                select(LoginAttemptRow.created_at)
+                .where(
+                    LoginAttemptRow.username == name,
+                    LoginAttemptRow.succeeded.is_(False),
+                    LoginAttemptRow.created_at > user_since,
+                )
+                .order_by(LoginAttemptRow.created_at.desc())
+                .limit(limits.user_failures)
+            ).scalars()
+        )
+        by_remote: list[dt.datetime] = []
+        if remote:
+            by_remote = list(
+                s.execute(
+                    select(LoginAttemptRow.created_at)
+                    .where(
+                        LoginAttemptRow.remote == remote[:_REMOTE_CHARS],
+                        LoginAttemptRow.succeeded.is_(False),
+                        LoginAttemptRow.created_at > since,
+                    )
+                    .order_by(LoginAttemptRow.created_at.desc())
+                    .limit(limits.remote_failures)
+                ).scalars()
+            )
+    wait_user = _retry_after(by_user, limits.user_failures, limits.window, now)
+    wait_remote = _retry_after(by_remote, limits.remote_failures, limits.window, now)
+    if wait_user is not None or wait_remote is not None:
+        scope = "user" if (wait_user or 0) >= (wait_remote or 0) else "remote"
+        raise LoginThrottled(max(wait_user or 0, wait_remote or 0), scope=scope)
+
+
+def record_login_attempt(
+    db: Database,
+    name: str,
+    remote: str,
+    succeeded: bool,
+    *,
+    limits: LoginLimits = LOGIN_LIMITS,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> None:
+    """Append one attempt (never the password) and prune what is older than ``limits.keep``."""
+    now = clock()
+    with db.session() as s:
+        s.add(
+            LoginAttemptRow(
+                username=name[:_NAME_CHARS],
+                remote=remote[:_REMOTE_CHARS],
+                succeeded=succeeded,
+                created_at=now,
+            )
+        )
+    _maybe_prune(db, now, limits.keep)
+
+
+_LAST_PRUNE: dict[str, dt.datetime] = {}  # database url -> when this process last pruned
+_PRUNE_EVERY = dt.timedelta(minutes=5)
+
+
+def _maybe_prune(db: Database, now: dt.datetime, keep: dt.timedelta) -> None:
+    key = db.url
+    last = _LAST_PRUNE.get(key)
+    if last is not None and dt.timedelta(0) <= now - last < _PRUNE_EVERY:
+        return
+    _LAST_PRUNE[key] = now
+    prune_login_attempts(db, before=now - keep)
+
+
+def prune_login_attempts(db: Database, *, before: dt.datetime) -> int:
+    """Delete the attempts made before ``before``; how many were deleted.
+
+    :func:`record_login_attempt` calls it (at most every 5 min per process) with
+    ``now - limits.keep``; nothing older than the window is ever read.
+    """
+    with db.session() as s:
+        result: Any = s.execute(delete(LoginAttemptRow).where(LoginAttemptRow.created_at < before))
+        return int(result.rowcount or 0)
+
+
 def login(
-    db: Database, name: str, password: str, *, ttl: dt.timedelta = TOKEN_TTL
+    db: Database,
+    name: str,
+    password: str,
+    *,
+    ttl: dt.timedelta = TOKEN_TTL,
+    remote: str = "",
+    limits: LoginLimits = LOGIN_LIMITS,
+    clock: Callable[[], dt.datetime] = utcnow,
 ) -> tuple[Principal, str, dt.datetime] | None:
-    """Authenticate and issue a token: ``(principal, token, expires_at)`` or ``None``."""
+    """Authenticate and issue a token: ``(principal, token, expires_at)`` or ``None``.
+
+    Every attempt is recorded in ``login_attempts`` (name, remote address, outcome).
+
+    Raises
+    ------
+    LoginThrottled
+        ``name`` or ``remote`` failed too often within ``limits.window``; the password
+        was not checked and the attempt is not counted.
+    """
+    check_login_allowed(db, name, remote, limits=limits, clock=clock)
     principal = authenticate(db, name, password)
+    record_login_attempt(db, name, remote, principal is not None, limits=limits, clock=clock)
     if principal is None:
         return None
-    token, expires = issue_token(db, principal, ttl=ttl)
+    token, expires = issue_token(db, principal, ttl=ttl, clock=clock)
     return principal, token, expires
 
 

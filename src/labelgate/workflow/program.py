@@ -48,7 +48,15 @@ from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
 from labelgate.core.merge import merge
 from labelgate.core.sampling import upper_bound, zero_acceptance_sample_size
-from labelgate.errors import GateFailed, PermissionDenied, StoreError, WorkflowError
+from labelgate.errors import (
+    ConflictError,
+    GateFailed,
+    NotFound,
+    NotVisible,
+    PermissionDenied,
+    StoreError,
+    WorkflowError,
+)
 from labelgate.spec import ProgramSpec, parse_spec
 from labelgate.store.annotations import load_annotations
 from labelgate.store.db import Database
@@ -600,7 +608,7 @@ class Program:
         )
         row = s.execute(query).scalar()
         if row is None:
-            raise WorkflowError(f"no batch {batch!r} in project {self.name!r}")
+            raise NotFound(f"no batch {batch!r} in project {self.name!r}")
         return row
 
     def batch_status(self, batch: int | str) -> dict[str, Any]:
@@ -791,10 +799,10 @@ class Program:
         # writers lock the row: a save checking "still open" must not race a submit
         task = s.get(TaskRow, task_id, with_for_update=lock)
         if task is None or task.project_id != self.project_id:
-            raise PermissionDenied(f"no task {task_id} for {user!r}")
+            raise NotVisible(f"no task {task_id} for {user!r}")
         if task.assignee_id != me.id:
             # the same answer as for a missing task: a blind annotator learns nothing
-            raise PermissionDenied(f"no task {task_id} for {user!r}")
+            raise NotVisible(f"no task {task_id} for {user!r}")
         return me, task
 
     def task_labels(self, user: str, task_id: int) -> Annotations:
@@ -839,14 +847,19 @@ class Program:
                 image_id=np.full(len(labels), task.image_id, dtype=np.int64),
                 annotator_id=np.full(len(labels), me.id, dtype=np.int64),
             )
-            saved = save_revision(
-                s,
-                task_id=task_id,
-                base_revision_id=base_revision_id,
-                author_id=me.id,
-                labels=labels,
-                request_id=request_id,
-            )
+            try:
+                saved = save_revision(
+                    s,
+                    task_id=task_id,
+                    base_revision_id=base_revision_id,
+                    author_id=me.id,
+                    labels=labels,
+                    request_id=request_id,
+                )
+            except ConflictError as exc:
+                # the store names the winner; the client's side of the collision is ours
+                exc.task_id, exc.base_revision_id = task_id, base_revision_id
+                raise
             if not saved.replayed:
                 task.status = "in_progress"
                 activity = "rework" if task.purpose == "rework" else "annotate"
@@ -951,12 +964,12 @@ class Program:
             me = self._user(s, user)
             task = s.get(TaskRow, task_id)
             if task is None or task.project_id != self.project_id:
-                raise PermissionDenied(f"no task {task_id} for {user!r}")
+                raise NotVisible(f"no task {task_id} for {user!r}")
             allowed = task.assignee_id == me.id or bool(
                 {"reviewer", "adjudicator", "auditor", *MANAGERS} & set(me.roles)
             )
             if not allowed:
-                raise PermissionDenied(f"no task {task_id} for {user!r}")
+                raise NotVisible(f"no task {task_id} for {user!r}")
             image = s.get(ImageRow, task.image_id)
             assert image is not None  # foreign key
             return image.external_id
@@ -972,7 +985,7 @@ class Program:
             self._require_role(s, reviewer, {"reviewer", "adjudicator", *MANAGERS})
             task = s.get(TaskRow, task_id)
             if task is None or task.project_id != self.project_id:
-                raise PermissionDenied(f"no task {task_id}")
+                raise NotVisible(f"no task {task_id}")
             image = s.get(ImageRow, task.image_id)
             assert image is not None  # foreign key
             twin = s.execute(
@@ -995,7 +1008,7 @@ class Program:
             me = self._require_role(s, reviewer, {"reviewer", *MANAGERS})
             task = s.get(TaskRow, task_id)
             if task is None or task.project_id != self.project_id:
-                raise PermissionDenied(f"no task {task_id}")
+                raise NotVisible(f"no task {task_id}")
             if task.assignee_id == me.id:
                 raise PermissionDenied(f"{reviewer!r} made task {task_id}: no self-review")
             if task.purpose not in WORK_PURPOSES or task.status != "submitted":
@@ -1023,7 +1036,7 @@ class Program:
             me = self._require_role(s, reviewer, {"reviewer", *MANAGERS})
             task = s.get(TaskRow, task_id)
             if task is None or task.project_id != self.project_id:
-                raise PermissionDenied(f"no task {task_id}")
+                raise NotVisible(f"no task {task_id}")
             if task.assignee_id == me.id:
                 raise PermissionDenied(f"{reviewer!r} made task {task_id}: no self-review")
             if task.purpose not in WORK_PURPOSES or task.status != "submitted":
@@ -1248,7 +1261,7 @@ class Program:
             me = self._user(s, inspector)
             task = s.get(TaskRow, task_id)
             if task is None or task.purpose != "qa" or task.assignee_id != me.id:
-                raise PermissionDenied(f"no QA task {task_id} for {inspector!r}")
+                raise NotVisible(f"no QA task {task_id} for {inspector!r}")
             item = s.get(BatchItemRow, (task.batch_id, task.image_id))
             assert item is not None and item.final_revision_id is not None
             return self._external(s, load_annotations(s, [item.final_revision_id]))
@@ -1266,7 +1279,7 @@ class Program:
             me = self._user(s, inspector)
             task = s.get(TaskRow, task_id)
             if task is None or task.purpose != "qa" or task.assignee_id != me.id:
-                raise PermissionDenied(f"no QA task {task_id} for {inspector!r}")
+                raise NotVisible(f"no QA task {task_id} for {inspector!r}")
             if task.status != "assigned":
                 raise WorkflowError(f"QA task {task_id} is already {task.status}")
             batch = s.get(BatchRow, task.batch_id)

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import func, select
 
-from labelgate.errors import PermissionDenied
+from labelgate.errors import NotVisible
 from labelgate.store.db import Database
 from labelgate.store.models import (
     AdjudicationRow,
@@ -54,10 +54,6 @@ T = TypeVar("T")
 
 #: roles that see every project's review, adjudication and QA queues
 REVIEW_ROLES = frozenset({"reviewer", "adjudicator"})
-
-
-class NotVisible(PermissionDenied):
-    """The thing does not exist, or the caller may not know that it does (one answer)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,23 +15,54 @@ from labelgate.api.deps import (
 )
 from labelgate.api.errors import NotAuthenticated
 from labelgate.api.schemas import ErrorOut, LoginIn, LoginOut, MeOut, PasswordChange, Responses
-from labelgate.workflow.auth import authenticate, csrf_token, login, revoke_token, set_password
+from labelgate.workflow.auth import (
+    LoginThrottled,
+    authenticate,
+    csrf_token,
+    login,
+    revoke_token,
+    set_password,
+)
 
 __all__ = ["router"]
 
 log = logging.getLogger("labelgate.api")
 router = APIRouter(prefix="/api", tags=["auth"])
 REFUSED: Responses = {401: {"model": ErrorOut, "description": "Not authenticated"}}
+THROTTLED: Responses = {
+    429: {
+        "model": ErrorOut,
+        "description": "Too many failed logins for this name or address; see Retry-After",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        },
+    }
+}
 
 
-@router.post("/auth/login", response_model=LoginOut, responses=REFUSED)
-def login_route(body: LoginIn, response: Response, state: StateDep) -> LoginOut:
+@router.post("/auth/login", response_model=LoginOut, responses={**REFUSED, **THROTTLED})
+def login_route(body: LoginIn, request: Request, response: Response, state: StateDep) -> LoginOut:
     """Exchange a name and password for a token; also sets the session and CSRF cookies.
 
     Every failure (unknown user, wrong password, no password set, inactive user) gets the
-    same 401, so the answer does not tell which names exist.
+    same 401, so the answer does not tell which names exist. Too many failures for a name
+    or from an address (:class:`~labelgate.workflow.auth.LoginLimits`) get 429 with
+    ``Retry-After``, whatever the password; the rule is the workflow's, this only maps it.
     """
-    done = login(state.db, body.name, body.password, ttl=state.settings.token_ttl)
+    remote = request.client.host if request.client is not None else ""
+    try:
+        done = login(
+            state.db,
+            body.name,
+            body.password,
+            ttl=state.settings.token_ttl,
+            remote=remote,
+            limits=state.settings.login_limits,
+            clock=state.settings.clock,
+        )
+    except LoginThrottled as exc:
+        log.warning("login throttled (%s limit), retry after %d s", exc.scope, exc.retry_after)
+        raise
     if done is None:
         log.info("login refused for a user name of %d characters", len(body.name))
         raise NotAuthenticated("wrong name or password")

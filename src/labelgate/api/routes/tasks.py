@@ -101,7 +101,9 @@ def task_route(task_id: TaskId, me: Caller, state: StateDep) -> LabelsOut:
         if own_task_state(state.db, me, task_id)[0] == head:
             break
     else:
-        raise ConflictError(f"task {task_id} keeps changing; retry", current_revision_id=head)
+        raise ConflictError(
+            f"task {task_id} keeps changing; retry", current_revision_id=head, task_id=task_id
+        )
     return LabelsOut(
         task_id=task_id,
         image_id=image,
