@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from labelgate.cli._output import console, emit_json, fail
+from labelgate.cli.ml import RayAddress, Shards
 from labelgate.core._typing import IntArray
 from labelgate.core.dataset import Dataset
 from labelgate.core.evaluate import Evaluation, IouType, evaluate, rasterize_polygons
@@ -33,6 +34,8 @@ def eval_command(
             help="Evaluate each class at its own taxonomy IoU threshold (its precision tier).",
         ),
     ] = False,
+    ray: RayAddress = None,
+    shards: Shards = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """COCO AP/AR of DT against GT: pycocotools' 12 stats, and AP per class."""
@@ -56,12 +59,24 @@ def eval_command(
             if per_class_tier
             else None
         )
-        result = evaluate(
-            truth,
-            found,
-            iou_type=cast(IouType, iou_type),
-            per_class_thresholds=thresholds,
-        )
+        if ray is None and shards is None:
+            result = evaluate(
+                truth,
+                found,
+                iou_type=cast(IouType, iou_type),
+                per_class_thresholds=thresholds,
+            )
+        else:
+            from labelgate.ml.distributed import evaluate_sharded  # imports Ray
+
+            result = evaluate_sharded(
+                truth,
+                found,
+                iou_type=cast(IouType, iou_type),
+                per_class_thresholds=thresholds,
+                shards=shards,
+                address=ray,
+            )
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
     document = evaluation_to_dict(result, truth)

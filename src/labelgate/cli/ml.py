@@ -24,6 +24,25 @@ from labelgate.ml.select import STRATEGIES, image_uncertainty, select
 __all__ = ["errors_command", "select_command"]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+#: ``--ray ADDRESS`` / ``--shards N`` (shared with ``labelgate eval``): either one shards the
+#: work by image over Ray (the [ray] extra); the output is the single-process output
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Shard the work by image over Ray: 'local' starts a local instance, 'auto' or "
+        "ray://HOST:PORT joins a cluster (the [ray] extra). Same output as without.",
+    ),
+]
+Shards = Annotated[
+    int | None,
+    typer.Option(
+        "--shards",
+        min=1,
+        help="Ray tasks (image ranges); default two per CPU. Implies --ray local if not given.",
+    ),
+]
 
 
 def _thresholds(text: str | None) -> dict[int, float] | float | None:
@@ -67,6 +86,8 @@ def errors_command(
     from_format: Annotated[
         str | None, typer.Option("--from", help="Format of LABELS (detected if omitted).")
     ] = None,
+    ray: RayAddress = None,
+    shards: Shards = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Rank suspected label errors by a model's disagreement; score every image.
@@ -79,7 +100,14 @@ def errors_command(
         table = _thresholds(thresholds)
         dataset = read(labels, from_format or detect_format(labels))
         pred = read_coco(predictions, reference=dataset).annotations
-        report = find_label_errors(dataset, pred, thresholds=table, min_score=min_score)
+        if ray is None and shards is None:
+            report = find_label_errors(dataset, pred, thresholds=table, min_score=min_score)
+        else:
+            from labelgate.ml.distributed import find_label_errors_sharded  # imports Ray
+
+            report = find_label_errors_sharded(
+                dataset, pred, thresholds=table, min_score=min_score, shards=shards, address=ray
+            )
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
     document = report.to_dict(top=top)

@@ -1,0 +1,677 @@
+"""Scale-out over Ray: pre-labeling, label-error detection and COCO evaluation sharded by image.
+
+Every function here returns exactly what its single-process counterpart returns on the same
+input (the tests compare them with ``np.array_equal`` and exact dict equality); only the
+work is spread over Ray tasks (the ``[ray]`` extra). Images are split into contiguous
+ranges of image ids (:func:`plan_shards`, balanced by object count), so all objects of an
+image land in one shard, and each shard is one remote task:
+
+- **pre-labeling** (:func:`prelabel_sharded`): any :class:`~labelgate.ml.predictors.Predictor`
+  over contiguous rows of the image table; a predictor that cannot be pickled (OpenCV's
+  cascades hold native classifiers) travels as a factory that each task calls once;
+- **label-error detection** (:func:`find_label_errors_sharded`): the one global statistic,
+  confident learning's per-class thresholds (a mean over the whole data set), is computed
+  first, on the driver; given the thresholds every subscore is a function of one image's
+  labels and predictions, so each shard scores its images and the driver merges: per-row
+  arrays are scattered back to their rows, and the error and image lists are re-sorted
+  with the single-process keys (stable: ties only ever occur within one image, hence
+  within one shard, whose order is the global one);
+- **COCO evaluation** (:func:`evaluate_sharded`): COCOeval's greedy matching is
+  independent per (image, class); the driver computes the global orders (detections by
+  group and score, COCOeval's accumulation order) as :func:`~labelgate.core.evaluate.evaluate`
+  does, the shards build the candidate pairs, their IoU and the matching of their images,
+  and the driver scatters the per-detection outcomes into the accumulation order and
+  accumulates. The floating-point work happens in the same expressions on the same
+  values, so the numbers are bit-for-bit those of ``evaluate``.
+
+Ray is started on first use (``ray.init(address)``; a local instance when ``address`` is
+None) unless the caller already started it.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelgate.core._typing import BoolArray, FloatArray, IntArray
+from labelgate.core.annotations import Annotations
+from labelgate.core.dataset import Dataset
+from labelgate.core.evaluate import (
+    COCO_AREA_RANGES,
+    COCO_IOU_THRESHOLDS,
+    COCO_KEYPOINT_AREA_RANGES,
+    COCO_RECALL_THRESHOLDS,
+    Evaluation,
+    IouType,
+    _accumulate,
+    _BoxIou,
+    _candidate_pairs,
+    _detection_order,
+    _greedy_match,
+    _ground_truth_order,
+    _mask_area,
+    _Matches,
+    _PairIou,
+    _stable_order,
+    _summarize,
+    _summarize_keypoints,
+)
+from labelgate.core.images import Images
+from labelgate.core.iou import COCO_SIGMAS, mask_iou_pairs, oks_pairs
+from labelgate.errors import LabelgateError, ValidationError
+from labelgate.ml.errors import ErrorReport, _class_table, find_label_errors
+from labelgate.ml.predictors import Pixels, Predictor
+
+__all__ = [
+    "ShardPlan",
+    "evaluate_sharded",
+    "find_label_errors_sharded",
+    "plan_shards",
+    "prelabel_sharded",
+    "ray_session",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPlan:
+    """Contiguous image-id ranges: shard ``k`` holds the ids in ``[starts[k], starts[k+1])``.
+
+    Attributes
+    ----------
+    starts : (s,) int64
+        The first image id of each shard but the first (which starts at -inf); the last
+        shard reaches +inf, so every image id belongs to exactly one shard.
+    """
+
+    starts: IntArray
+
+    def __len__(self) -> int:
+        return len(self.starts) + 1
+
+    def shard_of(self, image_id: IntArray) -> IntArray:
+        """(n,) the shard of each image id."""
+        out: IntArray = np.searchsorted(self.starts, image_id, side="right").astype(np.int64)
+        return out
+
+    def rows(self, image_id: IntArray) -> list[IntArray]:
+        """Per shard, the rows whose image is in it, in row order (one stable sort)."""
+        shard = self.shard_of(np.asarray(image_id, dtype=np.int64))
+        order = np.argsort(shard, kind="stable")
+        bounds = np.searchsorted(shard[order], np.arange(len(self) + 1))
+        return [order[lo:hi] for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+
+
+def plan_shards(
+    image_ids: IntArray, n_shards: int, *, weights: FloatArray | None = None
+) -> ShardPlan:
+    """Split image ids into at most ``n_shards`` contiguous ranges of about equal weight.
+
+    Parameters
+    ----------
+    image_ids
+        (k,) image ids (any order, repeats allowed: each repeat adds ``weights`` of its row,
+        so passing every object's image id balances by objects).
+    n_shards
+        Shards wanted, >= 1; fewer come back when there are fewer distinct ids.
+    weights
+        (k,) weight of each entry; default 1.
+
+    Examples
+    --------
+    >>> plan = plan_shards(np.array([1, 1, 1, 2, 3, 4, 5, 6]), 2)
+    >>> len(plan), plan.starts.tolist(), plan.shard_of(np.array([0, 1, 3, 9])).tolist()
+    (2, [3], [0, 0, 1, 1])
+    """
+    if n_shards < 1:
+        raise ValidationError(f"expected at least 1 shard, got {n_shards}", field="shards")
+    ids = np.asarray(image_ids, dtype=np.int64)
+    unique, inverse = np.unique(ids, return_inverse=True)
+    if len(unique) <= 1 or n_shards == 1:
+        return ShardPlan(np.zeros(0, dtype=np.int64))
+    w = np.ones(len(ids)) if weights is None else np.asarray(weights, dtype=np.float64)
+    per_image = np.bincount(inverse.ravel(), weights=w, minlength=len(unique))
+    before = np.r_[0.0, np.cumsum(per_image)]  # weight before image b, b = 0..k
+    total = float(before[-1])
+    cuts: list[int] = []
+    last = 0
+    for k in range(n_shards - 1):  # one step per shard: each splits what is left evenly
+        target = before[last] + (total - before[last]) / (n_shards - k)
+        b = int(np.searchsorted(before, target))
+        if b > 0 and target - before[b - 1] < before[min(b, len(unique))] - target:
+            b -= 1  # the boundary nearest the target
+        b = max(b, last + 1)
+        if b >= len(unique):
+            break
+        cuts.append(b)
+        last = b
+    return ShardPlan(unique[np.asarray(cuts, dtype=np.int64)])
+
+
+# --------------------------------------------------------------------------------- Ray
+
+
+def ray_session(address: str | None = None) -> Any:
+    """The ``ray`` module, initialized: an already running session, else ``ray.init(address)``.
+
+    ``address`` None (or ``"local"``) starts a local instance on this machine's cores;
+    ``"auto"`` or ``"ray://host:10001"`` joins a running cluster.
+
+    Raises
+    ------
+    ValidationError
+        When Ray is not installed (the ``[ray]`` extra).
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise ValidationError(
+            f"Ray is not installed ({exc}): pip install 'labelgate[ray]'", field="ray"
+        ) from exc
+    if not ray.is_initialized():
+        ray.init(
+            address=None if address in (None, "local") else address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    return ray
+
+
+def _default_shards(ray: Any) -> int:
+    """Two tasks per CPU of the cluster: a slow shard does not hold the others up."""
+    return max(1, 2 * int(ray.cluster_resources().get("CPU", 1)))
+
+
+@functools.cache
+def _remote(function: Callable[..., Any]) -> Any:
+    import ray
+
+    return ray.remote(num_cpus=1)(function)
+
+
+def _run(ray: Any, function: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """``function(*args)`` for each call as Ray tasks; results in call order.
+
+    A task's labelgate error (bad input found inside a shard) is raised as itself, not
+    wrapped in Ray's ``RayTaskError``.
+    """
+    task = _remote(function)
+    refs = [task.remote(*args) for args in calls]
+    try:
+        return list(ray.get(refs))
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, LabelgateError):
+            raise cause from None
+        raise
+
+
+def _sub_dataset(labels: Dataset, label_rows: IntArray, image_rows: IntArray) -> Dataset:
+    """The shard's rows of a checked data set: the same checks pass on any image subset."""
+    return Dataset(labels.annotations.take(label_rows), labels.images[image_rows], labels.taxonomy)
+
+
+# ------------------------------------------------------------------------- pre-labeling
+
+
+def _prelabel_shard(
+    predictor: Predictor | Callable[[], Predictor],
+    images: Images,
+    pixels: Sequence[Pixels] | None,
+    root: Path | None,
+) -> Annotations:
+    model = predictor if isinstance(predictor, Predictor) else predictor()
+    return model.predict(images, pixels, root=root)
+
+
+def prelabel_sharded(
+    predictor: Predictor | Callable[[], Predictor],
+    images: Images,
+    pixels: Sequence[Pixels] | None = None,
+    *,
+    root: Path | None = None,
+    shards: int | None = None,
+    address: str | None = None,
+) -> Annotations:
+    """``predictor.predict(images, pixels, root=root)`` over Ray, one task per image range.
+
+    Parameters
+    ----------
+    predictor
+        A :class:`~labelgate.ml.predictors.Predictor`, pickled to the workers, or a
+        zero-argument factory returning one, called once per task: for predictors holding
+        native objects that do not pickle (``functools.partial(CascadePredictor,
+        {1: "haarcascade_frontalface_default.xml"})``).
+    images
+        The batch.
+    pixels
+        One decoded array per row of ``images`` (each task gets its rows'); or None, and
+        the predictor reads ``root / file_name`` on the worker (a shared file system).
+    root
+        Folder of the image files.
+    shards
+        Tasks; default two per CPU of the Ray cluster.
+    address
+        Ray address (see :func:`ray_session`).
+
+    Returns
+    -------
+    Annotations
+        The shards' predictions in image-table order, ids renumbered ``1..`` as
+        :func:`~labelgate.ml.predictors.postprocess` numbers a batch: equal to a single
+        ``predict`` call for a predictor that treats each image on its own (both adapters).
+    """
+    if pixels is not None and len(pixels) != len(images):
+        raise ValidationError(
+            f"expected one pixel array per image ({len(images)}), got {len(pixels)}",
+            field="pixels",
+        )
+    ray = ray_session(address)
+    n = max(1, min(shards or _default_shards(ray), len(images)))
+    bounds = np.linspace(0, len(images), n + 1).round().astype(np.int64).tolist()
+    try:
+        shipped = ray.put(predictor)
+    except TypeError as exc:
+        raise ValidationError(
+            f"the predictor cannot be sent to Ray workers ({exc}); pass a factory instead, "
+            "e.g. functools.partial(CascadePredictor, {1: 'haarcascade_frontalface_default.xml'})",
+            field="predictor",
+        ) from exc
+    calls = [
+        (shipped, images[lo:hi], None if pixels is None else list(pixels[lo:hi]), root)
+        for lo, hi in itertools.pairwise(bounds)
+        if hi > lo
+    ]
+    parts = [p for p in _run(ray, _prelabel_shard, calls) if len(p)]
+    if not parts:
+        return Annotations.empty()
+    starts = np.cumsum([0] + [len(p) for p in parts]) + 1
+    return Annotations.concat(
+        [p.replace(id=np.arange(s, s + len(p), dtype=np.int64)) for p, s in zip(parts, starts)]
+    )
+
+
+# --------------------------------------------------------------------- label errors
+
+
+def _errors_shard(
+    labels: Dataset,
+    predictions: Annotations,
+    label_rows: IntArray,
+    image_rows: IntArray,
+    pred_rows: IntArray,
+    options: dict[str, Any],
+) -> ErrorReport:
+    shard = _sub_dataset(labels, label_rows, image_rows)
+    return find_label_errors(shard, predictions.take(pred_rows), **options)
+
+
+def find_label_errors_sharded(
+    labels: Dataset,
+    predictions: Annotations,
+    *,
+    thresholds: Mapping[int, float] | float | None = None,
+    shards: int | None = None,
+    address: str | None = None,
+    **options: Any,
+) -> ErrorReport:
+    """:func:`~labelgate.ml.errors.find_label_errors` over Ray, sharded by image; equal result.
+
+    Parameters
+    ----------
+    labels, predictions, thresholds
+        As in ``find_label_errors``; the per-class thresholds (confident learning's mean
+        self-confidence, over the whole data set) are resolved here, before sharding.
+    shards
+        Tasks; default two per CPU of the Ray cluster.
+    address
+        Ray address (see :func:`ray_session`).
+    **options
+        The other keywords of ``find_label_errors`` (``iou_weight``, ``min_score``...).
+
+    Returns
+    -------
+    ErrorReport
+        Array for array equal to ``find_label_errors(labels, predictions, ...)``.
+    """
+    ann = labels.annotations
+    score = np.nan_to_num(predictions.score, nan=0.0)
+    if len(score) and (score.min() < 0 or score.max() > 1):
+        raise ValidationError(
+            f"expected prediction scores in [0, 1], got {score.min()}..{score.max()}",
+            field="score",
+        )
+    match_iou = float(options.get("match_iou", 0.5))
+    # the one global statistic: every shard scores with the data set's thresholds
+    table = _class_table(thresholds, ann, predictions.replace(score=score), match_iou)
+    ray = ray_session(address)
+    n_shards = shards or _default_shards(ray)
+    plan = plan_shards(np.concatenate([ann.image_id, predictions.image_id]), n_shards)
+    label_parts = plan.rows(ann.image_id)
+    image_parts = plan.rows(labels.images.id)
+    pred_parts = plan.rows(predictions.image_id)
+    labels_ref, pred_ref = ray.put(labels), ray.put(predictions)
+    calls = [
+        (labels_ref, pred_ref, rows_l, rows_i, rows_p, {**options, "thresholds": table})
+        for rows_l, rows_i, rows_p in zip(label_parts, image_parts, pred_parts)
+        if len(rows_l) or len(rows_i) or len(rows_p)
+    ]
+    kept = [
+        (rows_l, rows_p)
+        for rows_l, rows_i, rows_p in zip(label_parts, image_parts, pred_parts)
+        if len(rows_l) or len(rows_i) or len(rows_p)
+    ]
+    reports: list[ErrorReport] = _run(ray, _errors_shard, calls)
+    return _merge_reports(reports, kept, len(ann), len(predictions), table)
+
+
+def _merge_reports(
+    reports: list[ErrorReport],
+    rows: list[tuple[IntArray, IntArray]],
+    n_labels: int,
+    n_predictions: int,
+    table: dict[int, float],
+) -> ErrorReport:
+    """One report from per-shard reports, sorted as ``find_label_errors`` sorts its own."""
+
+    def cat(name: str, dtype: Any) -> Any:
+        parts = [getattr(r, name) for r in reports]
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+    image_id, annotation_id = cat("image_id", np.int64), cat("annotation_id", np.int64)
+    prediction_id, kind = cat("prediction_id", np.int64), cat("type", object)
+    score = cat("score", np.float64)
+    images, image_score = cat("images", np.int64), cat("image_score", np.float64)
+    # stable: equal keys only within one image, i.e. one shard, already in global order
+    order = np.lexsort((annotation_id, image_id, -score))
+    image_order = np.lexsort((images, -image_score))
+    subscores = np.zeros((n_labels, 4))
+    overlooked = np.zeros(n_predictions)
+    for report, (rows_l, rows_p) in zip(reports, rows):
+        subscores[rows_l] = report.label_subscores
+        overlooked[rows_p] = report.overlooked
+    return ErrorReport(
+        image_id=image_id[order],
+        annotation_id=annotation_id[order],
+        prediction_id=prediction_id[order],
+        type=kind[order],
+        score=score[order],
+        images=images[image_order],
+        image_score=image_score[image_order],
+        label_subscores=subscores,
+        overlooked=overlooked,
+        thresholds=table,
+    )
+
+
+# ----------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class _EvalShard:
+    """What one shard's matching needs besides the two containers (slices of the globals)."""
+
+    iou_type: str
+    d_take: IntArray
+    d_key: IntArray
+    d_rank: IntArray
+    d_class: IntArray
+    g_take: IntArray
+    g_key: IntArray
+    g_crowd: BoolArray
+    g_area: FloatArray
+    g_ignore: BoolArray  # (A, g)
+    g_void: BoolArray
+    outside: BoolArray  # (A, d) in the shard's (group, rank) order
+    threshold_table: FloatArray
+    lowest: float
+    sigmas: Any
+
+
+def _eval_shard(gt: Annotations, dt: Annotations, s: _EvalShard) -> _Matches:
+    """Candidate pairs, IoU and greedy matching of one shard, as ``evaluate`` computes them."""
+    pair_iou: _PairIou
+    if s.iou_type == "segm":
+
+        def pair_iou(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
+            crowd = s.g_crowd[pair_g]
+            return mask_iou_pairs(dt, s.d_take[pair_d], gt, s.g_take[pair_g], crowd_b=crowd)
+
+    elif s.iou_type == "keypoints":
+
+        def pair_iou(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
+            rows_d, rows_g = s.d_take[pair_d], s.g_take[pair_g]
+            return oks_pairs(dt, rows_d, gt, rows_g, sigmas=s.sigmas, area=s.g_area[pair_g])
+
+    else:
+        d_columns = [dt.bbox[:, i][s.d_take] for i in range(4)]
+        g_columns = [gt.bbox[:, i][s.g_take] for i in range(4)]
+        pair_iou = _BoxIou(d_columns, g_columns, s.g_crowd)
+    pair_d, pair_g, iou = _candidate_pairs(s.d_key, s.g_key, pair_iou, s.lowest)
+    # each shard keeps its own (group, rank) order; the driver scatters into COCO's order
+    return _greedy_match(
+        pair_d,
+        pair_g,
+        iou,
+        s.d_rank,
+        s.d_class,
+        s.threshold_table,
+        s.g_ignore,
+        s.g_crowd,
+        s.g_void,
+        s.outside,
+        np.arange(len(s.d_take), dtype=np.int64),
+    )
+
+
+def evaluate_sharded(
+    gt: Dataset,
+    dt: Annotations,
+    *,
+    iou_type: IouType = "bbox",
+    max_dets: Sequence[int] | None = None,
+    area_ranges: Mapping[str, tuple[float, float]] | None = None,
+    iou_thresholds: FloatArray | Sequence[float] | None = None,
+    use_cats: bool = True,
+    per_class_thresholds: FloatArray | None = None,
+    sigmas: FloatArray | Mapping[int, FloatArray] = COCO_SIGMAS,
+    shards: int | None = None,
+    address: str | None = None,
+) -> Evaluation:
+    """:func:`~labelgate.core.evaluate.evaluate` with the matching sharded by image over Ray.
+
+    Parameters are those of ``evaluate``, plus ``shards`` (tasks; default two per CPU of
+    the Ray cluster) and ``address`` (see :func:`ray_session`). The result is equal, array
+    for array, to ``evaluate(gt, dt, ...)``: the driver computes the global orders and
+    accumulates; the shards compute the candidate pairs, their IoU and the matching.
+    """
+    if iou_type not in ("bbox", "segm", "keypoints"):
+        raise ValidationError(
+            f"expected iou_type 'bbox', 'segm' or 'keypoints', got {iou_type!r}",
+            field="iou_type",
+        )
+    keypoints = iou_type == "keypoints"
+    default_dets = (20,) if keypoints else (1, 10, 100)
+    max_dets = tuple(int(m) for m in (max_dets if max_dets is not None else default_dets))
+    if area_ranges is None:
+        area_ranges = COCO_KEYPOINT_AREA_RANGES if keypoints else COCO_AREA_RANGES
+    ranges = tuple((str(name), float(lo), float(hi)) for name, (lo, hi) in area_ranges.items())
+    class_ids = np.unique(gt.taxonomy.ids).astype(np.int64)
+    image_ids = np.unique(gt.images.id).astype(np.int64)
+    n_classes = len(class_ids)
+    if per_class_thresholds is not None:
+        class_thresholds = np.asarray(per_class_thresholds, dtype=np.float64).reshape(-1)
+        if class_thresholds.shape != (n_classes,):
+            raise ValidationError(
+                f"expected one threshold per class ({n_classes}), got {class_thresholds.shape}",
+                field="per_class_thresholds",
+            )
+        thresholds = np.array([np.nan])
+        threshold_table = class_thresholds[None, :]
+    else:
+        class_thresholds = None
+        thresholds = np.asarray(
+            iou_thresholds if iou_thresholds is not None else COCO_IOU_THRESHOLDS, dtype=np.float64
+        ).reshape(-1)
+        threshold_table = np.repeat(thresholds[:, None], max(n_classes, 1), axis=1)
+    threshold_table = np.minimum(threshold_table, 1 - 1e-10)
+
+    # --- the global orders, as evaluate computes them
+    group_classes = n_classes if use_cats else 1
+    g = gt.annotations
+    g_take, g_key, g_class = _ground_truth_order(g, class_ids, image_ids, use_cats)
+    g_crowd = g.iscrowd[g_take]
+    g_area = g.area[g_take]
+    d_take, d_key, d_class, d_rank, d_score, score_rank = _detection_order(
+        dt, class_ids, image_ids, use_cats, max_dets[-1]
+    )
+    n_gt, n_dt = len(g_take), len(d_take)
+    if iou_type == "segm":
+        for side, container, rows in (("gt", g, g_take), ("dt", dt, d_take)):
+            missing = np.flatnonzero(container.rle_counts.lengths[rows] == 0)
+            if len(missing):
+                raise ValidationError(
+                    "expected an RLE mask on every row for segm (rasterize_polygons first)",
+                    field=side,
+                    row=int(rows[missing[0]]),
+                )
+        d_area = dt.area[d_take]
+        unknown = np.flatnonzero(np.isnan(d_area))
+        d_area[unknown] = _mask_area(dt.rle_counts, d_take[unknown])
+    else:
+        box = [dt.bbox[:, i][d_take] for i in range(4)]
+        d_area = (box[2] - box[0]) * (box[3] - box[1])
+    lowest = float(threshold_table.min()) if threshold_table.size else np.inf
+    lows = np.array([r[1] for r in ranges], dtype=np.float64)[:, None]
+    highs = np.array([r[2] for r in ranges], dtype=np.float64)[:, None]
+    g_flagged = g_crowd
+    if keypoints:
+        labelled = g.keypoints.values[:, 2] > 0
+        counts = np.bincount(g.keypoints.row_index(), weights=labelled, minlength=len(g))
+        g_flagged = g_crowd | (counts[g_take] == 0)
+    g_ignore = g_flagged[None, :] | (g_area[None, :] < lows) | (g_area[None, :] > highs)
+    d_outside = (d_area[None, :] < lows) | (d_area[None, :] > highs)
+    g_void = g.id[g_take] == 0
+    acc_class = d_class if use_cats else np.zeros_like(d_class)
+    acc_order = _stable_order([acc_class, score_rank])
+
+    # --- shards: contiguous image ranges, i.e. contiguous ranges of both sorted key arrays
+    ray = ray_session(address)
+    n_shards = shards or _default_shards(ray)
+    image_pos = np.concatenate([d_key, g_key]) // (len(class_ids) if use_cats else 1)
+    plan = plan_shards(image_pos, n_shards)
+    key_starts = plan.starts * (len(class_ids) if use_cats else 1)
+    d_bounds = np.r_[0, np.searchsorted(d_key, key_starts), n_dt].tolist()
+    g_bounds = np.r_[0, np.searchsorted(g_key, key_starts), n_gt].tolist()
+    shared_sigmas = sigmas if keypoints else None
+    calls, spans = [], []
+    gt_ref, dt_ref = ray.put(g), ray.put(dt)
+    for k in range(len(plan)):
+        d0, d1, g0, g1 = d_bounds[k], d_bounds[k + 1], g_bounds[k], g_bounds[k + 1]
+        if d1 == d0 and k > 0:
+            continue  # no detection, nothing to match (one shard always runs: the rank)
+        shard = _EvalShard(
+            iou_type=iou_type,
+            d_take=d_take[d0:d1],
+            d_key=d_key[d0:d1],
+            d_rank=d_rank[d0:d1],
+            d_class=d_class[d0:d1],
+            g_take=g_take[g0:g1],
+            g_key=g_key[g0:g1],
+            g_crowd=g_crowd[g0:g1],
+            g_area=g_area[g0:g1],
+            g_ignore=g_ignore[:, g0:g1],
+            g_void=g_void[g0:g1],
+            outside=d_outside[:, d0:d1],
+            threshold_table=threshold_table,
+            lowest=lowest,
+            sigmas=shared_sigmas,
+        )
+        calls.append((gt_ref, dt_ref, shard))
+        spans.append((d0, d1))
+    parts: list[_Matches] = _run(ray, _eval_shard, calls)
+    matches = _merge_matches(parts, spans, acc_order, np.take(d_outside, acc_order, axis=1))
+
+    g_group_class = g_class if use_cats else np.zeros_like(g_class)
+    npig = np.stack(
+        [
+            np.bincount(g_group_class, weights=~g_ignore[a], minlength=group_classes)
+            for a in range(len(ranges))
+        ],
+        axis=1,
+    ).astype(np.int64)
+    precision, recall, scores = _accumulate(
+        matches,
+        d_score[acc_order],
+        acc_class[acc_order],
+        d_rank[acc_order],
+        npig,
+        max_dets,
+        group_classes,
+    )
+    if keypoints:
+        stats, names = _summarize_keypoints(precision, recall, thresholds, ranges, max_dets)
+    else:
+        stats, names = _summarize(precision, recall, thresholds, ranges, max_dets)
+    return Evaluation(
+        iou_type=iou_type,
+        stats=stats,
+        stats_names=names,
+        precision=precision,
+        recall=recall,
+        scores=scores,
+        class_ids=class_ids if use_cats else np.array([-1], dtype=np.int64),
+        iou_thresholds=thresholds,
+        class_thresholds=class_thresholds,
+        recall_thresholds=COCO_RECALL_THRESHOLDS.copy(),
+        area_ranges=ranges,
+        max_dets=max_dets,
+        images=len(image_ids),
+        gt=n_gt,
+        dt=n_dt,
+    )
+
+
+def _merge_matches(
+    parts: list[_Matches],
+    spans: list[tuple[int, int]],
+    acc_order: IntArray,
+    outside: BoolArray,
+) -> _Matches:
+    """The shards' outcomes (each in its (group, rank) order) in COCO's accumulation order."""
+    n_dt = len(acc_order)
+    slot = np.empty(n_dt, dtype=np.int64)
+    slot[acc_order] = np.arange(n_dt)
+    first = parts[0]
+    n_area = outside.shape[0]
+    regular = np.zeros((n_area, n_dt), dtype=first.regular.dtype)
+    ignored = np.zeros((n_area, n_dt), dtype=first.ignored.dtype)
+    any_void = any(p.void is not None for p in parts)
+    void = np.zeros((n_area, n_dt), dtype=bool) if any_void else None
+    contested, tp, counted = [], [], []
+    for part, (d0, d1) in zip(parts, spans):
+        slots = slot[d0:d1]
+        regular[:, slots] = part.regular
+        ignored[:, slots] = part.ignored
+        if void is not None and part.void is not None:
+            void[:, slots] = part.void
+        contested.append(slots[part.contested])
+        tp.append(part.contested_tp)
+        counted.append(part.contested_counted)
+    return _Matches(
+        regular,
+        ignored,
+        void,
+        outside,
+        first.rank,
+        np.concatenate(contested),
+        np.concatenate(tp),
+        np.concatenate(counted),
+    )
