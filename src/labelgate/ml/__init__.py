@@ -16,6 +16,7 @@ from labelgate.ml.select import (
     select,
     simulate_active_learning,
 )
+from labelgate.ml.torch import TorchvisionPredictor
 
 __all__ = [
     "ActiveLearningCurve",
@@ -27,6 +28,7 @@ __all__ = [
     "PredictionsFile",
     "Predictor",
     "Preprocess",
+    "TorchvisionPredictor",
     "YoloOutput",
     "confident_thresholds",
     "find_label_errors",
