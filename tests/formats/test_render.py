@@ -82,11 +82,12 @@ def test_an_unoccluded_shape_touches_all_four_edges_of_its_box(scenes: Dataset) 
 
 
 def test_masks_hold_exactly_the_drawn_pixels_and_their_boxes(scenes: Dataset) -> None:
-    masks = shapes_as_masks(scenes).annotations
+    masks = shapes_as_masks(scenes, amodal=True).annotations
     boxes = pixel_boxes(scenes)
     assert (rle_bbox(masks.rle_counts, masks.rle_size) == boxes).all()
     assert np.abs(boxes - scenes.annotations.bbox).max() <= 0.5  # within 1 px: half a pixel
-    # one object alone on its image: the painted pixels are the mask, bit for bit
+    # one object alone on its image: the painted pixels are the mask, bit for bit, and
+    # its visible mask is its whole shape
     for row in range(0, len(masks), 17):
         one = Dataset(scenes.annotations[[row]], scenes.images, scenes.taxonomy)
         image_id = int(one.annotations.image_id[0])
@@ -95,6 +96,9 @@ def test_masks_hold_exactly_the_drawn_pixels_and_their_boxes(scenes: Dataset) ->
         encoded = coco_mask.encode(np.asfortranarray(painted.astype(np.uint8)))
         assert encoded["size"] == [h, w]
         assert encoded["counts"].decode() == rle_to_string(masks.rle_counts.row(row))
+        visible = shapes_as_masks(one).annotations
+        assert encoded["counts"].decode() == rle_to_string(visible.rle_counts.row(0))
+        assert not visible.occluded[0] and visible.attributes["visibility"].values[0] == 1.0
     assert np.allclose(masks.area, coco_mask.area(_coco_rles(masks)))
 
 
@@ -115,8 +119,8 @@ def test_polygons_span_their_boxes_and_overlap_their_masks(scenes: Dataset) -> N
     np.minimum.at(low, owner, points)
     np.maximum.at(high, owner, points)
     assert np.array_equal(np.hstack([low, high]), boxes)
-    # rasterized by pycocotools, a polygon covers (nearly) the drawn mask
-    masks = shapes_as_masks(scenes).annotations
+    # rasterized by pycocotools, a polygon covers (nearly) the drawn whole shape
+    masks = shapes_as_masks(scenes, amodal=True).annotations
     big = np.flatnonzero(polygons.area > 400)
     h, w = masks.rle_size[big[0]]
     rles = [

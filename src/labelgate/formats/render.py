@@ -32,24 +32,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from labelgate.core._typing import FloatArray, IntArray, UInt8Array
-from labelgate.core.annotations import Kind
+from labelgate.core.annotations import AttributeColumn, Kind
 from labelgate.core.dataset import Dataset
 from labelgate.core.ragged import Ragged, gather_ranges
 from labelgate.errors import ValidationError
 from labelgate.formats._atomic import atomic_dir
 
+Int32Array = NDArray[np.int32]
+
 __all__ = [
     "CLASS_STYLES",
+    "OCCLUDED_HIDDEN_SHARE",
     "ShapeStyle",
+    "measure_occlusion",
     "pixel_boxes",
     "render_image",
     "render_scenes",
     "shapes_as_masks",
     "shapes_as_polygons",
     "snap_to_pixels",
+    "visible_fraction",
 ]
 
 
@@ -182,7 +188,8 @@ def pixel_boxes(dataset: Dataset) -> IntArray:
     """(n, 4) int64 boxes rounded to the pixel grid: the exact extents of the drawn shapes.
 
     Each edge is rounded to the nearest pixel edge and a box is at least one pixel wide
-    and high (kept inside its image when its size is known). Pixel ``(row, col)`` covers
+    and high (kept inside its image: never left of or above it, nor, when its size is
+    known, right of or below it). Pixel ``(row, col)`` covers
     ``[col, col + 1) x [row, row + 1)``, as in :func:`labelgate.core.masks.rle_bbox`.
 
     Examples
@@ -204,6 +211,7 @@ def pixel_boxes(dataset: Dataset) -> IntArray:
         )
     width = dataset.images.width[row]
     height = dataset.images.height[row]
+    np.maximum(out, 0, out=out)  # no pixel left of or above the image
     for lo, hi, limit in ((0, 2, width), (1, 3, height)):
         thin = out[:, hi] <= out[:, lo]
         out[thin, hi] = out[thin, lo] + 1
@@ -378,6 +386,27 @@ def _image_rng(seed: int, image_id: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, image_id]))
 
 
+def _label_image(spans: _Spans, order: IntArray, first: int, last: int, height: int) -> Int32Array:
+    """(last - first, height) int32 z-buffer of image columns ``first:last`` (transposed).
+
+    Objects ``order`` (rows of ``spans``, all inside those columns) are painted in that
+    order, by the same column runs :func:`_paint` uses, so a later object overwrites an
+    earlier one exactly as in the image. A pixel holds the position in ``order`` of the
+    object seen there, -1 where only the background is. Row-major, this is the image
+    column-major: COCO's RLE order.
+    """
+    # transposed, each column run of a shape is one contiguous slice (as in _paint)
+    label_t = np.full((last - first, height), -1, dtype=np.int32)
+    offsets, cols, row0, row1 = spans.offsets, spans.col, spans.row0, spans.row1
+    for k, i in enumerate(order.tolist()):
+        lo, hi = int(offsets[i]), int(offsets[i + 1])
+        for col, top, bottom in zip(
+            (cols[lo:hi] - first).tolist(), row0[lo:hi].tolist(), row1[lo:hi].tolist()
+        ):
+            label_t[col, top : bottom + 1] = k
+    return label_t
+
+
 def _paint(canvas_t: UInt8Array, spans: _Spans, order: IntArray, rng: np.random.Generator) -> None:
     """Draw objects ``order`` (their rows) in that order onto ``canvas_t``, in place.
 
@@ -395,6 +424,93 @@ def _paint(canvas_t: UInt8Array, spans: _Spans, order: IntArray, rng: np.random.
             spans.col[lo:hi].tolist(), spans.row0[lo:hi].tolist(), spans.row1[lo:hi].tolist()
         ):
             canvas_t[col, top : bottom + 1] = colour
+
+
+def _visible_runs(dataset: Dataset, spans: _Spans) -> tuple[IntArray, IntArray, IntArray]:
+    """Runs of visible pixels of every object: ``owner, start, end``, sorted by owner.
+
+    Run ``j`` is pixels ``start[j]:end[j]`` (column-major indices into its image) of object
+    row ``owner[j]``; within an object the runs are in pixel order, disjoint and not
+    touching. One z-buffer per image (:func:`_label_image`), its runs found by comparing
+    neighbouring pixels; no loop over objects or pixels.
+    """
+    order = _draw_order(dataset, spans.boxes)
+    images = dataset.images
+    image_row = images.index_of(dataset.annotations.image_id)
+    ordered_rows = image_row[order]
+    present = np.unique(ordered_rows)
+    starts = np.searchsorted(ordered_rows, present, side="left")
+    stops = np.searchsorted(ordered_rows, present, side="right")
+    owners, begins, ends = [], [], []
+    for row, lo, hi in zip(present.tolist(), starts.tolist(), stops.tolist()):
+        _, height = _image_size(dataset, row)
+        rows = order[lo:hi]
+        # only the columns some object of the image reaches can hold a run
+        first, last = int(spans.boxes[rows, 0].min()), int(spans.boxes[rows, 2].max())
+        flat = _label_image(spans, rows, first, last, height).ravel()
+        change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        begin = np.concatenate([[0], change])
+        end = np.concatenate([change, [flat.size]])
+        label = flat[begin]
+        seen = label >= 0
+        owners.append(rows[label[seen]])
+        begins.append(begin[seen] + first * height)
+        ends.append(end[seen] + first * height)
+    if not owners:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    owner = np.concatenate(owners)
+    by_owner = np.argsort(owner, kind="stable")  # keeps each object's runs in pixel order
+    return (
+        owner[by_owner],
+        np.concatenate(begins)[by_owner].astype(np.int64),
+        np.concatenate(ends)[by_owner].astype(np.int64),
+    )
+
+
+def _amodal_runs(dataset: Dataset, spans: _Spans) -> tuple[IntArray, IntArray, IntArray]:
+    """Runs of every object's whole shape, hidden parts included (see _visible_runs)."""
+    row = dataset.images.index_of(dataset.annotations.image_id)
+    height = dataset.images.height[row].astype(np.int64)[spans.owner]
+    start = spans.col * height + spans.row0
+    end = spans.col * height + spans.row1 + 1
+    if not len(start):
+        return spans.owner, start, end
+    # the runs of neighbouring columns that meet (end of one == start of next) merge
+    same = spans.owner[1:] == spans.owner[:-1]
+    joined = np.concatenate([same & (end[:-1] == start[1:]), [False]])
+    keep_start = ~np.concatenate([[False], joined[:-1]])
+    return spans.owner[keep_start], start[keep_start], end[~joined]
+
+
+def _rle(
+    owner: IntArray, start: IntArray, end: IntArray, pixels: IntArray
+) -> tuple[Ragged, FloatArray]:
+    """COCO RLE counts and areas of ``len(pixels)`` masks from their runs of ones.
+
+    ``owner, start, end`` as :func:`_visible_runs` gives them; ``pixels[i]`` is the size
+    of mask ``i``'s image. Mask ``i`` with runs ``(s_0, e_0), (s_1, e_1), ...`` counts
+    ``s_0, e_0 - s_0, s_1 - e_0, e_1 - s_1, ..., pixels[i] - e_last`` (``pixels[i]`` alone
+    when it has no run).
+    """
+    n = len(pixels)
+    m = len(start)
+    count = np.bincount(owner, minlength=n)
+    first = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    is_first = np.zeros(m, dtype=bool)
+    is_first[first[:-1][count > 0]] = True
+    previous_end = np.concatenate([[0], end[:-1]])
+    # mask i starts at 2 * first[i] + i: two counts per run before it, one tail per mask
+    values = np.empty(2 * m + n, dtype=np.int64)
+    slot = 2 * np.arange(m) + owner
+    values[slot] = np.where(is_first, start, start - previous_end)
+    values[slot + 1] = end - start
+    last_end = np.zeros(n, dtype=np.int64)
+    last_end[count > 0] = end[first[1:][count > 0] - 1]
+    values[2 * first[1:] + np.arange(n)] = pixels - last_end
+    offsets = 2 * first + np.arange(n + 1)
+    area = np.bincount(owner, weights=end - start, minlength=n).astype(np.float64)
+    return Ragged(values, offsets), area
 
 
 # --- public API ---------------------------------------------------------------------------
@@ -431,9 +547,7 @@ def render_image(dataset: Dataset, image_id: int, *, seed: int = 0) -> UInt8Arra
     return np.ascontiguousarray(canvas_t.transpose(1, 0, 2))
 
 
-def _render_one(
-    dataset: Dataset, spans: _Spans, order: IntArray, row: int, seed: int
-) -> UInt8Array:
+def _image_size(dataset: Dataset, row: int) -> tuple[int, int]:
     images = dataset.images
     width, height = int(images.width[row]), int(images.height[row])
     if width <= 0 or height <= 0:
@@ -441,6 +555,14 @@ def _render_one(
             f"image {int(images.id[row])}: expected a known size, got {width}x{height}",
             field="width",
         )
+    return width, height
+
+
+def _render_one(
+    dataset: Dataset, spans: _Spans, order: IntArray, row: int, seed: int
+) -> UInt8Array:
+    images = dataset.images
+    width, height = _image_size(dataset, row)
     rng = _image_rng(seed, int(images.id[row]))
     canvas_t = _background(width, height, str(images.scene_type[row] or ""), rng)
     _paint(canvas_t, spans, order, rng)
@@ -535,63 +657,167 @@ def render_scenes(
     return paths
 
 
-def shapes_as_masks(dataset: Dataset) -> Dataset:
-    """The drawn shapes as COCO RLE masks (kind MASK), one per object, same rows and ids.
+#: An object counts as ``occluded`` when objects drawn above it hide more than this share
+#: of its drawn pixels (its visible fraction is below ``1 - OCCLUDED_HIDDEN_SHARE``).
+OCCLUDED_HIDDEN_SHARE = 0.05
 
-    Each mask holds exactly the pixels :func:`render_image` paints for the object when
-    nothing hides it (amodal: the whole shape); its box is :func:`pixel_boxes`. Built from
-    the column runs of every shape at once, one run per column, no per-object loop.
+
+def _check_share(hidden_share: float) -> None:
+    if not 0.0 <= hidden_share < 1.0:
+        raise ValidationError(
+            f"expected a hidden share in [0, 1), got {hidden_share}", field="hidden_share"
+        )
+
+
+def visible_fraction(dataset: Dataset) -> FloatArray:
+    """(n,) share of each object's drawn pixels still seen once the objects above it are drawn.
+
+    1.0 for an object nothing covers, 0.0 for one wholly hidden. Drawn pixels are those
+    :func:`render_image` paints for the object alone; the objects above it are those drawn
+    later (by ``z_order``, then the bottom edge of the box, then row).
+
+    Examples
+    --------
+    >>> from labelgate.core.annotations import Annotations
+    >>> from labelgate.core.images import Images
+    >>> from labelgate.core.taxonomy import Taxonomy
+    >>> ann = Annotations.create(image_id=[1, 1], class_id=[4, 4],
+    ...     bbox=[[0, 0, 10, 10], [5, 0, 15, 10]])  # rectangles; the second is nearer
+    >>> images = Images.create(id=[1], file_name=["a.png"], width=[20], height=[10])
+    >>> taxonomy = Taxonomy.from_names(["car", "person", "sign", "light"])
+    >>> visible_fraction(Dataset(ann, images, taxonomy)).tolist()
+    [0.5, 1.0]
+    """
+    spans = _spans(dataset)
+    owner, start, end = _visible_runs(dataset, spans)
+    n = len(spans.boxes)
+    visible = np.bincount(owner, weights=end - start, minlength=n)
+    drawn = np.bincount(spans.owner, weights=spans.row1 - spans.row0 + 1, minlength=n)
+    fraction: FloatArray = visible / np.maximum(drawn, 1)
+    return fraction
+
+
+def _visibility_column(fraction: FloatArray) -> AttributeColumn:
+    return AttributeColumn(fraction.astype(np.float64), np.ones(len(fraction), dtype=bool))
+
+
+def measure_occlusion(
+    dataset: Dataset,
+    *,
+    hidden_share: float = OCCLUDED_HIDDEN_SHARE,
+    keep_hidden: bool = False,
+) -> Dataset:
+    """``dataset`` with ``occluded`` measured on the rendered pixels, boxes unchanged.
+
+    An object is ``occluded`` when the objects drawn above it hide more than
+    ``hidden_share`` of its pixels; the generator's own flags are replaced. Its box stays
+    the whole object's extent (amodal), as CVAT asks of an occluded object. The measured
+    share is kept as the float attribute ``visibility`` (:func:`visible_fraction`).
+    Rendering the result gives the same geometry: only wholly hidden objects go, and they
+    paint no pixel of the image.
+
+    Parameters
+    ----------
+    dataset
+        Boxes (no tags), their images with known sizes, and the taxonomy.
+    hidden_share
+        Largest hidden share of a not-occluded object, in [0, 1); default
+        :data:`OCCLUDED_HIDDEN_SHARE`.
+    keep_hidden
+        Keep objects no pixel of which is seen (``occluded``, ``visibility`` 0). By default
+        they are dropped: nobody labelling the image can see them, and COCO annotates
+        visible objects only.
+
+    Examples
+    --------
+    >>> from labelgate.core.generate import generate_dataset
+    >>> truth = measure_occlusion(snap_to_pixels(generate_dataset(20, seed=0)))
+    >>> seen = truth.annotations.attributes["visibility"].values
+    >>> bool((truth.annotations.occluded == (seen < 0.95)).all()), bool(seen.min() > 0)
+    (True, True)
+    """
+    _check_share(hidden_share)
+    fraction = visible_fraction(dataset)
+    occluded = fraction < 1.0 - hidden_share
+    ann = dataset.annotations
+    attributes = dict(ann.attributes)
+    attributes["visibility"] = _visibility_column(fraction)
+    marked = ann.replace(occluded=occluded, attributes=attributes)
+    if not keep_hidden:
+        marked = marked[fraction > 0]
+    return dataset.replace(annotations=marked)
+
+
+def shapes_as_masks(
+    dataset: Dataset,
+    *,
+    amodal: bool = False,
+    hidden_share: float = OCCLUDED_HIDDEN_SHARE,
+    keep_hidden: bool = False,
+) -> Dataset:
+    """The drawn shapes as COCO RLE masks (kind MASK), one per object, same ids.
+
+    Each mask holds exactly the pixels of the object seen in :func:`render_image`: its
+    drawn pixels less those of the objects drawn above it (a z-buffer per image painted by
+    the renderer's own column runs, then its runs of each object, all at once). ``area``
+    is the mask's pixel count, as in COCO. The box stays the whole object's extent,
+    :func:`pixel_boxes` (amodal; the tight box of the visible part is
+    :func:`labelgate.core.masks.rle_bbox` of the mask). ``occluded`` and the attribute
+    ``visibility`` are measured as in :func:`measure_occlusion`. An object nothing covers
+    has exactly the mask it paints alone.
+
+    Parameters
+    ----------
+    dataset
+        Boxes (no tags), their images with known sizes, and the taxonomy.
+    amodal
+        Whole shapes instead, hidden parts included (no z-buffer; flags and attributes
+        left as they are; every row kept).
+    hidden_share
+        As in :func:`measure_occlusion`.
+    keep_hidden
+        Keep wholly hidden objects with an empty mask (all zeros, ``area`` 0), so the rows
+        are those of ``dataset``. By default they are dropped: COCO annotates visible
+        objects only, and an empty mask is a miss no prediction can match.
 
     Examples
     --------
     >>> from labelgate.core.generate import generate_dataset
     >>> from labelgate.core.masks import rle_bbox
     >>> ds = generate_dataset(4, seed=0)
-    >>> masks = shapes_as_masks(ds).annotations
-    >>> bool((rle_bbox(masks.rle_counts, masks.rle_size) == pixel_boxes(ds)).all())
+    >>> whole = shapes_as_masks(ds, amodal=True).annotations
+    >>> bool((rle_bbox(whole.rle_counts, whole.rle_size) == pixel_boxes(ds)).all())
     True
+    >>> seen = shapes_as_masks(ds, keep_hidden=True).annotations
+    >>> bool((seen.bbox == pixel_boxes(ds)).all()), bool((seen.area <= whole.area).all())
+    (True, True)
     """
+    _check_share(hidden_share)
     spans = _spans(dataset)
     n = len(spans.boxes)
     row = dataset.images.index_of(dataset.annotations.image_id)
     height = dataset.images.height[row].astype(np.int64)
     width = dataset.images.width[row].astype(np.int64)
-    # column-major pixel index of each run's first row and one past its last
-    start = spans.col * height[spans.owner] + spans.row0
-    end = spans.col * height[spans.owner] + spans.row1 + 1
-    # runs of consecutive columns that meet (end of one == start of next) merge
-    same = spans.owner[1:] == spans.owner[:-1]
-    joined = np.concatenate([same & (end[:-1] == start[1:]), [False]])
-    keep_end = ~joined
-    keep_start = ~np.concatenate([[False], joined[:-1]])
-    edges_owner = np.concatenate([spans.owner[keep_start], spans.owner[keep_end]])
-    edges = np.concatenate([start[keep_start], end[keep_end]])
-    # sort each object's boundaries; starts and ends alternate after sorting
-    order = np.lexsort((edges, edges_owner))
-    edges, edges_owner = edges[order], edges_owner[order]
-    count = np.bincount(edges_owner, minlength=n)
-    # counts of object i: boundaries b_0..b_m -> [b_0, b_1 - b_0, ..., total - b_m]
-    first = np.concatenate([[0], np.cumsum(count)])[:-1]
-    previous = np.concatenate([[0], edges[:-1]])
-    is_first = np.zeros(len(edges), dtype=bool)
-    is_first[first[count > 0]] = True
-    runs = np.where(is_first, edges, edges - previous)
-    last = first + count - 1
-    tail = height * width - np.where(count > 0, edges[np.maximum(last, 0)], 0)
-    # interleave: each object's runs, then its tail
-    values = np.empty(len(runs) + n, dtype=np.int64)
-    slot = np.arange(len(runs)) + edges_owner  # one tail slot per earlier object
-    values[slot] = runs
-    values[first + count + np.arange(n)] = tail
-    offsets = np.concatenate([[0], np.cumsum(count + 1)]).astype(np.int64)
     ann = dataset.annotations
+    common = {
+        "kind": np.full(n, Kind.MASK, dtype=np.uint8),
+        "bbox": spans.boxes.astype(np.float64),
+        "rle_size": np.stack([height, width], axis=1),
+    }
+    if amodal:
+        counts, area = _rle(*_amodal_runs(dataset, spans), height * width)
+        return dataset.replace(annotations=ann.replace(rle_counts=counts, area=area, **common))
+    counts, area = _rle(*_visible_runs(dataset, spans), height * width)
+    drawn = np.bincount(spans.owner, weights=spans.row1 - spans.row0 + 1, minlength=n)
+    fraction = area / drawn
+    occluded = fraction < 1.0 - hidden_share
+    attributes = dict(ann.attributes)
+    attributes["visibility"] = _visibility_column(fraction)
     masks = ann.replace(
-        kind=np.full(n, Kind.MASK, dtype=np.uint8),
-        bbox=spans.boxes.astype(np.float64),
-        rle_counts=Ragged(values, offsets),
-        rle_size=np.stack([height, width], axis=1),
-        area=np.bincount(spans.owner, weights=spans.row1 - spans.row0 + 1, minlength=n),
+        rle_counts=counts, area=area, occluded=occluded, attributes=attributes, **common
     )
+    if not keep_hidden:
+        masks = masks[area > 0]
     return dataset.replace(annotations=masks)
 
 
