@@ -87,6 +87,7 @@ from labelgate.store.repository import (
     save_revision,
 )
 from labelgate.workflow.audit import append_event, digest
+from labelgate.workflow.prelabel import record_decisions, unreviewed_prelabels
 from labelgate.workflow.stages import NEXT, REWORK_TARGET, GateResult, Stage, check_transition
 
 __all__ = ["DEFECT_TYPES", "ROLES", "Program", "QualificationResult", "TaskView"]
@@ -909,11 +910,17 @@ class Program:
         )
 
     def submit(self, user: str, task_id: int) -> None:
-        """Hand a task in: it leaves the annotator's editable queue."""
+        """Hand a task in: it leaves the annotator's editable queue.
+
+        A pre-labelled task records what became of each model proposal (accept, adjust or
+        reject: :func:`~labelgate.workflow.prelabel.record_decisions`); a head that still
+        holds an unreviewed proposal (``source=PRELABEL``) is refused.
+        """
         with self.db.session() as s:
             _, task = self._own_task(s, user, task_id, lock=True)
             if task.status not in ("assigned", "in_progress"):
                 raise WorkflowError(f"task {task_id} is already {task.status}")
+            record_decisions(s, task, now=self.clock())
             task.status = "submitted"
             task.submitted_at = self.clock()
             append_event(
@@ -1548,15 +1555,9 @@ class Program:
         self, s: Session, row: BatchRow, spec: ProgramSpec, spec_row: SpecVersionRow
     ) -> GateResult:
         heads = [t.head_revision_id for t in self._work_tasks(s, row) if t.head_revision_id]
-        pending = 0
-        if heads:
-            pending = int(
-                s.execute(
-                    select(func.count())
-                    .select_from(RevisionRow)
-                    .where(RevisionRow.id.in_(heads), RevisionRow.source == int(Source.PRELABEL))
-                ).scalar_one()
-            )
+        # model-proposed objects in the heads that nobody accepted, adjusted or rejected
+        # (submit refuses them; the gate also catches labels that arrived another way)
+        pending = unreviewed_prelabels(s, heads)
         return GateResult(
             Stage.PRELABEL,
             "unreviewed_prelabels",
