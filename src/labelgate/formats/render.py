@@ -14,7 +14,15 @@ vertices. So it touches all four edges of its box rounded to the pixel grid
 every pixel it covers meets the shape. The same column spans give the drawn pixels, the
 COCO RLE masks (:func:`shapes_as_masks`) and, up to the rasterization, the polygons
 (:func:`shapes_as_polygons`): ground truth for segmentation demos with real geometry.
-Masks and polygons are amodal (the whole shape, as the boxes are), occluded parts included.
+
+**Occlusion.** A mask holds only what is seen: a z-buffer per image, painted by the same
+column runs in draw order, gives each object its drawn pixels less those of every object
+above it (``shapes_as_masks(..., amodal=True)`` gives whole shapes instead). ``occluded``
+is measured, not guessed: more than :data:`OCCLUDED_HIDDEN_SHARE` of the drawn pixels
+hidden, with the visible share as the attribute ``visibility`` (:func:`visible_fraction`,
+:func:`measure_occlusion` for box truth). Boxes and polygons stay amodal (the whole
+object's extent, as CVAT asks of an occluded object). Objects no pixel of which is seen
+are dropped by default, as COCO annotates only what is visible.
 
 Backgrounds are built at an eighth of the resolution with numpy, scaled up by Pillow and
 given a film grain; each image draws from its own stream ``SeedSequence([seed, image_id])``,
