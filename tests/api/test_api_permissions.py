@@ -471,14 +471,13 @@ def test_adjudication_is_for_adjudicators_and_decides_once(world: World) -> None
     assert client.get(f"{base}/adjudications", headers=rita).status_code == 403
     first = disputes["items"][0]["id"]
     url = f"/api/adjudications/{first}"
-    assert client.post(url, headers=rita, json={"keep": True}).status_code == 403
-    assert client.post(url, headers=adam, json={"keep": "maybe"}).status_code == 422
-    assert client.post(url, headers=adam, json={"keep": True}).status_code == 200
-    assert client.post(url, headers=adam, json={"keep": True}).status_code == 409
-    assert (
-        client.post("/api/adjudications/999999", headers=adam, json={"keep": True}).status_code
-        == 404
-    )
+    keep = {"keep": True, "reason": "both cars are in the image"}
+    assert client.post(url, headers=rita, json=keep).status_code == 403
+    assert client.post(url, headers=adam, json={**keep, "keep": "maybe"}).status_code == 422
+    assert client.post(url, headers=adam, json={"keep": True}).status_code == 422  # no reason
+    assert client.post(url, headers=adam, json=keep).status_code == 200
+    assert client.post(url, headers=adam, json=keep).status_code == 409
+    assert client.post("/api/adjudications/999999", headers=adam, json=keep).status_code == 404
     left = client.get(f"{base}/adjudications", headers=adam).json()
     assert left["total"] == disputes["total"] - 1
 

@@ -25,6 +25,7 @@ from labelgate.api.routes import (
     review_router,
     tasks_router,
 )
+from labelgate.api.routes.manage import router as manage_router
 from labelgate.store.db import Database
 
 __all__ = ["create_app"]
@@ -73,6 +74,13 @@ def create_app(db: Database, *, settings: ApiSettings | None = None) -> FastAPI:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "database": "ok"}
 
-    for router in (auth_router, tasks_router, review_router, projects_router, jobs_router):
+    for router in (
+        auth_router,
+        tasks_router,
+        review_router,
+        projects_router,
+        manage_router,
+        jobs_router,
+    ):
         app.include_router(router)
     return app

@@ -10,9 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    StringConstraints,
+    model_validator,
+)
 
-from labelgate.workflow.program import DEFECT_TYPES
+from labelgate.workflow.program import ADJUDICATION_REASONS, DEFECT_TYPES, MAX_REASON_CHARS
 
 __all__ = [
     "MAX_ID",
@@ -56,6 +63,10 @@ Secret = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern
 Comment = Annotated[str, StringConstraints(max_length=5000, pattern=r"^[^\x00]*$")]
 Coordinate = Annotated[FiniteFloat, Field(ge=-1e7, le=1e7)]
 DefectType = Literal[DEFECT_TYPES]  # type: ignore[valid-type]  # a tuple of literals
+ReasonCode = Literal[ADJUDICATION_REASONS]  # type: ignore[valid-type]
+Reason = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_REASON_CHARS, pattern=r"^[^\x00]*$")
+]
 
 
 class _Request(BaseModel):
@@ -232,9 +243,25 @@ class QaInspection(_Request):
 
 
 class AdjudicationDecision(_Request):
-    """``POST /api/adjudications/{id}``: keep the disputed object in the final labels or drop it."""
+    """``POST /api/adjudications/{id}``: the verdict on a dispute, always with a reason.
 
-    keep: bool
+    Either ``choice`` (take annotator A's or B's version of the disputed object; the
+    other version is dropped) or ``keep`` (keep or drop this one disputed object); and a
+    ``reason`` (free text), a ``reason_code``, or both.
+    """
+
+    keep: bool | None = None
+    choice: Literal["a", "b"] | None = None
+    reason: Reason | None = None
+    reason_code: ReasonCode | None = None
+
+    @model_validator(mode="after")
+    def _one_verdict_with_a_reason(self) -> AdjudicationDecision:
+        if (self.keep is None) == (self.choice is None):
+            raise ValueError("give either keep or choice (not both)")
+        if self.reason_code is None and (self.reason is None or not self.reason.strip()):
+            raise ValueError("a decision needs a reason: reason (text) and/or reason_code")
+        return self
 
 
 class BatchCreate(_Request):

@@ -47,6 +47,7 @@ from labelgate.core.compare import compare
 from labelgate.core.dataset import Dataset
 from labelgate.core.images import Images
 from labelgate.core.merge import merge
+from labelgate.core.pairs import box_iou_matrix
 from labelgate.core.sampling import upper_bound, zero_acceptance_sample_size
 from labelgate.errors import (
     ConflictError,
@@ -90,7 +91,14 @@ from labelgate.workflow.audit import append_event, digest
 from labelgate.workflow.prelabel import record_decisions, unreviewed_prelabels
 from labelgate.workflow.stages import NEXT, REWORK_TARGET, GateResult, Stage, check_transition
 
-__all__ = ["DEFECT_TYPES", "ROLES", "Program", "QualificationResult", "TaskView"]
+__all__ = [
+    "ADJUDICATION_REASONS",
+    "DEFECT_TYPES",
+    "ROLES",
+    "Program",
+    "QualificationResult",
+    "TaskView",
+]
 
 ROLES = ("admin", "manager", "annotator", "reviewer", "adjudicator", "auditor")
 #: Defect taxonomy (issue: defect analytics); a rejection names one of these.
@@ -106,6 +114,19 @@ DEFECT_TYPES = (
     "keypoint_error",
 )
 SEVERITIES = ("minor", "major", "critical")
+#: Why an adjudicator settled a dispute as they did (with or beside a free-text reason).
+ADJUDICATION_REASONS = (
+    "tighter_fit",
+    "correct_class",
+    "object_present",
+    "object_absent",
+    "duplicate",
+    "guideline_rule",
+    "other",
+)
+MAX_REASON_CHARS = 2000
+#: two annotators' disputed boxes overlapping at least this much are one object's versions
+RIVAL_IOU = 0.1
 SYSTEM_USER = "labelgate"  # author of reference answers, consensus and rework seeds
 PRODUCTION_PURPOSES = ("production", "gold", "honeypot", "rework")
 WORK_PURPOSES = ("production", "rework")  # the tasks whose labels become deliverables
@@ -1156,29 +1177,223 @@ class Program:
                 ).scalars()
             ]
 
+    def adjudication_case(self, adjudication_id: int, *, actor: str) -> dict[str, Any]:
+        """One dispute as the adjudication page shows it: version A beside version B.
+
+        The two annotators of a blind double item are *A* (the lower task id) and *B*;
+        their names stay hidden. ``versions["a"]`` / ``["b"]`` hold the open disputed
+        objects each of them drew here (the case itself and, when the other annotator drew
+        an overlapping object that also missed the consensus, that rival: see
+        :meth:`_dispute`); an empty version means that annotator drew nothing there.
+
+        Returns
+        -------
+        dict
+            ``id``, ``batch_id``, ``batch``, ``image_id`` (external), ``width``,
+            ``height``, ``task_a``, ``task_b`` (task ids, for the image), ``status``,
+            ``reason`` (why it was disputed), ``decision`` (once decided), ``group`` (the
+            adjudication ids one A/B choice decides), ``versions`` (``a``/``b``: lists of
+            ``{"adjudication_id", "class_id", "bbox"}``), ``iou`` (box IoU of the two
+            versions; None when one is empty), ``tier`` (the class's IoU threshold) and
+            ``context`` (the item's agreed final objects: ``class_id``, ``bbox``).
+        """
+        with self.db.session() as s:
+            self._require_role(s, actor, {"adjudicator", *MANAGERS})
+            row, batch = self._adjudication_row(s, adjudication_id)
+            slots, group = self._dispute(s, row)
+            image = s.get(ImageRow, row.image_id)
+            assert image is not None  # foreign key
+            item = s.get(BatchItemRow, (row.batch_id, row.image_id))
+            final = (
+                load_annotations(s, [item.final_revision_id])
+                if item is not None and item.final_revision_id is not None
+                else Annotations.empty()
+            )
+            versions: dict[str, list[dict[str, Any]]] = {"a": [], "b": []}
+            for member in group:
+                slot = "a" if member.payload.get("drawn_by") == slots[0][1] else "b"
+                versions[slot].append(
+                    {
+                        "adjudication_id": member.id,
+                        "class_id": int(member.payload["class_id"]),
+                        "bbox": [float(v) for v in member.payload["bbox"]],
+                    }
+                )
+            iou = None
+            if versions["a"] and versions["b"]:
+                boxes = [np.array([v[0]["bbox"]], dtype=np.float64) for v in versions.values()]
+                iou = round(float(box_iou_matrix(boxes[0], boxes[1])[0, 0]), 4)
+            spec = parse_spec(self._spec_row(s).toml)
+            tiers = {c.id: c.iou_threshold for c in spec.classes}
+            return {
+                "id": row.id,
+                "batch_id": batch.id,
+                "batch": batch.name,
+                "image_id": image.external_id,
+                "width": image.width,
+                "height": image.height,
+                "task_a": slots[0][0],
+                "task_b": slots[1][0],
+                "status": row.status,
+                "reason": row.reason,
+                "decision": row.decision,
+                "group": [member.id for member in group],
+                "versions": versions,
+                "iou": iou,
+                "tier": tiers.get(int(row.payload["class_id"])),
+                "context": [
+                    {"class_id": int(c), "bbox": [float(v) for v in b]}
+                    for c, b in zip(final.class_id.tolist(), final.bbox)
+                    if np.isfinite(b).all()
+                ],
+            }
+
+    def _adjudication_row(
+        self, s: Session, adjudication_id: int
+    ) -> tuple[AdjudicationRow, BatchRow]:
+        row = s.get(AdjudicationRow, adjudication_id)
+        batch = s.get(BatchRow, row.batch_id) if row is not None else None
+        if row is None or batch is None or batch.project_id != self.project_id:
+            raise NotFound(f"no open adjudication {adjudication_id}")
+        return row, batch
+
+    def _dispute(
+        self, s: Session, row: AdjudicationRow
+    ) -> tuple[
+        tuple[tuple[int | None, int | None], tuple[int | None, int | None]], list[AdjudicationRow]
+    ]:
+        """The item's two annotator slots and the adjudications one A/B choice decides.
+
+        Slots: ``((task A, annotator A), (task B, annotator B))``, A being the item's work
+        task of the dispute's cycle with the lower id (without two such tasks: A drew the
+        object, B missed it). The group is the case itself plus its *rival*: the open
+        adjudication of the same item and cycle drawn by the other annotator whose box is
+        the case's best match and whose best match is the case (IoU >= ``RIVAL_IOU``): two
+        versions of one object that missed the consensus tier, not two different objects.
+        """
+        cycle = int(row.payload.get("cycle", 0))
+        tasks = s.execute(
+            select(TaskRow.id, TaskRow.assignee_id)
+            .where(
+                TaskRow.batch_id == row.batch_id,
+                TaskRow.image_id == row.image_id,
+                TaskRow.cycle == cycle,
+                TaskRow.purpose.in_(WORK_PURPOSES),
+            )
+            .order_by(TaskRow.id)
+        ).all()
+        slots: tuple[tuple[int | None, int | None], tuple[int | None, int | None]]
+        if len(tasks) >= 2 and {tasks[0][1], tasks[1][1]} >= {row.payload.get("drawn_by")}:
+            slots = ((tasks[0][0], tasks[0][1]), (tasks[1][0], tasks[1][1]))
+        else:
+            slots = ((None, row.payload.get("drawn_by")), (None, row.payload.get("missed_by")))
+        if row.status != "open":
+            decided = (row.decision or {}).get("group", [row.id])
+            group = [
+                r
+                for r in s.execute(
+                    select(AdjudicationRow)
+                    .where(AdjudicationRow.id.in_(decided))
+                    .order_by(AdjudicationRow.id)
+                ).scalars()
+            ]
+            return slots, group or [row]
+        others = [
+            r
+            for r in s.execute(
+                select(AdjudicationRow)
+                .where(
+                    AdjudicationRow.batch_id == row.batch_id,
+                    AdjudicationRow.image_id == row.image_id,
+                    AdjudicationRow.status == "open",
+                    AdjudicationRow.id != row.id,
+                )
+                .order_by(AdjudicationRow.id)
+            ).scalars()
+            if int(r.payload.get("cycle", 0)) == cycle
+        ]
+        mine = row.payload.get("drawn_by")
+        same = [row, *(r for r in others if r.payload.get("drawn_by") == mine)]
+        rivals = [r for r in others if r.payload.get("drawn_by") != mine]
+        if not rivals:
+            return slots, [row]
+        iou = box_iou_matrix(
+            np.array([r.payload["bbox"] for r in same], dtype=np.float64),
+            np.array([r.payload["bbox"] for r in rivals], dtype=np.float64),
+        )
+        best = int(np.argmax(iou[0]))
+        if iou[0, best] < RIVAL_IOU or int(np.argmax(iou[:, best])) != 0:
+            return slots, [row]
+        return slots, sorted([row, rivals[best]], key=lambda r: r.id)
+
     def adjudicate(
-        self, adjudication_id: int, *, keep: bool, actor: str, work_seconds: float | None = None
-    ) -> None:
-        """Decide a disagreement: keep the disputed object in the final labels, or drop it."""
+        self,
+        adjudication_id: int,
+        *,
+        keep: bool | None = None,
+        choice: str | None = None,
+        reason: str | None = None,
+        reason_code: str | None = None,
+        actor: str,
+        work_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Decide a disagreement, with the reason; the decision and reason are audited.
+
+        Either ``keep`` (keep this one disputed object in the item's final labels, or drop
+        it) or ``choice`` (``"a"`` or ``"b"``: take that annotator's version of the
+        disputed object; see :meth:`adjudication_case`). A choice decides the whole group:
+        the chosen annotator's objects are kept, the other's dropped, so choosing the
+        annotator who drew nothing drops the lone object. The annotator who was wrong gets
+        the defect: a kept object was *missing* for the other one, a dropped one an
+        *extra* of the one who drew it.
+
+        ``reason`` (free text) and ``reason_code`` (one of ``ADJUDICATION_REASONS``): a
+        choice needs at least one of them (the API and the pages ask it of every
+        decision); only the older keep/drop callers (the CLI) may still omit it.
+
+        Returns
+        -------
+        dict
+            ``resolved`` (adjudication ids), ``kept`` and ``dropped`` (their subsets).
+        """
+        if (keep is None) == (choice is None):
+            raise WorkflowError("adjudicate: give either keep= or choice=, not both or neither")
+        if choice is not None and choice not in ("a", "b"):
+            raise WorkflowError(f"adjudicate: choice must be 'a' or 'b', got {choice!r}")
+        reason = reason.strip() or None if reason is not None else None
+        if reason is not None and len(reason) > MAX_REASON_CHARS:
+            raise WorkflowError(f"adjudicate: reason is over {MAX_REASON_CHARS} characters")
+        if reason_code is not None and reason_code not in ADJUDICATION_REASONS:
+            raise WorkflowError(
+                f"adjudicate: unknown reason_code {reason_code!r}; expected one of "
+                + ", ".join(ADJUDICATION_REASONS)
+            )
+        if choice is not None and reason is None and reason_code is None:
+            raise WorkflowError("adjudicate: a choice between versions needs a reason")
         with self.db.session() as s:
             me = self._require_role(s, actor, {"adjudicator", *MANAGERS})
-            row = s.get(AdjudicationRow, adjudication_id)
-            if row is None or row.status != "open":
-                raise WorkflowError(f"no open adjudication {adjudication_id}")
-            batch = s.get(BatchRow, row.batch_id)
-            if batch is None or batch.project_id != self.project_id:
+            row, batch = self._adjudication_row(s, adjudication_id)
+            if row.status != "open":  # decided already: the state refuses a second verdict
                 raise WorkflowError(f"no open adjudication {adjudication_id}")
             item = s.get(BatchItemRow, (row.batch_id, row.image_id))
             assert item is not None and item.final_revision_id is not None
-            if keep:
+            if choice is None:
+                group = [row]
+                keeps = {row.id: bool(keep)}
+            else:
+                slots, group = self._dispute(s, row)
+                chosen = slots[0 if choice == "a" else 1][1]
+                keeps = {m.id: m.payload.get("drawn_by") == chosen for m in group}
+            kept = [m for m in group if keeps[m.id]]
+            if kept:
                 final = load_annotations(s, [item.final_revision_id])
-                disputed = row.payload
+                first = int(final.id.max(initial=0)) + 1
                 added = Annotations.create(
-                    id=[int(final.id.max(initial=0)) + 1],
-                    image_id=[row.image_id],
-                    class_id=[disputed["class_id"]],
-                    bbox=[disputed["bbox"]],
-                    source=[Source.MERGED],
+                    id=list(range(first, first + len(kept))),
+                    image_id=[row.image_id] * len(kept),
+                    class_id=[m.payload["class_id"] for m in kept],
+                    bbox=[m.payload["bbox"] for m in kept],
+                    source=[Source.MERGED] * len(kept),
                 )
                 task_id = s.execute(
                     select(RevisionRow.task_id).where(RevisionRow.id == item.final_revision_id)
@@ -1195,27 +1410,25 @@ class Program:
                     source=Source.MERGED,
                 )
                 item.final_revision_id = saved.revision_id
-            # the annotator who was wrong gets the defect: a kept object was missed by the
-            # other one, a dropped object was an extra of the one who drew it
-            payload = row.payload
             s.execute(
                 insert(DefectRow),
                 [
                     {
                         "project_id": self.project_id,
-                        "batch_id": row.batch_id,
-                        "image_id": row.image_id,
+                        "batch_id": m.batch_id,
+                        "image_id": m.image_id,
                         "revision_id": None,
                         "object_key": None,
-                        "annotator_id": payload.get("missed_by" if keep else "drawn_by"),
-                        "type": "missing" if keep else "extra",
+                        "annotator_id": who,
+                        "type": kind,
                         "severity": "major",
                         "found_by": "adjudication",
                         "reporter_id": me.id,
-                        "cycle": int(payload.get("cycle", batch.rework_cycle)),
+                        "cycle": int(m.payload.get("cycle", batch.rework_cycle)),
                         "resolved": False,
                         "created_at": self.clock(),
                     }
+                    for m, who, kind in _adjudication_defects(group, keeps)
                 ],
             )
             self._log_work(
@@ -1224,22 +1437,37 @@ class Program:
                 None,
                 "adjudicate",
                 work_seconds,
-                1,
+                len(group),
                 batch_id=batch.id,
                 cycle=batch.rework_cycle,
             )
-            row.status = "resolved"
-            row.decision = {"keep": keep}
-            row.adjudicator_id = me.id
-            row.resolved_at = self.clock()
-            append_event(
-                s,
-                actor=actor,
-                action="adjudication.decide",
-                entity_type="adjudication",
-                entity_id=row.id,
-                after={"keep": keep},
-            )
+            ids = [m.id for m in group]
+            for m in group:
+                decision = {
+                    "keep": keeps[m.id],
+                    "choice": choice,
+                    "reason": reason,
+                    "reason_code": reason_code,
+                    "group": ids,
+                }
+                m.status = "resolved"
+                m.decision = decision
+                m.adjudicator_id = me.id
+                m.resolved_at = self.clock()
+                append_event(
+                    s,
+                    actor=actor,
+                    action="adjudication.decide",
+                    entity_type="adjudication",
+                    entity_id=m.id,
+                    after=decision,
+                    details={**decision, "batch": batch.id},
+                )
+            return {
+                "resolved": ids,
+                "kept": [m.id for m in kept],
+                "dropped": [m.id for m in group if not keeps[m.id]],
+            }
 
     # --- QA sampling ------------------------------------------------------------------------
 
@@ -2061,6 +2289,36 @@ class Program:
                     "rework_cycles": row.rework_cycle,
                 },
             )
+
+
+def _adjudication_defects(
+    group: list[AdjudicationRow], keeps: dict[int, bool]
+) -> list[tuple[AdjudicationRow, Any, str]]:
+    """(adjudication, annotator id, defect type) of a decided dispute: who was wrong, how.
+
+    Two versions of one object (one kept, one dropped): the loser's one defect, a wrong
+    class, or a box looser / tighter than the chosen one. Otherwise each object: a kept one
+    was *missing* for the annotator who did not draw it, a dropped one an *extra* of the
+    annotator who did.
+    """
+    kept = [m for m in group if keeps[m.id]]
+    dropped = [m for m in group if not keeps[m.id]]
+    if len(kept) == 1 and len(dropped) == 1:
+        winner, loser = kept[0].payload, dropped[0].payload
+        if int(winner["class_id"]) != int(loser["class_id"]):
+            kind = "wrong_class"
+        else:
+            area = [(b[2] - b[0]) * (b[3] - b[1]) for b in (winner["bbox"], loser["bbox"])]
+            kind = "loose_geometry" if area[1] >= area[0] else "tight_geometry"
+        return [(dropped[0], loser.get("drawn_by"), kind)]
+    return [
+        (
+            m,
+            m.payload.get("missed_by" if keeps[m.id] else "drawn_by"),
+            "missing" if keeps[m.id] else "extra",
+        )
+        for m in group
+    ]
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 
 from labelgate.api.deps import Caller, PagingDep, StateDep, open_program
@@ -21,7 +21,8 @@ from labelgate.api.schemas import (
     Responses,
     ReviewIn,
 )
-from labelgate.workflow.program import Program
+from labelgate.workflow.auth import MANAGERS, Principal, require_role
+from labelgate.workflow.program import ADJUDICATION_REASONS, Program
 from labelgate.workflow.queries import adjudication_project, page_of
 
 __all__ = ["router"]
@@ -91,14 +92,52 @@ def adjudications_route(
     return Page(items=page.items, total=page.total, limit=paging.limit, offset=paging.offset)
 
 
+def adjudicator(me: Caller) -> Principal:
+    """The caller, if an adjudicator, manager or admin: refused before the body is read."""
+    require_role(me, {"adjudicator", *MANAGERS}, "adjudication")
+    return me
+
+
+Adjudicator = Annotated[Principal, Depends(adjudicator)]
+
+
+@router.get("/adjudications/{adjudication_id}", response_model=dict[str, Any], responses=REFUSED)
+def adjudication_route(adjudication_id: Id, me: Adjudicator, state: StateDep) -> dict[str, Any]:
+    """One dispute: annotator A's and B's versions of the object, their IoU, the item.
+
+    Names stay hidden (A is the item's first blind task, B the second); ``group`` lists
+    the disputes one A/B choice decides; ``context`` the item's agreed objects.
+    """
+    program = Program(state.db, adjudication_project(state.db, me, adjudication_id))
+    case = program.adjudication_case(adjudication_id, actor=me.name)
+    task = case["task_a"] or case["task_b"]
+    case["image_url"] = f"/web/images/{task}" if task else None
+    case["project"] = program.name
+    case["reason_codes"] = list(ADJUDICATION_REASONS)
+    return case
+
+
 @router.post("/adjudications/{adjudication_id}", response_model=dict[str, Any], responses=REFUSED)
 def adjudicate_route(
-    adjudication_id: Id, body: AdjudicationDecision, me: Caller, state: StateDep
+    adjudication_id: Id, body: AdjudicationDecision, me: Adjudicator, state: StateDep
 ) -> dict[str, Any]:
-    """Keep the disputed object in the item's final labels, or drop it."""
+    """Decide a dispute with a reason: take A's or B's version, or keep / drop the object."""
     program = Program(state.db, adjudication_project(state.db, me, adjudication_id))
-    program.adjudicate(adjudication_id, keep=body.keep, actor=me.name)
-    return {"id": adjudication_id, "keep": body.keep, "status": "resolved"}
+    outcome = program.adjudicate(
+        adjudication_id,
+        keep=body.keep,
+        choice=body.choice,
+        reason=body.reason,
+        reason_code=body.reason_code,
+        actor=me.name,
+    )
+    return {
+        "id": adjudication_id,
+        "keep": body.keep if body.choice is None else adjudication_id in outcome["kept"],
+        "choice": body.choice,
+        "status": "resolved",
+        **outcome,
+    }
 
 
 @router.get(
