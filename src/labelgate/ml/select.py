@@ -41,12 +41,16 @@ from labelgate.errors import ValidationError
 __all__ = [
     "STRATEGIES",
     "ActiveLearningCurve",
+    "EfficiencyCurves",
     "class_histogram",
     "detection_uncertainty",
     "image_uncertainty",
     "k_center_greedy",
+    "label_efficiency",
+    "model_errors_per_image",
     "select",
     "simulate_active_learning",
+    "simulate_label_efficiency",
 ]
 
 Strategy = Literal["uncertainty", "margin", "entropy", "diversity", "hybrid"]
@@ -396,15 +400,43 @@ def simulate_active_learning(
     True
     """
     from labelgate.core.generate import generate_dataset
-    from labelgate.ml.synthetic import model_predictions
 
     truth = truth if truth is not None else generate_dataset(n_images, seed=seed)
+    pred, pool, errors_per_image = _simulated_errors(truth, seed)
+    counts, found = _strategy_curve(pred, pool, errors_per_image, rounds, budget, strategy,
+                                    aggregate)  # fmt: skip
+    random_found = _random_curve(errors_per_image, counts, seed + 2, random_runs)
+    return ActiveLearningCurve(
+        strategy=strategy,
+        images_labeled=counts,
+        errors_found=found,
+        random_errors_found=random_found,
+    )
+
+
+def _simulated_errors(truth: Dataset, seed: int) -> tuple[Annotations, IntArray, IntArray]:
+    """A model's predictions on ``truth`` (seed ``seed + 1``), the pool, its errors per image."""
+    from labelgate.ml.synthetic import model_predictions
+
     result = model_predictions(truth, seed=seed + 1)
     pred = result.annotations
     pool = np.sort(truth.images.id)
     wrong = result.false_positive | result.swapped | result.duplicate
     error_image = np.concatenate([truth.annotations.image_id[result.missed], pred.image_id[wrong]])
     errors_per_image = np.bincount(np.searchsorted(pool, error_image), minlength=len(pool))
+    return pred, pool, errors_per_image
+
+
+def _strategy_curve(
+    pred: Annotations,
+    pool: IntArray,
+    errors_per_image: IntArray,
+    rounds: int,
+    budget: int,
+    strategy: str,
+    aggregate: str,
+) -> tuple[IntArray, FloatArray]:
+    """Images labelled after each round and the share of errors on them, one select() a round."""
     total = max(int(errors_per_image.sum()), 1)
     labeled: list[int] = []
     found, counts = [], []
@@ -415,16 +447,251 @@ def simulate_active_learning(
         rows = np.searchsorted(pool, np.asarray(labeled, dtype=np.int64))
         found.append(errors_per_image[rows].sum() / total)
         counts.append(len(labeled))
-    rng = np.random.default_rng(seed + 2)
-    random_found = np.zeros(rounds)
-    for _ in range(random_runs):
-        order = rng.permutation(len(pool))
+    return np.asarray(counts, dtype=np.int64), np.asarray(found, dtype=np.float64)
+
+
+def _random_curve(errors_per_image: IntArray, counts: IntArray, seed: int, runs: int) -> FloatArray:
+    """Share of errors on ``counts`` randomly chosen images: the mean of ``runs`` draws."""
+    total = max(int(errors_per_image.sum()), 1)
+    rng = np.random.default_rng(seed)
+    out = np.zeros(len(counts))
+    for _ in range(runs):
+        order = rng.permutation(len(errors_per_image))
         cumulative = np.cumsum(errors_per_image[order]) / total
-        at = np.minimum(np.asarray(counts), len(pool)) - 1
-        random_found += np.where(at >= 0, cumulative[np.maximum(at, 0)], 0.0)
-    return ActiveLearningCurve(
-        strategy=strategy,
-        images_labeled=np.asarray(counts, dtype=np.int64),
-        errors_found=np.asarray(found, dtype=np.float64),
-        random_errors_found=random_found / max(random_runs, 1),
+        at = np.minimum(np.asarray(counts), len(errors_per_image)) - 1
+        out += np.where(at >= 0, cumulative[np.maximum(at, 0)], 0.0)
+    result: FloatArray = out / max(runs, 1)
+    return result
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EfficiencyCurves:
+    """Label efficiency of several strategies beside random selection, with spread over seeds.
+
+    Attributes
+    ----------
+    source : str
+        ``"program"`` (a program's predictions against its final labels) or ``"simulated"``
+        (generated data and a generated model, :func:`simulate_label_efficiency`).
+    strategies : tuple of str
+    images_labeled : (r,) int64
+        Images labelled after each round.
+    found : (k, s, r) float64
+        Share of the model's errors on the images labelled so far, per strategy, seed and
+        round. On a program's data the strategies are deterministic: s is 1.
+    random_found : (s, r) float64
+        The same for random selection, per seed (each the mean of several draws).
+    seeds : (s,) int64
+        Seeds of the data (simulated) or of the random draws (program).
+    pool_images : int
+    total_errors : (s,) int64
+        Model errors in the pool, per seed (one value, repeated, on a program's data).
+    """
+
+    source: str
+    strategies: tuple[str, ...]
+    images_labeled: IntArray
+    found: FloatArray
+    random_found: FloatArray
+    seeds: IntArray
+    pool_images: int
+    total_errors: IntArray
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: per strategy and for random, the ``mean``, ``low`` and ``high`` curves.
+
+        ``low``/``high`` are the smallest and largest value over the seeds; ``gain`` is the
+        strategy's mean share of errors found over random's, at the last round.
+        """
+
+        def band(values: FloatArray) -> dict[str, list[float]]:
+            return {
+                "mean": [round(v, 6) for v in values.mean(axis=0).tolist()],
+                "low": [round(v, 6) for v in values.min(axis=0).tolist()],
+                "high": [round(v, 6) for v in values.max(axis=0).tolist()],
+            }
+
+        random_last = float(self.random_found.mean(axis=0)[-1]) if self.found.size else 0.0
+        rows = []
+        for name, values in zip(self.strategies, self.found):
+            last = float(values.mean(axis=0)[-1]) if values.size else 0.0
+            gain = round(last / random_last, 3) if random_last > 0 else None
+            rows.append({"strategy": name, **band(values), "gain": gain})
+        return {
+            "source": self.source,
+            "pool_images": self.pool_images,
+            "images_labeled": self.images_labeled.tolist(),
+            "seeds": self.seeds.tolist(),
+            "total_errors": self.total_errors.tolist(),
+            "strategies": rows,
+            "random": band(self.random_found),
+        }
+
+
+def simulate_label_efficiency(
+    n_images: int = 600,
+    *,
+    strategies: Sequence[str] = STRATEGIES,
+    seeds: Sequence[int] = (0, 1, 2),
+    rounds: int = 6,
+    budget: int = 20,
+    aggregate: str = "sum",
+    random_runs: int = 5,
+) -> EfficiencyCurves:
+    """:func:`simulate_active_learning` for several strategies and seeds, on shared data.
+
+    Per seed one data set and one model (as :func:`simulate_active_learning` with that
+    seed draws them); every strategy runs its rounds on them, so for each (strategy, seed)
+    the curve equals ``simulate_active_learning(n_images, ..., strategy=s, seed=seed)``.
+
+    Examples
+    --------
+    >>> curves = simulate_label_efficiency(200, strategies=("uncertainty",), seeds=(0, 1),
+    ...                                    rounds=2, budget=10)
+    >>> curves.found.shape, curves.random_found.shape, curves.images_labeled.tolist()
+    ((1, 2, 2), (2, 2), [10, 20])
+    """
+    from labelgate.core.generate import generate_dataset
+
+    _check_strategies(strategies)
+    found = np.zeros((len(strategies), len(seeds), rounds))
+    random_found = np.zeros((len(seeds), rounds))
+    totals = np.zeros(len(seeds), dtype=np.int64)
+    counts = np.zeros(rounds, dtype=np.int64)
+    for j, seed in enumerate(seeds):
+        pred, pool, errors = _simulated_errors(generate_dataset(n_images, seed=seed), seed)
+        for i, strategy in enumerate(strategies):
+            counts, found[i, j] = _strategy_curve(
+                pred, pool, errors, rounds, budget, strategy, aggregate
+            )
+        random_found[j] = _random_curve(errors, counts, seed + 2, random_runs)
+        totals[j] = int(errors.sum())
+    return EfficiencyCurves(
+        source="simulated",
+        strategies=tuple(strategies),
+        images_labeled=counts,
+        found=found,
+        random_found=random_found,
+        seeds=np.asarray(seeds, dtype=np.int64),
+        pool_images=n_images,
+        total_errors=totals,
     )
+
+
+def model_errors_per_image(
+    reference: Annotations,
+    predictions: Annotations,
+    pool: IntArray,
+    *,
+    iou_threshold: float = 0.5,
+    score_threshold: float = 0.5,
+) -> IntArray:
+    """Per pool image, the model's errors against reference labels (what labelling fixes).
+
+    The predictions scoring >= ``score_threshold`` are matched one-to-one to the reference
+    (:func:`~labelgate.core.matching.match`, IoU >= ``iou_threshold``, class swaps paired):
+    each reference object left without a match or swap is a miss, each swap one error, and
+    each confident prediction left over a false positive (duplicates included).
+
+    Examples
+    --------
+    >>> ref = Annotations.create(image_id=[1, 1, 2], class_id=[1, 1, 1],
+    ...                          bbox=[[0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]])
+    >>> pred = Annotations.create(image_id=[1, 2, 2, 3], class_id=[1, 2, 1, 1],
+    ...                           score=[0.9, 0.8, 0.7, 0.2],
+    ...                           bbox=[[0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60],
+    ...                                 [0, 0, 5, 5]])
+    >>> model_errors_per_image(ref, pred, np.array([1, 2, 3])).tolist()  # miss; swap + FP
+    [1, 2, 0]
+    """
+    from labelgate.core.matching import match
+
+    pool = np.asarray(pool, dtype=np.int64)
+    confident = predictions[np.nan_to_num(predictions.score, nan=0.0) >= score_threshold]
+    m = match(reference, confident, iou_threshold=iou_threshold)
+    error_image = np.concatenate(
+        [
+            reference.image_id[m.missed()],
+            reference.image_id[m.swap_ref_rows],
+            confident.image_id[m.extra()],
+        ]
+    )
+    error_image = error_image[np.isin(error_image, pool)]
+    out: IntArray = np.bincount(np.searchsorted(pool, error_image), minlength=len(pool))
+    return out.astype(np.int64)
+
+
+def label_efficiency(
+    reference: Annotations,
+    predictions: Annotations,
+    *,
+    pool: IntArray | None = None,
+    strategies: Sequence[str] = STRATEGIES,
+    seeds: Sequence[int] = (0, 1, 2),
+    rounds: int = 6,
+    budget: int | None = None,
+    aggregate: str = "sum",
+    random_runs: int = 5,
+    iou_threshold: float = 0.5,
+    score_threshold: float = 0.5,
+) -> EfficiencyCurves:
+    """The active-learning loop replayed on real predictions: which images were worth labelling.
+
+    Each strategy picks ``budget`` images a round from the model's ``predictions`` (as
+    :func:`select`); labelling an image fixes the model's errors on it, counted against
+    the ``reference`` (the final labels) by :func:`model_errors_per_image`. Random
+    selection is drawn ``random_runs`` times per seed.
+
+    Parameters
+    ----------
+    reference, predictions
+        Final labels and the model's scored predictions on the pool images.
+    pool
+        Sorted image ids to select from; default every image with a prediction or label.
+    budget
+        Images per round; default enough for ``rounds`` rounds to cover half the pool.
+
+    Examples
+    --------
+    >>> from labelgate.core.generate import generate_dataset
+    >>> truth = generate_dataset(120, seed=0)
+    >>> pred, _, _ = _simulated_errors(truth, 0)
+    >>> curves = label_efficiency(truth.annotations, pred, rounds=3, seeds=(0, 1))
+    >>> curves.images_labeled.tolist(), curves.found.shape
+    ([20, 40, 60], (5, 1, 3))
+    """
+    _check_strategies(strategies)
+    if pool is None:
+        pool = np.union1d(reference.image_id, predictions.image_id)
+    pool = np.asarray(pool, dtype=np.int64)
+    if budget is None:
+        budget = max(1, int(np.ceil(len(pool) / (2 * rounds))))
+    errors = model_errors_per_image(
+        reference, predictions, pool, iou_threshold=iou_threshold, score_threshold=score_threshold
+    )
+    found = np.zeros((len(strategies), 1, rounds))
+    counts = np.zeros(rounds, dtype=np.int64)
+    for i, strategy in enumerate(strategies):
+        counts, found[i, 0] = _strategy_curve(
+            predictions, pool, errors, rounds, budget, strategy, aggregate
+        )
+    random_found = np.stack([_random_curve(errors, counts, s, random_runs) for s in seeds])
+    return EfficiencyCurves(
+        source="program",
+        strategies=tuple(strategies),
+        images_labeled=counts,
+        found=found,
+        random_found=random_found,
+        seeds=np.asarray(seeds, dtype=np.int64),
+        pool_images=len(pool),
+        total_errors=np.full(len(seeds), int(errors.sum()), dtype=np.int64),
+    )
+
+
+def _check_strategies(strategies: Sequence[str]) -> None:
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise ValidationError(
+            f"expected strategies among {', '.join(STRATEGIES)}, got {list(strategies)}",
+            field="strategies",
+        )
