@@ -196,9 +196,9 @@ def pixel_boxes(dataset: Dataset) -> IntArray:
     """(n, 4) int64 boxes rounded to the pixel grid: the exact extents of the drawn shapes.
 
     Each edge is rounded to the nearest pixel edge and a box is at least one pixel wide
-    and high (kept inside its image: never left of or above it, nor, when its size is
-    known, right of or below it). Pixel ``(row, col)`` covers
-    ``[col, col + 1) x [row, row + 1)``, as in :func:`labelgate.core.masks.rle_bbox`.
+    and high, kept inside its image (never left of or above it; nor right of or below it
+    when its size is known). Pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``,
+    as in :func:`labelgate.core.masks.rle_bbox`.
 
     Examples
     --------
@@ -439,8 +439,9 @@ def _visible_runs(dataset: Dataset, spans: _Spans) -> tuple[IntArray, IntArray, 
 
     Run ``j`` is pixels ``start[j]:end[j]`` (column-major indices into its image) of object
     row ``owner[j]``; within an object the runs are in pixel order, disjoint and not
-    touching. One z-buffer per image (:func:`_label_image`), its runs found by comparing
-    neighbouring pixels; no loop over objects or pixels.
+    touching. One z-buffer per image (:func:`_label_image`, one slice per column run, as
+    the image is painted), its runs found by comparing neighbouring pixels: no loop over
+    pixels, and one encoding for all objects of all images (:func:`_rle`).
     """
     order = _draw_order(dataset, spans.boxes)
     images = dataset.images
