@@ -34,6 +34,7 @@ from labelgate.cli.db import db_app
 from labelgate.cli.evaluate import eval_command
 from labelgate.cli.merge import merge_command
 from labelgate.cli.ml import errors_command, select_command
+from labelgate.cli.prelabel import prelabel_command
 from labelgate.cli.program import (
     assign_command,
     export_command,
@@ -414,6 +415,7 @@ app.command(name="export")(export_command)
 app.command(name="report")(report_command)
 app.command(name="errors")(errors_command)
 app.command(name="select")(select_command)
+app.command(name="prelabel")(prelabel_command)
 app.command(name="serve")(serve_command)
 
 

@@ -1,4 +1,4 @@
-"""Model assistance: predictors, label-error detection and active-learning selection."""
+"""Model assistance: predictors, pre-labeling, label-error detection, active learning."""
 
 from labelgate.ml.errors import (
     ErrorReport,
@@ -9,6 +9,7 @@ from labelgate.ml.errors import (
 )
 from labelgate.ml.onnx import BoxesOutput, OnnxPredictor, Preprocess, YoloOutput
 from labelgate.ml.predictors import CascadePredictor, PredictionsFile, Predictor, postprocess
+from labelgate.ml.prelabel import PrelabelRun, prelabel_batch
 from labelgate.ml.select import (
     ActiveLearningCurve,
     image_uncertainty,
@@ -27,6 +28,7 @@ __all__ = [
     "OnnxPredictor",
     "PredictionsFile",
     "Predictor",
+    "PrelabelRun",
     "Preprocess",
     "TorchvisionPredictor",
     "YoloOutput",
@@ -36,6 +38,7 @@ __all__ = [
     "injected_recall",
     "k_center_greedy",
     "postprocess",
+    "prelabel_batch",
     "select",
     "simulate_active_learning",
 ]
