@@ -169,3 +169,21 @@ def test_bad_rows_are_named(
 def test_a_negative_rate_is_refused() -> None:
     with pytest.raises(ValidationError, match="finite number >= 0"):
         price_measured(["annotate"], [1.0], [0], annotator_hourly_usd=-1, review_hourly_usd=1)
+
+
+def test_a_batchs_first_qa_pass_is_overhead_and_later_passes_are_rework() -> None:
+    # batch 1: QA first at cycle 2 (review failed twice before), again at cycle 3;
+    # batch 2: QA at cycle 0 only. 360 s of QA each, at 24 USD/h = 2.40 each
+    activity = ["qa", "qa", "qa", "rework"]
+    cycle = [2, 3, 0, 3]
+    batch = [1, 1, 2, 1]
+    seconds = [360, 360, 360, 100]
+    cost = price_measured(activity, seconds, cycle, batch=batch, task=[5, 6, 7, 8], **RATES)
+    assert cost.qa_review_usd == pytest.approx(4.8)  # batch 1 at cycle 2, batch 2 at 0
+    assert [(c.cycle, c.units, c.usd) for c in cost.rework_cycles] == [
+        (3, 1, pytest.approx(2.4 + 1.0)),  # the re-inspection and 100 s at 36 USD/h
+    ]
+    # without batches QA follows its cycle: both batch-1 passes are rework
+    plain = price_measured(activity, seconds, cycle, task=[5, 6, 7, 8], **RATES)
+    assert plain.qa_review_usd == pytest.approx(2.4)
+    assert [c.cycle for c in plain.rework_cycles] == [2, 3]

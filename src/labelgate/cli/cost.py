@@ -9,6 +9,11 @@ omitted), the tier and required attributes from its classes (``--class`` for one
 otherwise the mean over the classes, each counted once), deep QA from
 ``assignment.double_annotation_rate``, the cycle cap from ``gates.max_rework_cycles`` and the
 price multiples from its ``[[pools]]``. An option given on the command line always wins.
+
+With ``--db URL [--project NAME]`` it prices a program in the store instead, from what
+really happened (:func:`labelgate.workflow.costing.price_program`): the model at the
+program's measured defect rates, and its work log (measured seconds of every save, review,
+QA inspection and adjudication) at the spec's hourly rates, in the same four categories.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from labelgate.cli._output import console, emit_json, fail
+from labelgate.cli.db import database_error, display_url, open_database
 from labelgate.core.cost import (
     DEFAULT_ESCAPE_RATE,
     DEFAULT_QA_SHARE,
@@ -35,7 +42,7 @@ from labelgate.core.cost import (
     estimate,
     simulate,
 )
-from labelgate.errors import LabelgateError, SpecError, ValidationError
+from labelgate.errors import LabelgateError, SpecError, StoreError, ValidationError
 from labelgate.spec import PRICE_UNITS, Prices, ProgramSpec, load_spec
 
 __all__ = ["cost_command"]
@@ -92,11 +99,18 @@ def _specialization(given: float | None, spec: ProgramSpec | None, pool: str | N
 
 
 def cost_command(
-    units: Annotated[int, typer.Option("--units", min=0, help="Units labelled (e.g. images).")],
+    units: Annotated[
+        int | None,
+        typer.Option("--units", min=0, help="Units labelled (e.g. images); needed without --db."),
+    ] = None,
     defect_rate: Annotated[
-        float,
-        typer.Option("--defect-rate", **_RATE, help="Share of first-pass units QA rejects."),
-    ],
+        float | None,
+        typer.Option(
+            "--defect-rate",
+            **_RATE,
+            help="Share of first-pass units QA rejects; needed without --db.",
+        ),
+    ] = None,
     rework_defect_rate: Annotated[
         float | None,
         typer.Option(
@@ -191,10 +205,35 @@ def cost_command(
     managed_qa_share: Annotated[
         float, typer.Option("--managed-qa-share", min=0.0, help="Managed QA share.")
     ] = MANAGED.qa_share,
+    db_url: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="URL",
+            help="Price the program in this database from its measured work (no --units).",
+        ),
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="With --db: project name (default: the first).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Price a program with its rework: four categories, rework cycles, hidden cost, P10-P90."""
+    if db_url is not None:
+        _stored_program(db_url, project, units=units, defect_rate=defect_rate, as_json=as_json)
+        return
     try:
+        if project is not None:
+            raise ValidationError("--project needs --db", field="--project")
+        if units is None or defect_rate is None:
+            missing = " and ".join(
+                name
+                for name, value in (("--units", units), ("--defect-rate", defect_rate))
+                if value is None
+            )
+            raise ValidationError(
+                f"give {missing} (or --db URL to price a stored program)", field="--units"
+            )
         spec = load_spec(spec_path) if spec_path is not None else None
         if spec is None and (class_name is not None or pool is not None):
             raise SpecError("--class and --pool need --spec", location="--spec")
@@ -388,3 +427,82 @@ def _render(
         ),
         highlight=False,
     )
+
+
+# --- a program in the store -------------------------------------------------------------------
+
+_MEASURED_ROWS = (
+    ("direct annotation", "direct_usd", "direct_hours"),
+    ("QA and review", "qa_review_usd", "qa_review_hours"),
+    ("rework", "rework_usd", "rework_hours"),
+    ("downstream remediation", "downstream_usd", None),
+    ("total", "total_usd", "total_hours"),
+)
+
+
+def _stored_program(
+    url: str, project: str | None, *, units: int | None, defect_rate: float | None, as_json: bool
+) -> None:
+    """``--db``: the model at measured rates and the work log priced (docs/cost.md)."""
+    from labelgate.workflow.costing import price_program
+
+    if units is not None or defect_rate is not None:
+        fail(
+            ValidationError(
+                "--db prices a stored program from what it measured: leave out --units and "
+                "--defect-rate",
+                field="--db",
+            ),
+            as_json=as_json,
+        )
+    database = open_database(url, must_exist=True, as_json=as_json)
+    try:
+        if not database.has_schema():
+            raise StoreError(f"{display_url(database)} holds no labelgate program")
+        document = price_program(database, project=project)
+    except SQLAlchemyError as exc:
+        fail(database_error(database.url, exc), as_json=as_json)
+    except (LabelgateError, OSError) as exc:
+        fail(exc, as_json=as_json)
+    finally:
+        database.dispose()
+    document = {"database": display_url(database), **document}
+    if as_json:
+        emit_json(document)
+        return
+    model = document.get("model") or {}
+    measured = document.get("measured") or {}
+    console.print(
+        f"[bold]{document['project']}[/] (spec v{document['spec_version']}): "
+        f"{document['units']:,} first-pass objects"
+        + (
+            f" at {_usd(document['unit_price_usd'])}; defects "
+            f"{document['measured_defect_rate']:.2%}, rework defects "
+            f"{document['measured_rework_defect_rate']:.2%}"
+            if document["units"]
+            else ""
+        ),
+        highlight=False,
+    )
+    if not model and not measured:
+        console.print("nothing labelled and no work time logged yet")
+        return
+    table = Table("category", "model (unit price)", "measured (hours)", "hours", "x model")
+    ratios = measured.get("ratio_by_category") or {}
+    for title, key, hours in _MEASURED_ROWS:
+        ratio = measured.get("ratio_to_model") if key == "total_usd" else ratios.get(key)
+        table.add_row(
+            title,
+            _usd(model[key]) if model else "—",
+            _usd(measured[key]) if measured else "—",
+            f"{measured[hours]:,.2f}" if measured and hours else "—",
+            f"{ratio:.2f}" if ratio is not None else "—",
+        )
+    console.print(table)
+    if measured.get("rework_cycles"):
+        cycles = Table("cycle", "items", "hours", "USD", title="measured rework cycles")
+        for c in measured["rework_cycles"]:
+            cycles.add_row(str(c["cycle"]), f"{c['units']:,}", f"{c['hours']:,.2f}", _usd(c["usd"]))
+        console.print(cycles)
+    if not measured:
+        console.print("no work time logged: only the model can price this program")

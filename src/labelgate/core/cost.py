@@ -849,6 +849,7 @@ def price_measured(
     review_hourly_usd: float,
     multiple: Any = None,
     task: Any = None,
+    batch: Any = None,
     objects: Any = None,
     model: CostBreakdown | None = None,
     escaped_defects: float | None = None,
@@ -859,7 +860,9 @@ def price_measured(
     Each entry costs ``seconds / 3600 x rate x multiple``: the annotator rate for
     ``annotate`` and ``rework``, the review rate for ``review``, ``qa`` and ``adjudicate``.
     Cycle 0 splits into direct annotation and QA/review; every entry of cycle ``k >= 1``
-    (re-labelling and the checking of it) is rework cycle ``k``. Downstream remediation is
+    (re-labelling and the checking of it) is rework cycle ``k``, except a batch's first QA
+    pass (given ``batch``): the release audit is QA overhead whichever cycle it comes in;
+    only the QA passes after it re-inspect because of rework. Downstream remediation is
     not measurable in the log: it is ``escaped_defects x remediation_usd_per_defect``,
     by default the model's (``model``).
 
@@ -878,6 +881,9 @@ def price_measured(
     task
         (n,) int task of each entry (-1 for none); a rework cycle's ``units`` are its
         distinct re-labelled tasks. Default: every drawing entry is its own unit.
+    batch
+        (n,) int batch of each entry (-1 for none): with it, each batch's earliest QA cycle
+        is QA overhead. Default: QA entries follow their cycle like the others.
     objects
         (n,) objects each entry touched (summed per activity); default 0.
     model
@@ -918,6 +924,7 @@ def price_measured(
     cycles_f = _column(cycle, n, "cycle")
     mult = _column(multiple, n, "multiple", 1.0)
     tasks = _column(task, n, "task", -1.0).astype(np.int64)
+    batches = _column(batch, n, "batch", -1.0).astype(np.int64)
     touched = _column(objects, n, "objects", 0.0)
     _non_negative(annotator_hourly_usd, "annotator_hourly_usd")
     _non_negative(review_hourly_usd, "review_hourly_usd")
@@ -953,13 +960,21 @@ def price_measured(
     usd = hours * rate
     # category: 0 direct, 1 QA/review, 2 rework
     category = np.where(cyc > 0, 2, np.where(drawing, 0, 1))
+    qa = np.flatnonzero(code == WORK_ACTIVITIES.index("qa"))
+    if batch is not None and qa.size:
+        # each batch's first QA pass is its release audit: overhead, not rework
+        keys, inverse = np.unique(batches[qa], return_inverse=True)
+        first = np.full(len(keys), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, inverse, cyc[qa])
+        category[qa[cyc[qa] == first[inverse]]] = 1
     usd_by = np.bincount(category, weights=usd, minlength=3)
     hours_by = np.bincount(category, weights=hours, minlength=3)
 
     # rework cycles: cost and hours per cycle, distinct re-labelled tasks as units
     top = int(cyc.max(initial=0))
-    cycle_usd = np.bincount(cyc, weights=usd, minlength=top + 1)
-    cycle_hours = np.bincount(cyc, weights=hours, minlength=top + 1)
+    in_rework = category == 2
+    cycle_usd = np.bincount(cyc[in_rework], weights=usd[in_rework], minlength=top + 1)
+    cycle_hours = np.bincount(cyc[in_rework], weights=hours[in_rework], minlength=top + 1)
     redrawn = drawing & (cyc > 0)
     units: IntArray = np.bincount(cyc[redrawn], minlength=top + 1)
     if task is not None:
@@ -967,7 +982,7 @@ def price_measured(
         keys = np.where(tasks[redrawn] >= 0, tasks[redrawn], -1 - np.arange(int(redrawn.sum())))
         pairs = np.unique(np.stack([cyc[redrawn], keys], axis=1), axis=0)
         units = np.bincount(pairs[:, 0], minlength=top + 1)
-    present = np.unique(cyc[cyc > 0])
+    present = np.unique(cyc[in_rework])
     rework = tuple(
         MeasuredCycle(
             cycle=int(k),

@@ -5,17 +5,23 @@ decides what each simulated person would draw or flag, from the ground truth:
 
 - an **annotator** labels the truth through a :class:`~labelgate.core.generate.NoiseModel`
   (size-dependent misses, signed box bias, jitter, class confusion, duplicates, false
-  positives), and learns: each batch they finish scales their miss, jitter, bias, swap and
-  false-positive rates by ``exp(-learning_rate)``;
+  positives), gets each of an object's attributes (``occluded``, ``truncated``: the ones
+  the generator produces) wrong with probability ``attribute_error_rate``, and takes a
+  log-normal time per object around ``seconds_per_object`` (:func:`work_seconds`). They
+  learn: each batch they finish scales their error rates by ``exp(-learning_rate)`` and
+  brings their time per object down towards :data:`SPEED_FLOOR` of the first batch's;
 - a **reviewer** or **QA inspector** compares labels with the truth at each class's IoU
   threshold and flags each real defect (missed object, extra box, wrong class, loose or
-  tight box) with probability ``catch_rate``; an inspector with rate 1 finds them all;
+  tight box, wrong attribute) with probability ``catch_rate``; an inspector with rate 1
+  finds them all;
 - a **pre-label model** (:class:`PrelabelModel`) proposes boxes through the same noise and
   scores them so that they are *calibrated*: among predictions scored ``s``, a share
   ``s`` is correct (see :func:`calibrated_scores`).
 
 Cohort defaults follow the seeds: crowd work is cheaper and noisier, managed teams cost 2-3x
-and deliver fewer defects, experts more still.
+and deliver fewer defects, experts more still. Speeds are labelgate's assumption (the seeds
+give none): crowd workers are quicker and sloppier, experts slower and careful
+(:data:`COHORT_SECONDS_PER_OBJECT`).
 """
 
 from __future__ import annotations
@@ -36,8 +42,12 @@ from labelgate.errors import ValidationError
 GEOMETRY_FLOOR_IOU = 0.3
 
 __all__ = [
+    "COHORT_ATTRIBUTE_ERROR",
     "COHORT_NOISE",
+    "COHORT_SECONDS_PER_OBJECT",
     "PRELABEL_NOISE",
+    "SPEED_FLOOR",
+    "SPEED_SIGMA",
     "AnnotatorProfile",
     "Defects",
     "PrelabelModel",
@@ -46,6 +56,7 @@ __all__ = [
     "find_defects",
     "simulate_labels",
     "simulate_predictions",
+    "work_seconds",
 ]
 
 #: Typical annotators of each cohort (misses, jitter in box units, signed bias, swaps).
@@ -80,6 +91,23 @@ COHORT_NOISE: dict[str, NoiseModel] = {
 }
 
 
+#: Median seconds per object (box plus its attributes) of each cohort's first batch:
+#: labelgate's assumption around the 10 s per box behind the spec's default hourly rate
+#: (:data:`labelgate.spec.model.SECONDS_PER_BOX`): crowd quicker, experts slower.
+COHORT_SECONDS_PER_OBJECT: dict[str, float] = {"crowd": 6.0, "managed": 8.0, "expert": 10.0}
+
+#: Probability that one attribute value of an object is wrong (per attribute, per object).
+COHORT_ATTRIBUTE_ERROR: dict[str, float] = {"crowd": 0.03, "managed": 0.004, "expert": 0.0015}
+
+#: Log-normal sigma of the time one object takes: half the objects within about x0.7 to
+#: x1.4 of the median; the mean is ``median * exp(SPEED_SIGMA**2 / 2)`` (13 % above it).
+SPEED_SIGMA = 0.5
+
+#: Experience brings the time per object down to this share of the first batch's, no lower:
+#: ``SPEED_FLOOR + (1 - SPEED_FLOOR) * exp(-learning_rate * batches_done)``.
+SPEED_FLOOR = 0.6
+
+
 @dataclass(frozen=True, slots=True)
 class AnnotatorProfile:
     """One simulated annotator.
@@ -93,16 +121,70 @@ class AnnotatorProfile:
     noise
         How their labels depart from the truth; default the cohort's typical noise.
     seconds_per_object
-        Labelling speed (for throughput and cost); default 8 s per box.
+        Median seconds one object takes in the first batch; default the cohort's
+        (:data:`COHORT_SECONDS_PER_OBJECT`).
     learning_rate
-        Error rates shrink by ``exp(-learning_rate)`` per finished batch; default 0.1.
+        Error rates shrink by ``exp(-learning_rate)`` per finished batch, and the time per
+        object falls towards :data:`SPEED_FLOOR` of the first batch's; default 0.1.
+    attribute_error_rate
+        Probability that each attribute value of an object is wrong; default the cohort's
+        (:data:`COHORT_ATTRIBUTE_ERROR`).
+    speed_sigma
+        Log-normal sigma of the time per object (default :data:`SPEED_SIGMA`).
     """
 
     name: str
     cohort: str = "managed"
     noise: NoiseModel | None = None
-    seconds_per_object: float = 8.0
+    seconds_per_object: float | None = None
     learning_rate: float = 0.1
+    attribute_error_rate: float | None = None
+    speed_sigma: float = SPEED_SIGMA
+
+    def __post_init__(self) -> None:
+        if self.noise is None and self.cohort not in COHORT_NOISE:
+            raise ValidationError(
+                f"expected a cohort of {', '.join(COHORT_NOISE)} (or a noise model), "
+                f"got {self.cohort!r}",
+                field="cohort",
+            )
+        checks = (
+            ("seconds_per_object", self.seconds_per_object, 0.0, False),
+            ("attribute_error_rate", self.attribute_error_rate, 0.0, True),
+            ("speed_sigma", self.speed_sigma, 0.0, False),
+        )
+        for name, value, low, rate in checks:
+            if value is None:
+                continue
+            if not (np.isfinite(value) and value >= low and (not rate or value <= 1.0)):
+                wanted = "a rate in [0, 1]" if rate else "a finite number >= 0"
+                raise ValidationError(f"expected {wanted}, got {value}", field=name)
+
+    def seconds_after(self, batches_done: int) -> float:
+        """Median seconds per object after ``batches_done`` batches of experience.
+
+        Examples
+        --------
+        >>> p = AnnotatorProfile("a", "crowd", learning_rate=0.5)
+        >>> p.seconds_after(0), round(p.seconds_after(2), 4), round(p.seconds_after(99), 4)
+        (6.0, 4.4829, 3.6)
+        """
+        first = (
+            self.seconds_per_object
+            if self.seconds_per_object is not None
+            else COHORT_SECONDS_PER_OBJECT.get(self.cohort, COHORT_SECONDS_PER_OBJECT["managed"])
+        )
+        decay = float(np.exp(-self.learning_rate * batches_done))
+        return first * (SPEED_FLOOR + (1.0 - SPEED_FLOOR) * decay)
+
+    def attribute_error_after(self, batches_done: int) -> float:
+        """Per-attribute error probability after ``batches_done`` batches of experience."""
+        first = (
+            self.attribute_error_rate
+            if self.attribute_error_rate is not None
+            else COHORT_ATTRIBUTE_ERROR.get(self.cohort, COHORT_ATTRIBUTE_ERROR["managed"])
+        )
+        return first * float(np.exp(-self.learning_rate * batches_done))
 
     def noise_after(self, batches_done: int) -> NoiseModel:
         """The noise model after ``batches_done`` batches of experience.
@@ -143,7 +225,55 @@ def simulate_labels(
     True
     """
     result = perturb(truth, profile.noise_after(batches_done), seed=seed)
-    return result.annotations.replace(attributes={})
+    labels = result.annotations
+    rate = profile.attribute_error_after(batches_done)
+    if rate > 0.0 and len(labels):
+        # a separate stream: the boxes are the same whatever the attribute error rate
+        rng = np.random.default_rng([seed, 0xA77])
+        drawn = result.matched_ref >= 0  # background boxes have no true attributes
+        flip = (rng.random((2, len(labels))) < rate) & drawn
+        labels = labels.replace(
+            occluded=labels.occluded ^ flip[0], truncated=labels.truncated ^ flip[1]
+        )
+    return labels.replace(attributes={})
+
+
+def work_seconds(
+    objects: IntArray,
+    seconds_per_object: float,
+    rng: np.random.Generator,
+    *,
+    sigma: float = SPEED_SIGMA,
+) -> FloatArray:
+    """(t,) seconds each task takes: a log-normal time per object, summed per task.
+
+    Each object takes ``seconds_per_object * exp(sigma * Z)``, ``Z`` standard normal, so a
+    task of ``n`` objects takes ``n * seconds_per_object * exp(sigma**2 / 2)`` on average.
+
+    Parameters
+    ----------
+    objects
+        (t,) objects in each task (>= 0).
+    seconds_per_object
+        Median seconds per object.
+    rng
+        Random generator.
+    sigma
+        Log-normal sigma (0: every object takes exactly the median).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> work_seconds(np.array([3, 0, 1]), 8.0, rng, sigma=0.0).tolist()
+    [24.0, 0.0, 8.0]
+    """
+    counts = np.asarray(objects, dtype=np.int64)
+    if counts.ndim != 1 or (counts < 0).any():
+        raise ValidationError("expected (t,) object counts >= 0", field="objects")
+    owner = np.repeat(np.arange(len(counts)), counts)
+    times = seconds_per_object * np.exp(sigma * rng.standard_normal(len(owner)))
+    out: FloatArray = np.bincount(owner, weights=times, minlength=len(counts)).astype(np.float64)
+    return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -153,8 +283,8 @@ class Defects:
     Attributes
     ----------
     label_defect : (m,) object
-        Per label row: ``""`` (correct), ``extra``, ``wrong_class``, ``loose_geometry`` or
-        ``tight_geometry``.
+        Per label row: ``""`` (correct), ``extra``, ``wrong_class``, ``loose_geometry``,
+        ``tight_geometry`` or ``attribute_error``.
     missed : (n,) bool
         Per truth row: not labelled at all.
     flagged_labels : (m,) bool
@@ -183,6 +313,7 @@ def find_defects(
     *,
     catch_rate: float = 1.0,
     seed: int = 0,
+    attributes: bool = True,
 ) -> Defects:
     """Compare labels with the truth at each class's threshold; flag with ``catch_rate``.
 
@@ -191,7 +322,10 @@ def find_defects(
     that still overlap a leftover same-class truth object with IoU >= 0.3 are geometry below
     the class tier: ``loose_geometry`` when larger than the truth, ``tight_geometry`` when
     smaller (that truth object counts as labelled). Any other label is ``extra``; any other
-    truth object is missed.
+    truth object is missed. A label that is right in class and geometry but whose
+    ``occluded`` or ``truncated`` flag differs from its truth object's is
+    ``attribute_error`` (unless ``attributes`` is False: then only boxes and classes are
+    judged).
 
     Examples
     --------
@@ -206,6 +340,12 @@ def find_defects(
     defect = np.full(n_labels, "extra", dtype=object)
     defect[m.other_rows] = ""
     defect[m.swap_other_rows] = "wrong_class"
+    if attributes:
+        truth_ann = truth.annotations
+        wrong_flag = (labels.occluded[m.other_rows] != truth_ann.occluded[m.ref_rows]) | (
+            labels.truncated[m.other_rows] != truth_ann.truncated[m.ref_rows]
+        )
+        defect[m.other_rows[wrong_flag]] = "attribute_error"
     missed = np.ones(n_truth, dtype=bool)
     missed[m.ref_rows] = False
     missed[m.swap_ref_rows] = False

@@ -37,9 +37,14 @@ _CAPTIONS = {
     "size n and the most defects c its upper bound still releases).",
     "cost_waterfall": "Expected program cost by category (rework-inclusive model), for this "
     "program at its measured defect rates and for a crowd and a managed cohort on the same "
-    "volume and price.",
+    "volume and price; where work time was logged, the same program priced from its "
+    "measured hours (downstream: the model's estimate).",
     "rework_cycles": "Objects labelled and defects found per batch in the first pass and in "
     "each rework cycle.",
+    "active_learning": "Share of the model's errors (missed, false and swapped objects) that "
+    "sit on the images labelled so far, when each strategy picks the images to label next, "
+    "against random selection (dashed): the steeper, the fewer images to label for the same "
+    "correction. Lines: mean over seeds; bands: their range.",
 }
 _TITLES = {key: title for key, title, _ in FIGURES}
 
@@ -336,6 +341,7 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes] | None = None)
             f"{_fmt(cost.get('measured_rework_defect_rate'), 4)}; "
             f"{_fmt(cost.get('reworked_objects'))} objects re-labelled in rework.</p>"
         )
+    parts.append(_measured_table(cost.get("measured") or {}))
     parts.append(_figure(figures, "cost_waterfall", "no objects labelled yet"))
     parts.append(_cohort_table(cost.get("cohorts") or {}))
 
@@ -357,12 +363,57 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes] | None = None)
             numeric={1, 2, 3, 4},
         )
     )
+
+    parts.append(_active_learning(report.get("active_learning") or {}, figures))
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>labelgate report: {project}</title><style>{_CSS}</style></head><body>"
         + "".join(parts)
         + "</body></html>"
     )
+
+
+def _active_learning(al: dict[str, Any], figures: dict[str, bytes]) -> str:
+    """The active-learning section: where the curves come from, the figure, the last round."""
+    out = ["<h2>Active learning: which images to label next</h2>"]
+    if al.get("note"):
+        css = "empty" if al.get("source") != "program" else "sub"
+        out.append(f'<p class="{css}">{html.escape(al["note"])}</p>')
+    out.append(_figure(figures, "active_learning", "no selection curves"))
+    labelled = al.get("images_labeled") or []
+    if labelled:
+        last = len(labelled) - 1
+        rows = [
+            [
+                _fmt(row["strategy"]),
+                _fmt(row["mean"][last]),
+                f"{_fmt(row['low'][last])} – {_fmt(row['high'][last])}",
+                _fmt(row.get("gain"), 2),
+            ]
+            for row in al.get("strategies") or []
+        ]
+        random = al["random"]
+        rows.append(
+            [
+                "random",
+                _fmt(random["mean"][last]),
+                f"{_fmt(random['low'][last])} – {_fmt(random['high'][last])}",
+                "1.00",
+            ]
+        )
+        out.append(
+            _table(
+                [
+                    "strategy",
+                    f"errors found after {labelled[last]:,} images",
+                    "range over seeds",
+                    "x random",
+                ],
+                rows,
+                numeric={1, 3},
+            )
+        )
+    return "".join(out)
 
 
 def _audit(report: dict[str, Any]) -> str:
@@ -431,6 +482,50 @@ def _qa_table(qa: dict[str, Any]) -> str:
         ["batch", "cycle", "sampled n", "accept ≤ c", "defects", "rate", "upper bound", "decision"],
         rows,
         numeric={1, 2, 3, 4, 5, 6},
+    )
+
+
+def _measured_table(measured: dict[str, Any]) -> str:
+    """The program priced from its work log, beside the model (docs/cost.md)."""
+    if not measured:
+        return ""
+    ratios = measured.get("ratio_by_category") or {}
+    categories = (
+        ("direct annotation", "direct_usd", "direct_hours"),
+        ("QA / review", "qa_review_usd", "qa_review_hours"),
+        ("rework cycles", "rework_usd", "rework_hours"),
+        ("downstream remediation (model)", "downstream_usd", None),
+    )
+    rows = [
+        [title, _fmt(measured[usd], 2), _fmt(measured[hours], 2) if hours else "—",
+         _fmt(ratios.get(usd), 2)]
+        for title, usd, hours in categories
+    ]  # fmt: skip
+    rows.append(
+        [
+            "<b>total</b>",
+            f"<b>{_fmt(measured['total_usd'], 2)}</b>",
+            _fmt(measured["total_hours"], 2),
+            _fmt(measured.get("ratio_to_model"), 2),
+        ]
+    )
+    cycles = _table(
+        ["rework cycle", "items re-labelled", "hours", "USD"],
+        [
+            [_fmt(c["cycle"]), _fmt(c["units"]), _fmt(c["hours"], 2), _fmt(c["usd"], 2)]
+            for c in measured.get("rework_cycles") or []
+        ],
+        numeric={0, 1, 2, 3},
+    )
+    return (
+        "<h3>Measured: the work log priced</h3>"
+        + _table(["category", "USD", "hours", "× model"], rows, numeric={1, 2, 3})
+        + f'<p class="sub">Logged hours at ${_fmt(measured["annotator_hourly_usd"], 2)}/h '
+        f"(annotation, rework) and ${_fmt(measured['review_hourly_usd'], 2)}/h (review, QA, "
+        "adjudication), times each person's pool price multiple; a batch's first QA pass is "
+        "overhead, all later work is rework. Hidden cost over direct: "
+        f"{_fmt(measured.get('hidden_cost_fraction'))}.</p>"
+        + (cycles if measured.get("rework_cycles") else "")
     )
 
 

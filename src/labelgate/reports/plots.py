@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +35,7 @@ from labelgate.workflow.stages import Stage
 
 __all__ = [
     "FIGURES",
+    "active_learning_curve",
     "annotator_scatter",
     "cost_waterfall",
     "defect_pareto",
@@ -643,6 +645,8 @@ def cost_waterfall(report: dict[str, Any]) -> bytes | None:
     panels: list[tuple[str, dict[str, Any]]] = []
     if cost.get("model"):
         panels.append(("this program (measured rates)", cost["model"]))
+    if cost.get("measured"):
+        panels.append(("this program (measured hours)", cost["measured"]))
     cohorts = cost.get("cohorts") or {}
     for name in ("crowd", "managed"):
         if name in cohorts:
@@ -679,11 +683,12 @@ def cost_waterfall(report: dict[str, Any]) -> bytes | None:
             ax.set_xticks(
                 x,
                 [label for label, _, _ in _COST_STEPS] + ["total"],
+                fontsize=9 if len(panels) < 4 else 7.5,
             )
             ax.grid(axis="x", visible=False)
             hidden = model.get("hidden_cost_fraction")
             extra = f"\nhidden {hidden:.0%} over direct" if hidden is not None else ""
-            ax.set_title(f"{title}{extra}", fontsize=9.5)
+            ax.set_title(f"{textwrap.fill(title, 22)}{extra}", fontsize=9.5)
         axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:,.0f}"))
         axes[0].set_ylabel("USD (expected, rework-inclusive model)")
         top = max(sum(model[key] for _, key, _ in _COST_STEPS) for _, model in panels)
@@ -770,6 +775,69 @@ def rework_cycles(report: dict[str, Any]) -> bytes | None:
         return _png(figure)
 
 
+# --- active learning --------------------------------------------------------------------------
+
+
+def active_learning_curve(report: dict[str, Any]) -> bytes | None:
+    """Share of the model's errors on the images labelled so far: each strategy vs random.
+
+    Lines are the mean over seeds, bands the lowest to highest seed; random selection is
+    the dashed grey line (its band: the spread of the random draws). The title says whether
+    the curves were replayed on this program's pre-labels or simulated.
+    """
+    al = report.get("active_learning") or {}
+    if not al.get("strategies") or not al.get("images_labeled"):
+        return None
+    x = np.array(al["images_labeled"], dtype=np.float64)
+    simulated = al.get("source") != "program"
+    seeds = len(al.get("seeds", []))
+    with _figure(3.8) as (figure, (ax,)):
+        random = al["random"]
+        ax.fill_between(x, random["low"], random["high"], color="#8c959f", alpha=0.18, lw=0)
+        ax.plot(x, random["mean"], color=MUTED, ls="--", lw=1.6, label="random selection")
+        for i, row in enumerate(al["strategies"]):
+            colour = PALETTE[i % len(PALETTE)]
+            if row["high"] != row["low"]:
+                ax.fill_between(x, row["low"], row["high"], color=colour, alpha=0.15, lw=0)
+            gain = f" ({row['gain']:.1f}x random)" if row.get("gain") is not None else ""
+            ax.plot(
+                x,
+                row["mean"],
+                color=colour,
+                marker=MARKERS[i % len(MARKERS)],
+                ms=4,
+                lw=1.6,
+                label=f"{row['strategy']}{gain}",
+            )
+        ax.set_xlim(0, x.max() * 1.02)
+        ax.set_ylim(0, None)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_formatter(_percent())
+        pool = al.get("pool_images")
+        ax.set_xlabel(f"images labelled (of a pool of {pool:,})" if pool else "images labelled")
+        ax.set_ylabel("share of the model's errors found")
+        ax.legend(loc="upper left")
+        where = (
+            f"SIMULATED on generated data, {seeds} seeds"
+            if simulated
+            else "replayed on this program's pre-labels"
+        )
+        ax.set_title(f"Active learning: label efficiency ({where})")
+        band = "bands: lowest to highest seed" if simulated else "band: spread of random draws"
+        ax.annotate(
+            band,
+            (1, 0),
+            xycoords="axes fraction",
+            xytext=(-4, 4),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            color=MUTED,
+            fontsize=8,
+        )
+        return _png(figure)
+
+
 #: Every figure, in the page's order: (key, title, function).
 FIGURES: tuple[tuple[str, str, Callable[[dict[str, Any]], bytes | None]], ...] = (
     ("gate_timeline", "Gate timeline", gate_timeline),
@@ -780,6 +848,7 @@ FIGURES: tuple[tuple[str, str, Callable[[dict[str, Any]], bytes | None]], ...] =
     ("qa_oc_curve", "QA plan OC curve", qa_oc_curve),
     ("cost_waterfall", "Cost waterfall", cost_waterfall),
     ("rework_cycles", "Rework cycles", rework_cycles),
+    ("active_learning", "Active learning", active_learning_curve),
 )
 
 

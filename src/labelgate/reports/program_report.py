@@ -10,7 +10,10 @@ Keys (``report.json``):
   rework tasks) and, when the truth is known (the demo), ``delivered_vs_truth``;
 - ``defects``: counts by type, by who found them, by type x annotator cohort, by cycle;
 - ``cost``: the rework-inclusive model (``labelgate.core.cost``) fed with the program's
-  measured first-pass and rework defect rates, and what rework really cost;
+  measured first-pass and rework defect rates, and what rework really cost; ``measured``
+  (when any work time was logged): the work log priced at the spec's hourly rates in the
+  same four categories, per rework cycle, with its ratio to the model
+  (:func:`labelgate.workflow.costing.measured_cost`);
 - ``batches``: name, stage, state, rework cycles, items.
 
 Added for the report's figures (:mod:`labelgate.reports.plots`):
@@ -29,7 +32,13 @@ Added for the report's figures (:mod:`labelgate.reports.plots`):
 - ``cost.cohorts``: the same program priced for a crowd and a managed cohort
   (:func:`labelgate.core.cost.compare_cohorts`), each with the rates it was priced at and
   whether they were measured in this program or are the seed defaults;
-- ``rework``: per batch and cycle, the work tasks, objects labelled and defects found.
+- ``rework``: per batch and cycle, the work tasks, objects labelled and defects found;
+- ``active_learning``: label efficiency of the selection strategies beside random
+  (:class:`labelgate.ml.select.EfficiencyCurves`): ``source`` ``"program"`` replays the
+  selection loop on this program's stored pre-labels against the labels submitted over
+  them (:func:`labelgate.ml.select.label_efficiency`); without pre-labels (or on fewer
+  than 12 images) it is ``"simulated"``, on generated data and a generated model
+  (:func:`labelgate.ml.select.simulate_label_efficiency`), and ``note`` says so.
 
 :func:`write_report` (``labelgate report``) adds ``audit`` (the hash chain's verification)
 and ``generated_at``, and writes ``report.json`` and ``report.html`` (docs/report.md).
@@ -52,7 +61,7 @@ from sqlalchemy.orm import Session
 from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.calibration import calibrate, inter_annotator_ious
 from labelgate.core.compare import Comparison, compare
-from labelgate.core.cost import CROWD, MANAGED, Cohort, CostInputs, compare_cohorts, estimate
+from labelgate.core.cost import CROWD, MANAGED, Cohort, CostInputs, compare_cohorts
 from labelgate.core.dataset import Dataset
 from labelgate.core.defects import root_causes
 from labelgate.core.images import Images
@@ -79,6 +88,7 @@ from labelgate.store.models import (
 )
 from labelgate.store.repository import image_table
 from labelgate.workflow.audit import verify_chain
+from labelgate.workflow.costing import measured_cost, unit_price_model
 
 __all__ = ["WrittenReport", "build_report", "write_report"]
 
@@ -135,7 +145,7 @@ def build_report(
         ]
         quality = _quality(s, project_row.id, spec, users, truth)
         defects = _defects(s, project_row.id, users)
-        cost = _cost(s, project_row.id, spec, defects)
+        cost = _cost(s, project_row.id, spec)
         if cost.get("units"):
             cost["cohorts"] = _cohorts(spec, cost, quality["per_annotator"])
         qa_plan = _qa_plan(spec, stages)
@@ -158,6 +168,7 @@ def build_report(
             ],
             "qa_plan": qa_plan,
             "rework": rework,
+            "active_learning": _active_learning(s, project_row.id),
         }
 
 
@@ -412,43 +423,13 @@ def _defects(s: Session, project_id: int, users: dict[int, UserRow]) -> dict[str
     }
 
 
-def _cost(s: Session, project_id: int, spec: Any, defects: dict[str, Any]) -> dict[str, Any]:
-    objects = dict(
-        s.execute(
-            select(TaskRow.cycle, func.coalesce(func.sum(RevisionRow.object_count), 0))
-            .join(RevisionRow, RevisionRow.id == TaskRow.head_revision_id)
-            .where(TaskRow.project_id == project_id, TaskRow.purpose.in_(WORK_PURPOSES))
-            .group_by(TaskRow.cycle)
-        ).all()
-    )
-    first_pass = int(objects.get(0, 0))
-    reworked = int(sum(v for k, v in objects.items() if k > 0))
-    by_cycle = {int(k): v for k, v in defects["by_cycle"].items()}
-    first_defects = by_cycle.get(0, 0)
-    later_defects = sum(v for k, v in by_cycle.items() if k > 0)
-    defect_rate = min(first_defects / first_pass, 0.99) if first_pass else 0.0
-    rework_rate = min(later_defects / reworked, 0.99) if reworked else defect_rate
-    price = spec.prices.price("box")
-    if first_pass == 0:
-        return {"units": 0}
-    model = estimate(
-        CostInputs(
-            units=first_pass,
-            unit_price_usd=price,
-            defect_rate=defect_rate,
-            rework_defect_rate=rework_rate,
-            cycle_cap=spec.gates.max_rework_cycles,
-        )
-    )
-    return {
-        "units": first_pass,
-        "unit_price_usd": price,
-        "measured_defect_rate": defect_rate,
-        "measured_rework_defect_rate": rework_rate,
-        "reworked_objects": reworked,
-        "actual_rework_usd": reworked * price,
-        "model": model.to_dict(),
-    }
+def _cost(s: Session, project_id: int, spec: Any) -> dict[str, Any]:
+    """The unit-price model at measured rates, and ``measured``: the work log priced."""
+    document, model = unit_price_model(s, project_id, spec)
+    measured = measured_cost(s, project_id, spec, model)
+    if measured is not None:
+        document["measured"] = measured.to_dict()
+    return document
 
 
 # --- data behind the report's figures ---------------------------------------------------------
@@ -674,6 +655,48 @@ def _rework(s: Session, project_id: int, names: dict[int, str]) -> list[dict[str
         }
         for batch_id, cycle, tasks, objects in rows
     ]
+
+
+#: fewest pre-labelled images the active-learning replay runs on (6 rounds of at least 1)
+MIN_REPLAY_IMAGES = 12
+
+
+def _active_learning(s: Session, project_id: int) -> dict[str, Any]:
+    """Label-efficiency curves: replayed on the program's pre-labels, else simulated."""
+    from labelgate.ml.select import label_efficiency, simulate_label_efficiency
+    from labelgate.store.models import PrelabelDecisionRow
+
+    pairs = s.execute(
+        select(PrelabelDecisionRow.prelabel_revision_id, PrelabelDecisionRow.final_revision_id)
+        .join(TaskRow, TaskRow.id == PrelabelDecisionRow.task_id)
+        .where(TaskRow.project_id == project_id)
+        .distinct()
+    ).all()
+    images = 0
+    if pairs:
+        predictions = load_annotations(s, [p for p, _ in pairs], ids="row")
+        final = load_annotations(s, [f for _, f in pairs], ids="row")
+        predictions = predictions[np.isfinite(predictions.score)]
+        pool = np.union1d(predictions.image_id, final.image_id)
+        images = len(pool)
+        if images >= MIN_REPLAY_IMAGES and len(predictions):
+            document: dict[str, Any] = label_efficiency(final, predictions, pool=pool).to_dict()
+            document["note"] = (
+                "Replayed on this program: the model's stored pre-labels, and the labels "
+                "submitted over them as the truth."
+            )
+            return document
+    document = simulate_label_efficiency().to_dict()
+    why = (
+        f"only {images} pre-labelled images in this program"
+        if pairs
+        else "no pre-labels in this program"
+    )
+    document["note"] = (
+        f"Simulated ({why}): generated images and a generated model's predictions "
+        "(labelgate.ml.synthetic), one data set per seed; not this program's data."
+    )
+    return document
 
 
 # --- writing report.html and report.json ---------------------------------------------------

@@ -4,7 +4,10 @@ Nothing here bypasses :class:`~labelgate.workflow.program.Program`: simulated an
 take their tasks from their own queues and save through ``Program.save``; simulated
 reviewers, adjudicators and QA inspectors decide through the same calls a person makes in
 the web UI. What they draw or flag comes from :mod:`labelgate.core.simulate`, against the
-generated ground truth. ``labelgate demo`` is this simulation plus a report.
+generated ground truth. Every save, review, QA inspection and adjudication carries the time
+it took (``work_seconds``: a log-normal time per object at the person's speed,
+:func:`labelgate.core.simulate.work_seconds`), so the work log prices the program as a real
+one's would. ``labelgate demo`` is this simulation plus a report.
 """
 
 from __future__ import annotations
@@ -20,11 +23,18 @@ from labelgate.core.annotations import Annotations
 from labelgate.core.dataset import Dataset
 from labelgate.core.generate import SceneConfig, generate_dataset
 from labelgate.core.images import Images
+from labelgate.core.matching import match
 from labelgate.core.pairs import box_iou_matrix
-from labelgate.core.simulate import AnnotatorProfile, find_defects, simulate_labels
+from labelgate.core.simulate import (
+    SPEED_SIGMA,
+    AnnotatorProfile,
+    find_defects,
+    simulate_labels,
+    work_seconds,
+)
 from labelgate.formats.render import render_scenes, snap_to_pixels
 from labelgate.store.db import Database
-from labelgate.workflow.program import Program
+from labelgate.workflow.program import Program, TaskView
 from labelgate.workflow.stages import Stage
 
 __all__ = ["SimulationConfig", "SimulationResult", "run_simulation"]
@@ -57,6 +67,13 @@ class SimulationConfig:
         The simulated annotators; every one takes the pilot.
     reviewer_catch_rate, inspector_catch_rate
         Probability that review / QA notices a real defect.
+    review_seconds_per_object, qa_seconds_per_object
+        Median seconds a reviewer / QA inspector spends on one object of a task (log-normal,
+        sigma ``speed_sigma``); checking a box is quicker than drawing it.
+    adjudicate_seconds
+        Median seconds an adjudicator spends on one disputed object.
+    speed_sigma
+        Log-normal sigma of the reviewers', inspectors' and adjudicator's times.
     rework_care
         Rework is careful work on flagged items: it is drawn with the noise of an annotator
         ``rework_care`` batches more experienced (about 5 % of first-pass noise at the
@@ -89,6 +106,10 @@ class SimulationConfig:
     reviewer_catch_rate: float = 0.95
     rework_care: int = 30
     inspector_catch_rate: float = 1.0
+    review_seconds_per_object: float = 2.5
+    qa_seconds_per_object: float = 3.0
+    adjudicate_seconds: float = 20.0
+    speed_sigma: float = SPEED_SIGMA
     max_advances: int = 40
     seed: int = 0
     scenes: SceneConfig = field(default_factory=SceneConfig)
@@ -220,6 +241,12 @@ class _BatchRunner:
         self.rng = rng
         self.batches_done = batches_done
         self.assigned = False
+        # times come from a stream of their own: labels and gates do not depend on them
+        self.clock = np.random.default_rng([config.seed, 0x71E, batches_done])
+
+    def _seconds(self, objects: list[int], median: float, sigma: float) -> list[float]:
+        times = work_seconds(np.array(objects, dtype=np.int64), median, self.clock, sigma=sigma)
+        return [float(v) for v in times]
 
     def _seed(self) -> int:
         return int(self.rng.integers(1 << 31))
@@ -271,15 +298,50 @@ class _BatchRunner:
             groups = labels.group_by("image_id")
             starts = dict(zip(groups.keys.tolist(), groups.offsets[:-1].tolist()))
             stops = dict(zip(groups.keys.tolist(), groups.offsets[1:].tolist()))
-            for task in tasks:
-                rows = groups.order[starts.get(task.image_id, 0) : stops.get(task.image_id, 0)]
+            spans = [(starts.get(t.image_id, 0), stops.get(t.image_id, 0)) for t in tasks]
+            speed = profile.seconds_after(self.batches_done)
+            if rework:
+                seconds = self._rework_seconds(name, tasks, labels, speed, profile.speed_sigma)
+            else:
+                seconds = self._seconds(
+                    [stop - start for start, stop in spans], speed, profile.speed_sigma
+                )
+            for task, (start, stop), spent in zip(tasks, spans, seconds):
                 self.prog.save(
                     name,
                     task.task_id,
-                    labels.take(rows),
+                    labels.take(groups.order[start:stop]),
                     base_revision_id=task.head_revision_id,
+                    work_seconds=spent,
                 )
                 self.prog.submit(name, task.task_id)
+
+    def _rework_seconds(
+        self,
+        name: str,
+        tasks: list[TaskView],
+        labels: Annotations,
+        speed: float,
+        sigma: float,
+    ) -> list[float]:
+        """Time of each rework task: checking what it was handed, drawing what it adds.
+
+        A rework task arrives seeded with the item's current labels: the annotator checks
+        each of them (at the review speed) and draws the objects the seed lacks or had
+        wrong (at their own speed): their new labels that match no seeded label of the
+        same class at the class threshold.
+        """
+        seeded = Annotations.concat([self.prog.task_labels(name, t.task_id) for t in tasks])
+        images = np.array(sorted({t.image_id for t in tasks}), dtype=np.int64)
+        fresh = ~match(seeded, labels, taxonomy=self.truth.taxonomy).other_matched()
+        drawn = np.bincount(np.searchsorted(images, labels.image_id[fresh]), minlength=len(images))
+        checked = np.bincount(np.searchsorted(images, seeded.image_id), minlength=len(images))
+        position = np.searchsorted(images, [t.image_id for t in tasks])
+        draw = self._seconds(drawn[position].tolist(), speed, sigma)
+        check = self._seconds(
+            checked[position].tolist(), self.config.review_seconds_per_object, sigma
+        )
+        return [a + b for a, b in zip(draw, check)]
 
     def _review(self) -> None:
         for task_id in self.prog.review_queue(REVIEWER, self.batch):
@@ -298,7 +360,10 @@ class _BatchRunner:
                 )
             ]
             decisions += [(-1, "reject", "missing")] * int(found.flagged_missed.sum())
-            self.prog.review(REVIEWER, task_id, decisions)
+            (spent,) = self._seconds(
+                [len(labels)], self.config.review_seconds_per_object, self.config.speed_sigma
+            )
+            self.prog.review(REVIEWER, task_id, decisions, work_seconds=spent)
 
     def _adjudicate(self) -> None:
         for case in self.prog.adjudications(self.batch, actor=ADJUDICATOR):
@@ -309,7 +374,8 @@ class _BatchRunner:
             iou = box_iou_matrix(np.array([payload["bbox"]], dtype=np.float64), truth.bbox[same])
             thresholds = self.truth.taxonomy.thresholds(np.array([payload["class_id"]]))
             keep = bool(iou.size and iou.max() >= thresholds[0])
-            self.prog.adjudicate(case["id"], keep=keep, actor=ADJUDICATOR)
+            (spent,) = self._seconds([1], self.config.adjudicate_seconds, self.config.speed_sigma)
+            self.prog.adjudicate(case["id"], keep=keep, actor=ADJUDICATOR, work_seconds=spent)
 
     def _inspect(self) -> None:
         # the sample is spread over every reviewer: each inspects their share
@@ -320,11 +386,15 @@ class _BatchRunner:
         ]:
             labels = self.prog.qa_labels(inspector, task_id)
             image = self.prog.task_image(inspector, task_id)
+            # consensus (core.merge) does not carry occluded / truncated over to the merged
+            # boxes, so a merged item's flags say nothing about its annotators: QA judges
+            # boxes and classes; attribute errors are review's to catch
             found = find_defects(
                 self._truth_of(np.array([image])),
                 labels,
                 catch_rate=self.config.inspector_catch_rate,
                 seed=self._seed(),
+                attributes=False,
             )
             defects = [
                 (int(key), str(kind))
@@ -333,4 +403,7 @@ class _BatchRunner:
                 )
             ]
             defects += [(-1, "missing")] * int(found.flagged_missed.sum())
-            self.prog.qa_inspect(inspector, task_id, defects)
+            (spent,) = self._seconds(
+                [len(labels)], self.config.qa_seconds_per_object, self.config.speed_sigma
+            )
+            self.prog.qa_inspect(inspector, task_id, defects, work_seconds=spent)
