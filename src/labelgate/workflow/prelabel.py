@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, insert, select
+from sqlalchemy.orm import Session, aliased
 
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations, Kind, Source
@@ -183,10 +183,28 @@ class PrelabelPlan:
 
 @dataclass(frozen=True, slots=True)
 class _CycleTasks:
+    """A batch's tasks as arrays (one query), in task id order."""
+
     task_id: IntArray
     image_id: IntArray  # store ids
     first_source: IntArray  # source of revision #1; -1 without one
+    head: IntArray  # head revision id; -1 without one
+    head_objects: IntArray  # objects in the head revision
+    submitted: BoolArray
+    scratch: BoolArray  # purpose in SCRATCH_PURPOSES
     control: BoolArray
+
+    @property
+    def empty(self) -> BoolArray:
+        """Tasks without any revision."""
+        out: BoolArray = self.head < 0
+        return out
+
+    @property
+    def prelabelled(self) -> BoolArray:
+        """Tasks whose first revision is a pre-label revision."""
+        out: BoolArray = self.first_source == int(Source.PRELABEL)
+        return out
 
 
 def _managers() -> frozenset[str]:
@@ -214,9 +232,19 @@ def _cycle_tasks(
     first = (
         select(RevisionRow.task_id, RevisionRow.source).where(RevisionRow.number == 1).subquery()
     )
+    head = aliased(RevisionRow)
     query = (
-        select(TaskRow.id, TaskRow.image_id, func.coalesce(first.c.source, -1))
+        select(
+            TaskRow.id,
+            TaskRow.image_id,
+            func.coalesce(first.c.source, -1),
+            func.coalesce(TaskRow.head_revision_id, -1),
+            func.coalesce(head.object_count, 0),
+            TaskRow.status,
+            TaskRow.purpose,
+        )
         .outerjoin(first, first.c.task_id == TaskRow.id)
+        .outerjoin(head, head.id == TaskRow.head_revision_id)
         .where(TaskRow.batch_id == row.id, TaskRow.purpose.in_(list(purposes)))
         .order_by(TaskRow.id)
     )
@@ -225,11 +253,20 @@ def _cycle_tasks(
     if lock:
         query = query.with_for_update(of=TaskRow)
     rows = s.execute(query).all()
-    task_id = np.array([r[0] for r in rows], dtype=np.int64)
-    image_id = np.array([r[1] for r in rows], dtype=np.int64)
-    source = np.array([r[2] for r in rows], dtype=np.int64)
-    control = control_items(row.id, image_id, spec.prelabel.control_rate, spec.prelabel.seed)
-    return _CycleTasks(task_id, image_id, source, control)
+    columns = list(zip(*rows)) if rows else [()] * 7
+    task_id, image_id, source, head_id, objects = (np.array(c, dtype=np.int64) for c in columns[:5])
+    status = np.array(columns[5], dtype=object)
+    purpose = np.array(columns[6], dtype=object)
+    return _CycleTasks(
+        task_id=task_id,
+        image_id=image_id,
+        first_source=source,
+        head=head_id,
+        head_objects=objects,
+        submitted=np.isin(status, ["submitted", "accepted"]),
+        scratch=np.isin(purpose, list(SCRATCH_PURPOSES)),
+        control=control_items(row.id, image_id, spec.prelabel.control_rate, spec.prelabel.seed),
+    )
 
 
 def _production_batch(program: Program, s: Session, batch: int | str) -> BatchRow:
@@ -263,14 +300,7 @@ def prelabel_plan(
         tasks = _cycle_tasks(s, row, spec, PRODUCTION_PURPOSES)
         if len(tasks.task_id) == 0:
             raise WorkflowError(f"batch {row.name!r} has no tasks: `assign` it first")
-        heads = dict(
-            s.execute(
-                select(TaskRow.id, TaskRow.head_revision_id).where(
-                    TaskRow.id.in_(tasks.task_id.tolist())
-                )
-            ).all()
-        )
-        empty = np.array([heads[t] is None for t in tasks.task_id.tolist()], dtype=bool)
+        empty = tasks.empty
         pending = empty & ~tasks.control
         store_ids, table = image_table(s, program.project_id)
         wanted = np.unique(tasks.image_id[pending])
@@ -279,12 +309,10 @@ def prelabel_plan(
             batch_id=row.id,
             images=table[np.searchsorted(store_ids, wanted)],
             pending_tasks=int(pending.sum()),
-            done_tasks=int((tasks.first_source == int(Source.PRELABEL)).sum()),
+            done_tasks=int(tasks.prelabelled.sum()),
             control_tasks=int(tasks.control.sum()),
             control_images=len(np.unique(tasks.image_id[tasks.control])),
-            started_tasks=int(
-                (~empty & ~tasks.control & (tasks.first_source != int(Source.PRELABEL))).sum()
-            ),
+            started_tasks=int((~empty & ~tasks.control & ~tasks.prelabelled).sum()),
             thresholds=spec.prelabel_thresholds(threshold),
         )
 
@@ -402,14 +430,7 @@ def store_prelabels(
         tasks = _cycle_tasks(s, row, spec, PRODUCTION_PURPOSES, lock=True)
         if len(tasks.task_id) == 0:
             raise WorkflowError(f"batch {row.name!r} has no tasks: `assign` it first")
-        heads = dict(
-            s.execute(
-                select(TaskRow.id, TaskRow.head_revision_id).where(
-                    TaskRow.id.in_(tasks.task_id.tolist())
-                )
-            ).all()
-        )
-        empty = np.array([heads[t] is None for t in tasks.task_id.tolist()], dtype=bool)
+        empty = tasks.empty
         store_ids, table = image_table(s, program.project_id)
 
         # proposals: project images, known classes, finite scores (named by row)
@@ -712,19 +733,17 @@ def bootstrap_saved_fraction(
 # --- metrics -------------------------------------------------------------------------------
 
 
-def _row_tasks(s: Session, revision_ids: Sequence[int], row_ids: IntArray) -> IntArray:
-    """(n,) the task of each annotation row (``row_ids``: ids of rows of these revisions)."""
-    if not revision_ids:
-        return np.zeros(0, dtype=np.int64)
+def _row_tasks(s: Session, revisions: Select[Any], row_ids: IntArray) -> IntArray:
+    """(n,) the task of each annotation row (``row_ids``: rows of these revisions)."""
     pairs = s.execute(
         select(AnnotationRow.id, RevisionRow.task_id)
         .join(RevisionRow, RevisionRow.id == AnnotationRow.revision_id)
-        .where(AnnotationRow.revision_id.in_(list(revision_ids)))
+        .where(AnnotationRow.revision_id.in_(revisions.scalar_subquery()))
         .order_by(AnnotationRow.id)
     ).all()
     ids = np.array([r[0] for r in pairs], dtype=np.int64)
     task = np.array([r[1] for r in pairs], dtype=np.int64)
-    out: IntArray = task[np.searchsorted(ids, row_ids)]
+    out: IntArray = task[np.searchsorted(ids, row_ids)] if len(ids) else ids
     return out
 
 
@@ -790,80 +809,59 @@ def prelabel_metrics(
         spec = _batch_spec(s, row)
         taxonomy = spec.taxonomy()
         tasks = _cycle_tasks(s, row, spec, PRODUCTION_PURPOSES, any_cycle=True)
-        info = {
-            r.id: r
-            for r in s.execute(
-                select(TaskRow.id, TaskRow.status, TaskRow.purpose, TaskRow.head_revision_id).where(
-                    TaskRow.id.in_(tasks.task_id.tolist())
-                )
-            ).all()
-        }
-        prelabelled = tasks.first_source == int(Source.PRELABEL)
-        submitted = np.array(
-            [info[t].status in ("submitted", "accepted") for t in tasks.task_id.tolist()],
-            dtype=bool,
-        )
         decisions = s.execute(
             select(
-                PrelabelDecisionRow.task_id,
-                PrelabelDecisionRow.prelabel_revision_id,
-                PrelabelDecisionRow.final_revision_id,
-                PrelabelDecisionRow.class_id,
-                PrelabelDecisionRow.decision,
-                PrelabelDecisionRow.iou,
-            ).where(PrelabelDecisionRow.task_id.in_(tasks.task_id.tolist()))
+                PrelabelDecisionRow.class_id, PrelabelDecisionRow.decision, PrelabelDecisionRow.iou
+            )
+            .join(TaskRow, TaskRow.id == PrelabelDecisionRow.task_id)
+            .where(TaskRow.batch_id == row.id)
+            .order_by(PrelabelDecisionRow.id)
         ).all()
-        # proposals vs submitted labels, one comparison "image" per pre-labelled task
-        done = prelabelled & submitted
-        done_ids = tasks.task_id[done].tolist()
-        pairs = s.execute(
-            select(TaskRow.id, RevisionRow.id, TaskRow.head_revision_id)
-            .join(RevisionRow, RevisionRow.task_id == TaskRow.id)
-            .where(TaskRow.id.in_(done_ids), RevisionRow.number == 1)
-        ).all()
-        proposals = [p[1] for p in pairs]
-        finals = [p[2] for p in pairs if p[2] is not None]
-        proposed = load_annotations(s, proposals, ids="row")
-        final = load_annotations(s, finals, ids="row")
-        proposed_task = _row_tasks(s, proposals, proposed.id)
-        final_task = _row_tasks(s, finals, final.id)
-        # time
+        # proposals vs submitted labels of every submitted pre-labelled task (set-based:
+        # no id lists, a batch may hold a million tasks)
+        done = (
+            select(RevisionRow.id, TaskRow.head_revision_id)
+            .join(TaskRow, TaskRow.id == RevisionRow.task_id)
+            .where(
+                TaskRow.batch_id == row.id,
+                TaskRow.purpose.in_(list(PRODUCTION_PURPOSES)),
+                TaskRow.status.in_(("submitted", "accepted")),
+                RevisionRow.number == 1,
+                RevisionRow.source == int(Source.PRELABEL),
+            )
+        )
+        proposal_ids = done.with_only_columns(RevisionRow.id)
+        final_ids = done.with_only_columns(TaskRow.head_revision_id)
+        proposed = load_annotations(s, proposal_ids, ids="row")
+        final = load_annotations(s, final_ids, ids="row")
+        proposed_task = _row_tasks(s, proposal_ids, proposed.id)
+        final_task = _row_tasks(s, final_ids, final.id)
         logged = s.execute(
             select(WorkLogRow.task_id, func.sum(WorkLogRow.seconds))
-            .where(
-                WorkLogRow.batch_id == row.id,
-                WorkLogRow.activity == "annotate",
-                WorkLogRow.task_id.in_(tasks.task_id.tolist()),
-            )
+            .where(WorkLogRow.batch_id == row.id, WorkLogRow.activity == "annotate")
             .group_by(WorkLogRow.task_id)
         ).all()
-        head_objects = dict(
-            s.execute(
-                select(RevisionRow.id, RevisionRow.object_count).where(
-                    RevisionRow.id.in_(
-                        [r.head_revision_id for r in info.values() if r.head_revision_id]
-                    )
-                )
-            ).all()
-        )
         store_ids, table = image_table(s, program.project_id)
+    seconds = np.zeros(len(tasks.task_id))
+    measured = np.zeros(len(tasks.task_id), dtype=bool)
+    if logged:
+        logged_task = np.array([r[0] if r[0] is not None else -1 for r in logged], np.int64)
+        at = np.searchsorted(tasks.task_id, logged_task)
+        hit = at < len(tasks.task_id)
+        hit[hit] = tasks.task_id[at[hit]] == logged_task[hit]
+        seconds[at[hit]] = np.array([float(r[1]) for r in logged])[hit]
+        measured[at[hit]] = True
     return _metrics_document(
         row=row,
         spec=spec,
         taxonomy_names=dict(zip(taxonomy.ids.tolist(), taxonomy.names_of(taxonomy.ids))),
         tasks=tasks,
-        info=info,
-        prelabelled=prelabelled,
-        submitted=submitted,
         decisions=decisions,
-        proposed=proposed,
-        proposed_task=proposed_task,
-        final=final,
-        final_task=final_task,
-        done_ids=np.array(done_ids, dtype=np.int64),
+        proposed=proposed.replace(image_id=proposed_task),
+        final=final.replace(image_id=final_task),
         scenes=(store_ids, table),
-        logged={int(t): float(v) for t, v in logged if t is not None},
-        head_objects=head_objects,
+        seconds=seconds,
+        measured=measured,
         confidence=confidence,
         resamples=resamples,
         seed=seed,
@@ -876,56 +874,46 @@ def _metrics_document(
     spec: ProgramSpec,
     taxonomy_names: Mapping[int, str],
     tasks: _CycleTasks,
-    info: Mapping[int, Any],
-    prelabelled: BoolArray,
-    submitted: BoolArray,
     decisions: Sequence[Any],
     proposed: Annotations,
-    proposed_task: IntArray,
     final: Annotations,
-    final_task: IntArray,
-    done_ids: IntArray,
     scenes: tuple[IntArray, Images],
-    logged: Mapping[int, float],
-    head_objects: Mapping[int, int],
+    seconds: FloatArray,
+    measured: BoolArray,
     confidence: float,
     resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    """Assemble :func:`prelabel_metrics`' document from what the session read."""
+    """Assemble :func:`prelabel_metrics`' document (``proposed``/``final``: image = task)."""
     # decisions, overall and per class
-    kinds = np.array([d.decision for d in decisions], dtype=object)
-    decision_class = np.array([d.class_id for d in decisions], dtype=np.int64)
-    iou = np.array([d.iou if d.iou is not None else np.nan for d in decisions], dtype=np.float64)
+    kinds = np.array([d[1] for d in decisions], dtype=object)
+    decision_class = np.array([d[0] for d in decisions], dtype=np.int64)
+    iou = np.array([np.nan if d[2] is None else d[2] for d in decisions], dtype=np.float64)
     adjusted = kinds == "adjust"
     counts = {k: int((kinds == k).sum()) for k in DECISIONS}
     total = len(decisions)
+    prelabelled, submitted = tasks.prelabelled, tasks.submitted
 
-    # precision / recall: each pre-labelled submitted task is one image
+    # precision / recall: each submitted pre-labelled task is one image of the comparison
     store_ids, table = scenes
-    task_image = dict(zip(tasks.task_id.tolist(), tasks.image_id.tolist()))
-    scene_of_store = dict(zip(store_ids.tolist(), table.scene_type.tolist()))
-    task_scene = [scene_of_store.get(task_image[t], "") or "" for t in done_ids.tolist()]
-    images = Images.create(id=done_ids, scene_type=task_scene)
-    reference = final.replace(image_id=final_task)
-    other = proposed.replace(image_id=proposed_task)
-    per_class: list[dict[str, Any]] = []
+    done = prelabelled & submitted
+    done_ids = tasks.task_id[done]
+    task_scene = table.scene_type[np.searchsorted(store_ids, tasks.image_id[done])]
+    quality: dict[int, dict[str, Any]] = {}
     overall: dict[str, Any] = {"precision": None, "recall": None, "f1": None}
     if len(done_ids):
-        scene_of_task = dict(zip(done_ids.tolist(), task_scene))
-        row_scene = np.array([scene_of_task[t] for t in reference.image_id.tolist()], dtype=object)
+        row_scene = task_scene[np.searchsorted(done_ids, final.image_id)]
         comparison = compare(
-            Dataset(reference, images, spec.taxonomy()),
-            other,
-            row_thresholds=spec.thresholds(reference.class_id, row_scene)
-            if len(reference)
-            else np.zeros(0),
+            Dataset(
+                final, Images.create(id=done_ids, scene_type=task_scene.tolist()), spec.taxonomy()
+            ),
+            proposed,
+            row_thresholds=spec.thresholds(final.class_id, row_scene.astype(str)),
             swaps=False,
         )
         overall = {k: comparison.overall.get(k) for k in ("precision", "recall", "f1")}
         quality = {entry["class_id"]: entry for entry in comparison.per_class}
-    else:
-        quality = {}
+    per_class: list[dict[str, Any]] = []
     limits = spec.prelabel_thresholds()
     for class_id, name in taxonomy_names.items():
         mine = decision_class == class_id
@@ -951,22 +939,14 @@ def _metrics_document(
         )
 
     # time: submitted scratch tasks with logged time, pre-labelled vs control
-    scratch = np.array(
-        [info[t].purpose in SCRATCH_PURPOSES for t in tasks.task_id.tolist()], dtype=bool
-    )
-    measured = np.array([t in logged for t in tasks.task_id.tolist()], dtype=bool)
-    base = scratch & submitted & measured
+    base = tasks.scratch & submitted & measured
     control = base & tasks.control & ~prelabelled
     treated = base & prelabelled
-    seconds = np.array([logged.get(t, 0.0) for t in tasks.task_id.tolist()], dtype=np.float64)
-    objects = np.array(
-        [head_objects.get(info[t].head_revision_id, 0) for t in tasks.task_id.tolist()],
-        dtype=np.int64,
-    )
+    objects = tasks.head_objects
     time: dict[str, Any] = {
         "prelabelled": _group_time(seconds[treated], objects[treated]),
         "control": _group_time(seconds[control], objects[control]),
-        "unmeasured_tasks": int((scratch & submitted & ~measured).sum()),
+        "unmeasured_tasks": int((tasks.scratch & submitted & ~measured).sum()),
         "confidence": confidence,
         "seconds_saved_per_task": None,
         "time_saved_fraction": None,
