@@ -62,6 +62,17 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"
 Secret = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"^[^\x00]+$")]
 Comment = Annotated[str, StringConstraints(max_length=5000, pattern=r"^[^\x00]*$")]
 Coordinate = Annotated[FiniteFloat, Field(ge=-1e7, le=1e7)]
+#: Active seconds a client measured since its previous save or decision on the task (the
+#: editor counts time with pointer or keyboard input, not idle gaps); priced in the work log.
+WorkSeconds = Annotated[
+    FiniteFloat | None,
+    Field(
+        ge=0.0,
+        le=86_400.0,
+        description="Active seconds spent since the previous save (idle gaps not counted); "
+        "the work log prices the program from them.",
+    ),
+]
 DefectType = Literal[DEFECT_TYPES]  # type: ignore[valid-type]  # a tuple of literals
 ReasonCode = Literal[ADJUDICATION_REASONS]  # type: ignore[valid-type]
 Reason = Annotated[
@@ -195,6 +206,7 @@ class LabelsSave(_Request):
 
     base_revision_id: int | None = Field(ge=1, le=MAX_ID)
     objects: list[LabelObject] = Field(max_length=20_000)
+    work_seconds: WorkSeconds = None
 
 
 class SavedOut(BaseModel):
@@ -227,6 +239,7 @@ class ReviewIn(_Request):
     decisions: list[ReviewDecision] = Field(default_factory=list, max_length=20_000)
     severity: Literal["minor", "major", "critical"] = "major"
     comment: Comment = ""
+    work_seconds: WorkSeconds = None
 
 
 class DefectIn(_Request):

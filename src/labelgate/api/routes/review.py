@@ -75,6 +75,7 @@ def review_route(task_id: Id, body: ReviewIn, me: Caller, state: StateDep) -> di
         [(d.object_id, d.verdict, d.defect_type) for d in body.decisions],
         severity=body.severity,
         comment=body.comment,
+        work_seconds=body.work_seconds,
     )
 
 

@@ -144,6 +144,7 @@ def save_route(
         labels,
         base_revision_id=body.base_revision_id,
         request_id=request_id,
+        work_seconds=body.work_seconds,
     )
     return SavedOut(
         task_id=task_id,
