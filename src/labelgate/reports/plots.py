@@ -788,21 +788,30 @@ def active_learning_curve(report: dict[str, Any]) -> bytes | None:
     al = report.get("active_learning") or {}
     if not al.get("strategies") or not al.get("images_labeled"):
         return None
-    x = np.array(al["images_labeled"], dtype=np.float64)
+    # every curve starts at the origin: nothing labelled, nothing found
+    x = np.r_[0.0, np.array(al["images_labeled"], dtype=np.float64)]
+
+    def curve(values: list[float]) -> FloatArray:
+        return np.concatenate([[0.0], np.asarray(values, dtype=np.float64)])
+
     simulated = al.get("source") != "program"
     seeds = len(al.get("seeds", []))
     with _figure(3.8) as (figure, (ax,)):
         random = al["random"]
-        ax.fill_between(x, random["low"], random["high"], color="#8c959f", alpha=0.18, lw=0)
-        ax.plot(x, random["mean"], color=MUTED, ls="--", lw=1.6, label="random selection")
+        ax.fill_between(
+            x, curve(random["low"]), curve(random["high"]), color="#8c959f", alpha=0.18, lw=0
+        )
+        ax.plot(x, curve(random["mean"]), color=MUTED, ls="--", lw=1.6, label="random selection")
         for i, row in enumerate(al["strategies"]):
             colour = PALETTE[i % len(PALETTE)]
             if row["high"] != row["low"]:
-                ax.fill_between(x, row["low"], row["high"], color=colour, alpha=0.15, lw=0)
+                ax.fill_between(
+                    x, curve(row["low"]), curve(row["high"]), color=colour, alpha=0.15, lw=0
+                )
             gain = f" ({row['gain']:.1f}x random)" if row.get("gain") is not None else ""
             ax.plot(
                 x,
-                row["mean"],
+                curve(row["mean"]),
                 color=colour,
                 marker=MARKERS[i % len(MARKERS)],
                 ms=4,
