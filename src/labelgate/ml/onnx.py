@@ -235,9 +235,9 @@ def nms(boxes: Any, scores: Any, iou_threshold: float, groups: Any | None = None
     A box is dropped when a higher-scoring kept box of its group overlaps it with IoU
     strictly above ``iou_threshold`` (IoU of continuous ``x1, y1, x2, y2`` boxes, the
     convention of torchvision's ``nms`` and OpenCV's ``NMSBoxes``). Equal scores keep row
-    order. Groups (class ids, or image x class) are made disjoint by shifting each group's
-    boxes by a multiple of the coordinate span, so every group is suppressed in one pass;
-    each step is one vectorized IoU of the top box against all remaining ones.
+    order. Rows are sorted by group, then score, so each group is a contiguous run: every
+    step is one vectorized IoU of a group's best remaining box against the rest of that
+    group only (``sum_g kept_g * n_g`` pairs, not ``kept * n`` over all groups at once).
 
     Parameters
     ----------
@@ -248,11 +248,11 @@ def nms(boxes: Any, scores: Any, iou_threshold: float, groups: Any | None = None
     iou_threshold
         Suppression threshold.
     groups
-        (n,) integer group of each box; None: one group.
+        (n,) integer group of each box (class ids, or image x class); None: one group.
 
     Returns
     -------
-    (k,) int64 row indices of the kept boxes, by descending score.
+    (k,) int64 row indices of the kept boxes, by descending score (ties: row order).
 
     Examples
     --------
@@ -262,32 +262,39 @@ def nms(boxes: Any, scores: Any, iou_threshold: float, groups: Any | None = None
     """
     box = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     score = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if len(score) != len(box):
-        raise ValidationError(f"expected {len(box)} scores, got {len(score)}", field="scores")
-    if len(box) == 0:
+    n = len(box)
+    if len(score) != n:
+        raise ValidationError(f"expected {n} scores, got {len(score)}", field="scores")
+    group = (
+        np.zeros(n, dtype=np.int64)
+        if groups is None
+        else np.asarray(groups, dtype=np.int64).reshape(-1)
+    )
+    if len(group) != n:
+        raise ValidationError(f"expected {n} groups, got {len(group)}", field="groups")
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
-    if groups is not None:
-        group = np.asarray(groups, dtype=np.int64).reshape(-1)
-        span = float(box.max() - box.min()) + 1.0
-        box = box + ((group - group.min()) * span)[:, None]
-    order = np.argsort(-score, kind="stable")
+    order = np.lexsort((np.arange(n), -score, group))
     box = box[order]
     x1, y1, x2, y2 = box.T
     area = (x2 - x1).clip(0) * (y2 - y1).clip(0)
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
     keep: list[int] = []
-    remaining = np.arange(len(box))
-    while len(remaining):
-        top = int(remaining[0])
-        keep.append(top)
-        rest = remaining[1:]
-        w = (np.minimum(x2[top], x2[rest]) - np.maximum(x1[top], x1[rest])).clip(0)
-        h = (np.minimum(y2[top], y2[rest]) - np.maximum(y1[top], y1[rest])).clip(0)
-        inter = w * h
-        union = area[top] + area[rest] - inter
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iou = np.where(union > 0, inter / union, 0.0)
-        remaining = rest[iou <= iou_threshold]
-    return order[np.array(keep, dtype=np.int64)]
+    for lo, hi in zip(np.r_[0, bounds].tolist(), np.r_[bounds, n].tolist()):
+        remaining = np.arange(lo, hi)
+        while len(remaining):
+            top = int(remaining[0])
+            keep.append(top)
+            rest = remaining[1:]
+            w = (np.minimum(x2[top], x2[rest]) - np.maximum(x1[top], x1[rest])).clip(0)
+            h = (np.minimum(y2[top], y2[rest]) - np.maximum(y1[top], y1[rest])).clip(0)
+            inter = w * h
+            union = area[top] + area[rest] - inter
+            with np.errstate(invalid="ignore", divide="ignore"):
+                iou = np.where(union > 0, inter / union, 0.0)
+            remaining = rest[iou <= iou_threshold]
+    kept = order[np.array(keep, dtype=np.int64)]
+    return kept[np.lexsort((kept, -score[kept]))]
 
 
 def letterbox_geometry(
