@@ -23,7 +23,17 @@ from labelgate.web import mount
 from labelgate.web.pages import SESSION_COOKIE
 from labelgate.web.server import create_web_app
 
-PAGES = ["/queue", "/annotate/1", "/review", "/review/1", "/dashboard", "/dashboard/street-scenes"]
+PAGES = [
+    "/queue",
+    "/annotate/1",
+    "/review",
+    "/review/1",
+    "/dashboard",
+    "/dashboard/street-scenes",
+    "/adjudicate/1",
+    "/manage",
+    "/manage/street-scenes",
+]
 
 
 @pytest.fixture
@@ -87,6 +97,16 @@ def test_pages_carry_no_secret_and_load_scripts_from_this_origin_only(site: Test
         ("rita", "/review/3", 200),
         ("rita", "/dashboard", 403),
         ("audrey", "/dashboard", 200),
+        ("ana", "/manage/street-scenes", 403),
+        ("rita", "/manage", 403),
+        ("adam", "/manage/street-scenes", 403),
+        ("audrey", "/manage/street-scenes", 200),
+        ("maria", "/manage", 200),
+        ("ana", "/adjudicate/1", 403),
+        ("rita", "/adjudicate/1", 403),
+        ("audrey", "/adjudicate/1", 403),
+        ("adam", "/adjudicate/1", 200),
+        ("maria", "/adjudicate/1", 200),
     ],
 )
 def test_pages_are_for_the_roles_that_use_them(
@@ -106,7 +126,15 @@ def test_home_sends_each_role_to_its_start(site: TestClient, user: str, target: 
 
 
 def test_static_modules_are_served_as_javascript(site: TestClient) -> None:
-    for name in ["common.js", "editor.js", "review.js", "dashboard.js", "style.css"]:
+    for name in [
+        "common.js",
+        "editor.js",
+        "review.js",
+        "dashboard.js",
+        "adjudicate.js",
+        "manage.js",
+        "style.css",
+    ]:
         response = site.get(f"/static/web/{name}")
         assert response.status_code == 200, name
     assert "javascript" in site.get("/static/web/editor.js").headers["content-type"]

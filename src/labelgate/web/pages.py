@@ -27,7 +27,7 @@ from labelgate.errors import PermissionDenied
 from labelgate.store.db import Database
 from labelgate.store.models import ImageRow, ProjectRow
 from labelgate.web.review import review_pair
-from labelgate.workflow.auth import STAFF, Principal, resolve_token
+from labelgate.workflow.auth import MANAGERS, STAFF, Principal, resolve_token
 from labelgate.workflow.program import Program
 from labelgate.workflow.queries import NotVisible, task_project
 
@@ -49,6 +49,7 @@ PAGE_HEADERS = {
 MAX_ID = 2**31 - 1
 Id = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 REVIEWERS = frozenset({"reviewer", "adjudicator", *STAFF})
+ADJUDICATORS = frozenset({"adjudicator", *MANAGERS})
 _STATIC = Path(str(resources.files("labelgate.web") / "static"))
 _PAGES = resources.files("labelgate.web") / "pages"
 
@@ -131,6 +132,24 @@ def review_home(request: Request) -> Response:
 def review_page(request: Request, task_id: Id) -> Response:
     """One submitted task beside its blind twin, with per-object verdicts."""
     return _page(request, "review", REVIEWERS)
+
+
+@router.get("/adjudicate/{adjudication_id}")
+def adjudication_page(request: Request, adjudication_id: Id) -> Response:
+    """One dispute: annotator A's and B's versions side by side, take one with a reason."""
+    return _page(request, "adjudicate", ADJUDICATORS)
+
+
+@router.get("/manage")
+def manage_home(request: Request) -> Response:
+    """The projects a manager or auditor may manage or trace."""
+    return _page(request, "manage", STAFF)
+
+
+@router.get("/manage/{project}")
+def manage_page(request: Request, project: str) -> Response:
+    """Batches and their gates (advance), qualification, QA sample, audit and lineage."""
+    return _page(request, "manage", STAFF)
 
 
 @router.get("/dashboard")

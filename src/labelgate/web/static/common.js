@@ -79,6 +79,7 @@ export async function topbar(crumbs, ...extra) {
   }, "Log out");
   const nav = [];
   if (me.roles.some((r) => ["admin", "manager", "auditor"].includes(r))) nav.push(el("a", { href: "/dashboard" }, "Dashboards"));
+  if (me.roles.some((r) => ["admin", "manager", "auditor"].includes(r))) nav.push(el("a", { href: "/manage" }, "Manage"));
   if (me.roles.some((r) => ["reviewer", "adjudicator", "admin", "manager"].includes(r))) nav.push(el("a", { href: "/review" }, "Review"));
   nav.push(el("a", { href: "/queue" }, "My queue"));
   const theme = el("button", {

@@ -1,6 +1,6 @@
 // Reviewers' and adjudicators' start page: per project and batch, the review queue, the
-// caller's QA sample and the open disputes (take it or drop it, with the reason shown).
-import { api, el, fmt, toast, topbar } from "./common.js";
+// caller's QA sample and the open disputes (each opens the adjudication page: A or B, with a reason).
+import { api, el, fmt, topbar } from "./common.js";
 
 const content = document.getElementById("content");
 
@@ -22,19 +22,9 @@ async function batchSection(project, batch, me) {
       const disputes = await api(`${base}/adjudications?limit=1000`);
       const table = el("table", { "aria-label": `Open disputes of ${batch.name}` },
         el("thead", {}, el("tr", {}, el("th", {}, "Dispute"), el("th", {}, "Image"), el("th", {}, "Reason"), el("th", {}, "Class"), el("th", {}, "Box"), el("th", {}, "Decision"))),
-        el("tbody", {}, ...disputes.items.map((d) => {
-          const decide = (keep) => async (event) => {
-            const cell = event.target.closest("td");
-            try {
-              await api(`/api/adjudications/${d.id}`, { method: "POST", body: { keep } });
-              cell.replaceChildren(keep ? "kept" : "dropped");
-              toast(`Dispute ${d.id}: ${keep ? "kept" : "dropped"}`);
-            } catch (exc) { cell.append(el("span", { class: "error" }, ` ${exc.message}`)); }
-          };
-          return el("tr", {}, el("td", {}, `#${d.id}`), el("td", {}, d.image_id), el("td", {}, d.reason),
-            el("td", {}, d.payload?.class_id ?? "–"), el("td", {}, (d.payload?.bbox || []).map((v) => fmt(v, 0)).join(", ")),
-            el("td", {}, el("button", { type: "button", onclick: decide(true) }, "Keep"), " ", el("button", { type: "button", class: "danger", onclick: decide(false) }, "Drop")));
-        })));
+        el("tbody", {}, ...disputes.items.map((d) => el("tr", {}, el("td", {}, `#${d.id}`), el("td", {}, d.image_id), el("td", {}, d.reason),
+          el("td", {}, d.payload?.class_id ?? "–"), el("td", {}, (d.payload?.bbox || []).map((v) => fmt(v, 0)).join(", ")),
+          el("td", {}, el("a", { href: `/adjudicate/${d.id}`, "aria-label": `Adjudicate dispute ${d.id}` }, "Adjudicate: A or B, with a reason"))))));
       section.append(el("h4", {}, `Open disputes (${disputes.total}), oldest first`), disputes.items.length ? table : el("p", { class: "muted" }, "none"));
     } catch (exc) { section.append(el("p", { class: "error" }, `disputes: ${exc.message}`)); }
   }
