@@ -144,8 +144,8 @@ def measure(predictor: Any, images: Images, pixels: list[Any], single: bool, rep
 
 def inference_only(predictor: Any, pixels: list[Any], batch: int, repeat: int) -> tuple:
     """ONNX Runtime's run alone on ready input tensors: the model's share of the time."""
-    frames = [predictor._resize(predictor._rgb(p))[0] for p in pixels]
-    tensors = [predictor._tensor(frames[lo : lo + batch]) for lo in range(0, len(frames), batch)]
+    tensors = [predictor.input_tensor(pixels[lo : lo + batch])[0]
+               for lo in range(0, len(pixels), batch)]  # fmt: skip
 
     def run() -> int:
         for tensor in tensors:

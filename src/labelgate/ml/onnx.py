@@ -401,8 +401,8 @@ class OnnxPredictor:
     --------
     A model whose output is the input image's box, built with the ``onnx`` package:
 
-    >>> import tempfile
-    >>> onnx = __import__("pytest").importorskip("onnx")
+    >>> import tempfile, pytest
+    >>> onnx = pytest.importorskip("onnx")  # the dev extra builds models
     >>> from onnx import TensorProto, helper, numpy_helper
     >>> graph = helper.make_graph(
     ...     [helper.make_node("Constant", [], ["boxes"], value=numpy_helper.from_array(
@@ -659,15 +659,28 @@ class OnnxPredictor:
         return postprocess(Annotations.concat(parts), class_map=self.class_map,
                            thresholds=self.thresholds)  # fmt: skip
 
-    def _run(self, image_ids: IntArray, arrays: list[Pixels]) -> Annotations:
-        """One ONNX Runtime call on a batch: decode, map back to each image, build rows."""
+    def input_tensor(self, pixels: Sequence[Pixels]) -> tuple[Pixels, FloatArray]:
+        """The model's input for a batch of images, exactly as :meth:`predict` builds it.
+
+        Returns the tensor and, per image, ``scale_x, scale_y, pad_x, pad_y`` of its
+        resize (``input = original * scale + pad``). Images must share one size under
+        ``resize="none"``.
+        """
         frames, geometry = [], []
-        for array in arrays:
-            frame, geo = self._resize(array)
+        for array in pixels:
+            frame, geo = self._resize(self._rgb(array))
             frames.append(frame)
             geometry.append(geo)
-        tensor = self._tensor(frames)
-        frame_size = (int(frames[0].shape[0]), int(frames[0].shape[1]))
+        return self._tensor(frames), np.stack(geometry)
+
+    def _run(self, image_ids: IntArray, arrays: list[Pixels]) -> Annotations:
+        """One ONNX Runtime call on a batch: decode, map back to each image, build rows."""
+        tensor, geo = self.input_tensor(arrays)
+        layout = self.preprocess.layout
+        frame_size = (
+            int(tensor.shape[layout.index("H")]),
+            int(tensor.shape[layout.index("W")]),
+        )
         values = self.session.run(self._fetch, {self.input_name: tensor})
         outputs = dict(zip(self._fetch, values))
         masks = None
@@ -677,7 +690,6 @@ class OnnxPredictor:
             )
         else:
             owner, boxes, scores, labels = self._decode_yolo(outputs, len(arrays), frame_size)
-        geo = np.stack(geometry)
         sizes = np.array([a.shape[:2] for a in arrays], dtype=np.int64).reshape(-1, 2)
         bbox = _undo_resize(boxes, geo[owner], sizes[owner])
         if masks is None:
