@@ -1,9 +1,11 @@
-"""``labelgate serve``: the web API (and, later, the pages) on uvicorn."""
+"""``labelgate serve``: the web API and the pages on uvicorn, in one or several processes."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,7 +13,13 @@ from labelgate.cli._output import console, fail
 from labelgate.cli.db import DbOption, display_url, open_database
 from labelgate.errors import StoreError
 
-__all__ = ["serve_command"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["serve_command", "worker_app"]
+
+# how `serve --workers N` hands its settings to the worker processes uvicorn starts
+_WORKER_ENV = "LABELGATE_SERVE_WORKER"
 
 
 def serve_command(
@@ -28,6 +36,15 @@ def serve_command(
         bool,
         typer.Option("--secure-cookies", help="Mark session cookies Secure (behind HTTPS)."),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes (uvicorn); on SQLite they take turns at the write lock.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the web API: OpenAPI at /openapi.json, interactive docs at /docs.
 
@@ -49,12 +66,43 @@ def serve_command(
             ),
             as_json=False,
         )
+    console.print(
+        f"labelgate on http://{host}:{port}: pages at /, API at /api "
+        f"(database {display_url(database)}, {workers} worker process(es))",
+        highlight=False,
+    )
+    if workers > 1:
+        # uvicorn starts each worker from an import string: the factory reads this back
+        os.environ[_WORKER_ENV] = json.dumps(
+            {"db": database.url, "data_dir": str(data_dir), "secure_cookies": secure_cookies}
+        )
+        database.dispose()
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+            server_header=False,
+        )
+        return
     settings = ApiSettings(data_dir=data_dir, secure_cookies=secure_cookies)
     app = create_app(database, settings=settings)
     mount(app)  # the pages: login, queue, editor, review, dashboards
-    console.print(
-        f"labelgate on http://{host}:{port}: pages at /, API at /api "
-        f"(database {display_url(database)})",
-        highlight=False,
-    )
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers`` process, from the settings ``serve`` left it."""
+    from labelgate.api import ApiSettings, create_app
+    from labelgate.store.db import Database
+    from labelgate.web import mount
+
+    config = json.loads(os.environ[_WORKER_ENV])
+    settings = ApiSettings(
+        data_dir=Path(config["data_dir"]), secure_cookies=bool(config["secure_cookies"])
+    )
+    app = create_app(Database(config["db"]), settings=settings)
+    mount(app)
+    return app
