@@ -201,6 +201,10 @@ def test_normalisation_and_channel_order(onnx: Any, tmp_path: Path) -> None:
     out = OnnxPredictor(path, preprocess=pre).predict(Images.create(id=[1]), [image])
     expected = (np.array([200, 100, 10]) / 255 - [0.5, 0.4, 0.3]) / [0.25, 0.5, 2.0]
     assert np.allclose(out.score, expected, atol=1e-5)
+    batch, geometry = OnnxPredictor(path, preprocess=pre).input_tensor([image])
+    assert batch.shape == (1, 3, 16, 16) and batch.dtype == np.float32
+    assert np.allclose(batch[0], expected[:, None, None], atol=1e-6)
+    assert geometry.tolist() == [[1.0, 1.0, 0.0, 0.0]]  # 16 x 16 into 16 x 16
     gray = np.full((16, 16), 51, dtype=np.uint8)  # a grey image: three equal channels
     out = OnnxPredictor(path).predict(Images.create(id=[1]), [gray])
     assert np.allclose(out.score, [0.2] * 3, atol=1e-6)
