@@ -81,6 +81,9 @@ def test_shards_are_contiguous_id_ranges_balanced_by_objects() -> None:
     assert (np.diff(shard) >= 0).all()  # contiguous ranges in id order
     weight = np.bincount(plan.shard_of(ids), minlength=3)
     assert weight.tolist() == [10, 5, 5]  # the heavy image alone; the rest split evenly
+    # sparse ids (counted after a sort, not in a table) and explicit weights: the same cuts
+    assert (plan_shards(ids * 10**9, 3).starts == plan.starts * 10**9).all()
+    assert (plan_shards(ids, 3, weights=np.full(len(ids), 2.0)).starts == plan.starts).all()
     rows = plan.rows(ids[::-1])
     assert sorted(np.concatenate(rows).tolist()) == list(range(len(ids)))
     assert all((np.diff(r) > 0).all() for r in rows)  # row order kept within a shard

@@ -132,11 +132,21 @@ def plan_shards(
     if n_shards < 1:
         raise ValidationError(f"expected at least 1 shard, got {n_shards}", field="shards")
     ids = np.asarray(image_ids, dtype=np.int64)
-    unique, inverse = np.unique(ids, return_inverse=True)
-    if len(unique) <= 1 or n_shards == 1:
+    if n_shards == 1 or len(ids) == 0:
         return ShardPlan(np.zeros(0, dtype=np.int64))
-    w = np.ones(len(ids)) if weights is None else np.asarray(weights, dtype=np.float64)
-    per_image = np.bincount(inverse.ravel(), weights=w, minlength=len(unique))
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    low, high = int(ids.min()), int(ids.max())
+    if high - low <= 4 * len(ids) + 1024:  # compact ids: one count per id, no sort
+        counts = np.bincount(ids - low, weights=w)
+        present = np.flatnonzero(counts > 0) if w is None else np.unique(ids - low)
+        unique, per_image = present + low, counts[present].astype(np.float64)
+    else:
+        unique, inverse = np.unique(ids, return_inverse=True)
+        per_image = np.bincount(inverse.ravel(), weights=w, minlength=len(unique)).astype(
+            np.float64
+        )
+    if len(unique) <= 1:
+        return ShardPlan(np.zeros(0, dtype=np.int64))
     before = np.r_[0.0, np.cumsum(per_image)]  # weight before image b, b = 0..k
     total = float(before[-1])
     cuts: list[int] = []
