@@ -118,7 +118,8 @@ function region() {
   if (!boxes.length) return [0, 0, c.width, c.height];
   let [x1, y1, x2, y2] = [Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1])), Math.max(...boxes.map((b) => b[2])), Math.max(...boxes.map((b) => b[3]))];
   const pad = Math.max(x2 - x1, y2 - y1, 40) * 0.6;
-  return [Math.max(0, x1 - pad), Math.max(0, y1 - pad), Math.min(c.width, x2 + pad), Math.min(c.height, y2 + pad)];
+  // padded, kept to the image, but never cutting a version that runs past its edge
+  return [Math.max(Math.min(0, x1), x1 - pad), Math.max(Math.min(0, y1), y1 - pad), Math.min(Math.max(c.width, x2), x2 + pad), Math.min(Math.max(c.height, y2), y2 + pad)];
 }
 
 function draw() {
