@@ -208,3 +208,50 @@ def test_cli_errors_and_eval_print_the_same_json_with_shards(
             sharded = runner.invoke(app, [*command, *extra])
             assert sharded.exit_code == 0, sharded.stdout
             assert json.loads(sharded.stdout) == json.loads(single.stdout)
+
+
+def test_tied_scores_and_images_without_detections(data: tuple[Dataset, Annotations]) -> None:
+    labels, pred = data
+    # scores rounded to one decimal: many ties, broken by COCO's file order within an image
+    tied = pred.replace(score=np.round(pred.score, 1))
+    tied = tied[~np.isin(tied.image_id, labels.images.id[::9])]
+    single = evaluate(labels, tied)
+    assert_evaluations_equal(evaluate_sharded(labels, tied, shards=5), single)
+    assert_reports_equal(
+        find_label_errors_sharded(labels, tied, shards=5), find_label_errors(labels, tied)
+    )
+
+
+def test_segm_on_cocoapi_results_with_crowds_equals_the_single_process_run(
+    shared_data: Path,
+) -> None:
+    from labelgate.cli.evaluate import _rasterize  # pycocotools' rasterization, as COCOeval
+    from labelgate.core.evaluate import rasterize_polygons
+    from labelgate.formats.coco import read_coco
+
+    gt_path = shared_data / "faster-coco-eval" / "cocoapi" / "instances_val2014_100.json"
+    dt_path = shared_data / "cocoapi-results" / "instances_val2014_fakesegm100_results.json"
+    truth = read_coco(gt_path)
+    found = read_coco(dt_path, reference=truth).annotations
+    truth = Dataset(
+        rasterize_polygons(truth.annotations, truth.images, _rasterize),
+        truth.images,
+        truth.taxonomy,
+    )
+    found = rasterize_polygons(found, truth.images, _rasterize)
+    assert truth.annotations.iscrowd.any()
+    single = evaluate(truth, found, iou_type="segm")
+    assert single.stats[0] > 0.3  # the published fake-segm AP is 0.320
+    assert_evaluations_equal(evaluate_sharded(truth, found, iou_type="segm", shards=4), single)
+
+
+def test_keypoints_equal_the_single_process_run(shared_data: Path) -> None:
+    from labelgate.formats.coco import read_coco
+
+    folder = shared_data / "faster-coco-eval" / "keypoints_dataset"
+    truth = read_coco(folder / "gt_dataset.json")
+    found = read_coco(folder / "dt_dataset.json", reference=truth).annotations
+    single = evaluate(truth, found, iou_type="keypoints")
+    assert single.stats[0] > 0
+    sharded = evaluate_sharded(truth, found, iou_type="keypoints", shards=3)
+    assert_evaluations_equal(sharded, single)
