@@ -266,6 +266,11 @@ def test_the_gate_board_shows_what_advance_answered(world: World) -> None:
         k: moved.json()[k] for k in ("gate", "value", "threshold", "passed", "outcome", "cycle")
     }
     assert batch["stage"] == "prelabel"
+    # an image outside the batch, and a batch of another project, have no lineage here
+    lineage = f"{BASE}/batches/{world.batch}/items/999999/lineage"
+    assert client.get(lineage, headers=maria).status_code == 404
+    other = world.other.batch_status("ob")["id"]
+    assert client.get(f"{BASE}/batches/{other}/items/1/lineage", headers=maria).status_code == 404
     # paging: limit 1 of the project's batches
     one = client.get(f"{BASE}/gates?limit=1&offset=0", headers=maria).json()
     assert (len(one["items"]), one["total"]) == (1, board["total"])
