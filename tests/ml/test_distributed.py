@@ -255,3 +255,30 @@ def test_keypoints_equal_the_single_process_run(shared_data: Path) -> None:
     assert single.stats[0] > 0
     sharded = evaluate_sharded(truth, found, iou_type="keypoints", shards=3)
     assert_evaluations_equal(sharded, single)
+
+
+def test_label_errors_with_polygons_in_some_shards_only(
+    data: tuple[Dataset, Annotations],
+) -> None:
+    from labelgate.core.annotations import Kind
+    from labelgate.core.ragged import Ragged
+
+    labels, pred = data
+    ann = labels.annotations
+    # the labels of the lowest image ids become polygons: one shard holds them all
+    rows = np.flatnonzero(ann.image_id <= 40)
+    boxes = ann.bbox[rows]
+    rings = Ragged.from_rows([np.array([[a, b], [c, b], [c, d], [a, d]]) for a, b, c, d in boxes])
+    polygons = Annotations.create(
+        id=ann.id[rows],
+        image_id=ann.image_id[rows],
+        class_id=ann.class_id[rows],
+        bbox=boxes,
+        kind=[Kind.POLYGON] * len(rows),
+        rings=rings,
+        ring_offsets=np.arange(len(rows) + 1),
+    )
+    others = ann.take(np.flatnonzero(ann.image_id > 40))
+    mixed = labels.replace(annotations=Annotations.concat([others, polygons]))
+    single = find_label_errors(mixed, pred)
+    assert_reports_equal(find_label_errors_sharded(mixed, pred, shards=4), single)
