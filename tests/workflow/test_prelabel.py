@@ -387,3 +387,51 @@ def test_control_draw_matches_a_reference_splitmix64() -> None:
     share = control_items(5, np.arange(200_000), 0.1, 0).mean()
     assert abs(share - 0.1) < 0.0034
     assert not control_items(5, ids, 0.0, 0).any() and control_items(5, ids, 1.0, 0).all()
+
+
+def test_polygon_proposals_round_trip_and_are_judged_by_polygon_iou(
+    world: dict[str, object], db: Database
+) -> None:
+    import shapely
+
+    from labelgate.core.annotations import Kind
+    from labelgate.core.ragged import Ragged
+
+    prog = world["program"]
+    assert isinstance(prog, Program)
+    batch = int(world["batch"])  # type: ignore[call-overload]
+    p1 = world["treated"][0]  # type: ignore[index]
+    square = np.array([[10.0, 10], [50, 10], [50, 50], [10, 50]])
+    moved = np.array([[10.0, 10], [50, 10], [70, 60], [10, 50]])
+
+    def polygon(ring: np.ndarray, score: float = np.nan) -> Annotations:
+        return Annotations.create(
+            image_id=[p1],
+            class_id=[CAR],
+            bbox=[np.concatenate([ring.min(axis=0), ring.max(axis=0)])],
+            kind=[Kind.POLYGON],
+            score=[score],
+            rings=Ragged(ring, np.array([0, len(ring)])),
+            ring_offsets=np.array([0, 1]),
+        )
+
+    stored = store_prelabels(prog, batch, polygon(square, 0.9), images=[p1], model="seg",
+                             actor=MANAGER)  # fmt: skip
+    assert (stored.tasks, stored.objects) == (2, 2)
+    for user, ring in (("ana", moved), ("bo", square)):
+        task, head = _task(prog, user, p1)
+        shown = prog.task_labels(user, task)
+        assert shown.kind.tolist() == [Kind.POLYGON] and shown.score.tolist() == [0.9]
+        assert np.array_equal(shown.rings.values, square)
+        edited = _human(polygon(ring)).replace(id=shown.id)
+        prog.save(user, task, edited, base_revision_id=head, work_seconds=5.0)
+        prog.submit(user, task)
+    with db.session() as s:
+        rows = s.execute(select(PrelabelDecisionRow.decision, PrelabelDecisionRow.iou)).all()
+    expected = (
+        shapely.Polygon(moved).intersection(shapely.Polygon(square)).area
+        / shapely.Polygon(moved).union(shapely.Polygon(square)).area
+    )
+    got = sorted((d, iou) for d, iou in rows)
+    assert got[0] == ("accept", 1.0)
+    assert got[1][0] == "adjust" and got[1][1] == pytest.approx(expected, abs=1e-9)
