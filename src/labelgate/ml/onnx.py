@@ -603,24 +603,36 @@ class OnnxPredictor:
         return canvas, np.array([sx, sy, px, py])
 
     def _tensor(self, frames: list[Pixels]) -> Pixels:
-        """Stack resized RGB frames into the model's input tensor."""
+        """Stack resized RGB frames into the model's input tensor.
+
+        One pass per channel, written straight into the target layout:
+        ``pixel * (scale / std) - mean / std``.
+        """
         pre = self.preprocess
-        batch = np.stack(frames).astype(np.float32)  # (b, h, w, 3) RGB
-        if self._channels == 1:
-            gray = batch @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-            batch = gray[..., None]
-        elif pre.channel_order == "bgr":
-            batch = batch[..., ::-1]
-        mean = np.asarray(pre.mean, dtype=np.float32)
-        std = np.asarray(pre.std, dtype=np.float32)
-        batch = (batch * np.float32(pre.scale) - mean) / std
-        if pre.layout in ("NCHW", "CHW"):
-            batch = batch.transpose(0, 3, 1, 2)
-        if pre.layout == "CHW":
-            batch = batch[0]
+        stacked = np.stack(frames)  # (b, h, w, 3) RGB, uint8 or float32
+        b, h, w = stacked.shape[:3]
+        c = self._channels
+        if c == 1:
+            sources = [stacked.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)]
+        else:
+            order = (2, 1, 0) if pre.channel_order == "bgr" else (0, 1, 2)
+            sources = [stacked[..., k] for k in order]
+        std = np.broadcast_to(np.asarray(pre.std, dtype=np.float64), (c,))
+        mean = np.broadcast_to(np.asarray(pre.mean, dtype=np.float64), (c,))
+        gain = (pre.scale / std).astype(np.float32)
+        offset = (mean / std).astype(np.float32)
+        channels_last = pre.layout == "NHWC"
+        out = np.empty((b, h, w, c) if channels_last else (b, c, h, w), dtype=np.float32)
+        planes = out.transpose(0, 3, 1, 2) if channels_last else out  # (b, c, h, w) view
+        for k, source in enumerate(sources):
+            np.multiply(source, gain[k], out=planes[:, k], casting="unsafe")
+            planes[:, k] -= offset[k]
         if self._dtype == np.uint8 or self._dtype == np.int8:
-            batch = np.clip(np.round(batch), np.iinfo(self._dtype).min, np.iinfo(self._dtype).max)
-        return np.ascontiguousarray(batch, dtype=self._dtype)
+            info = np.iinfo(self._dtype)
+            out = np.clip(np.round(out), info.min, info.max)
+        if pre.layout == "CHW":
+            out = out[0]
+        return np.ascontiguousarray(out, dtype=self._dtype)
 
     # --- prediction ---------------------------------------------------------------------
 
