@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,20 @@ def test_label_errors_with_polygons_in_some_shards_only(
     mixed = labels.replace(annotations=Annotations.concat([others, polygons]))
     single = find_label_errors(mixed, pred)
     assert_reports_equal(find_label_errors_sharded(mixed, pred, shards=4), single)
+
+
+def test_ray_missing_or_unreachable_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labelgate.ml.distributed import ray_session
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "ray", None)  # as if the [ray] extra were not installed
+        with pytest.raises(ValidationError, match=r"pip install 'labelgate\[ray\]'"):
+            ray_session()
+
+    def refuse(**kwargs: Any) -> None:
+        raise ConnectionError(f"could not connect to {kwargs['address']}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", refuse)
+    with pytest.raises(ValidationError, match=r"cannot start or join 'ray://nowhere:1'"):
+        ray_session("ray://nowhere:1")

@@ -176,7 +176,8 @@ def ray_session(address: str | None = None) -> Any:
     Raises
     ------
     ValidationError
-        When Ray is not installed (the ``[ray]`` extra).
+        When Ray is not installed (the ``[ray]`` extra), or cannot start or reach
+        ``address``.
     """
     try:
         import ray
@@ -185,12 +186,16 @@ def ray_session(address: str | None = None) -> Any:
             f"Ray is not installed ({exc}): pip install 'labelgate[ray]'", field="ray"
         ) from exc
     if not ray.is_initialized():
-        ray.init(
-            address=None if address in (None, "local") else address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-        )
+        try:
+            ray.init(
+                address=None if address in (None, "local") else address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = "a local Ray instance" if address in (None, "local") else repr(address)
+            raise ValidationError(f"cannot start or join {where}: {exc}", field="ray") from exc
     return ray
 
 
