@@ -201,6 +201,10 @@ def test_cli_stores_a_results_file_and_reports(db: Database, tmp_path: Path) -> 
         "prelabel", "--db", db.url, "--as", "ana", "--batch", "b1", "--json", "--metrics"
     )
     assert code == 2 and error["type"] == "PermissionDenied"
+    code, error = run_cli("prelabel", *base, "--metrics", "--against", "final")
+    assert code == 2 and "against" in error["error"]
+    code, delivered = run_cli("prelabel", *base, "--metrics", "--against", "delivered")
+    assert (code, delivered["against"], delivered["compared"]) == (0, "delivered", 0)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"image_id": 99, "category_id": 2, "bbox": [0, 0, 1, 1],
                                 "score": 0.9}]))  # fmt: skip

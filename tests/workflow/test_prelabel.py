@@ -435,3 +435,58 @@ def test_polygon_proposals_round_trip_and_are_judged_by_polygon_iou(
     got = sorted((d, iou) for d, iou in rows)
     assert got[0] == ("accept", 1.0)
     assert got[1][0] == "adjust" and got[1][1] == pytest.approx(expected, abs=1e-9)
+
+
+def test_precision_recall_against_the_delivered_labels(
+    world: dict[str, object], db: Database
+) -> None:
+    """Both annotators of each item agree: consensus makes the final labels at review."""
+    prog = world["program"]
+    assert isinstance(prog, Program)
+    batch = int(world["batch"])  # type: ignore[call-overload]
+    c = int(world["control"])  # type: ignore[call-overload]
+    p1, p2, p3 = world["treated"]  # type: ignore[misc]
+    proposals = Annotations.concat(
+        [
+            _boxes(p1, [
+                (1, CAR, [0, 0, 10, 10], 0.9),
+                (2, CAR, [20, 0, 30, 10], 0.8),
+                (3, PERSON, [0, 20, 10, 40], 0.75),
+            ]),
+            _boxes(p2, [(4, CAR, [10, 10, 50, 50], 0.95)]),
+        ]
+    )  # fmt: skip
+    assert store_prelabels(prog, batch, proposals, model="det", actor=MANAGER).tasks == 6
+    finals = {
+        p1: _human(_boxes(p1, [
+            (1, CAR, [0, 0, 10, 10], 0.0),
+            (2, CAR, [20, 0, 30, 20], 0.0),
+            (7, CAR, [100, 100, 120, 120], 0.0),
+        ])),
+        p2: _human(_boxes(p2, [(4, CAR, [10, 10, 50, 50], 0.0)])),
+        p3: _human(_boxes(p3, [(1, CAR, [30, 30, 70, 90], 0.0)])),
+        c: _human(_boxes(c, [(1, CAR, [5, 5, 25, 25], 0.0)])),
+    }  # fmt: skip
+    for user in ("ana", "bo"):
+        for image, labels in finals.items():
+            task, head = _task(prog, user, image)
+            prog.save(user, task, labels, base_revision_id=head, work_seconds=10.0)
+            prog.submit(user, task)
+    prog.add_user("rita", ["reviewer"], actor=MANAGER)  # QA needs an inspector
+    for _ in range(3):  # production, prelabel, review (consensus: nothing disputed)
+        assert prog.advance(batch, actor=MANAGER).passed
+    assert prog.batch_status(batch)["stage"] == Stage.QA
+    report = prelabel_metrics(prog, batch, actor=MANAGER, against="delivered")
+    assert (report["against"], report["compared"]) == ("delivered", 3)  # p1, p2, p3
+    assert report["decisions"] == {"accept": 4, "adjust": 2, "reject": 2}
+    # items: p1 matches 1 of 3 proposals (car 0.7: the adjusted box does not match), p2 1
+    # of 1, p3 0 of 0; final objects 3 + 1 + 1
+    assert (report["precision"], report["recall"]) == (0.5, 0.4)
+    per_class = {e["name"]: e for e in report["per_class"]}
+    assert (per_class["car"]["matched"], per_class["car"]["final_objects"]) == (2, 5)
+    assert per_class["car"]["precision"] == pytest.approx(2 / 3, abs=1e-6)
+    assert (per_class["person"]["precision"], per_class["person"]["recall"]) == (0.0, None)
+    submitted = prelabel_metrics(prog, batch, actor=MANAGER)
+    assert (submitted["compared"], submitted["precision"], submitted["recall"]) == (6, 0.5, 0.4)
+    with pytest.raises(WorkflowError, match="against"):
+        prelabel_metrics(prog, batch, actor=MANAGER, against="final")

@@ -109,6 +109,14 @@ def prelabel_command(
     metrics: Annotated[
         bool, typer.Option("--metrics", help="Report what pre-labeling did instead.")
     ] = False,
+    against: Annotated[
+        str,
+        typer.Option(
+            "--against",
+            help="--metrics: precision/recall against the 'submitted' labels of each task "
+            "or the 'delivered' labels of each item (after review).",
+        ),
+    ] = "submitted",
     confidence: Annotated[
         float,
         typer.Option("--confidence", min=0.5, max=0.999, help="Level of the intervals."),
@@ -122,7 +130,9 @@ def prelabel_command(
     who = require_actor(actor, as_json=as_json)
     with opened_program(db_url, project, as_json=as_json) as program:
         if metrics:
-            document = prelabel_metrics(program, batch, actor=who, confidence=confidence)
+            document = prelabel_metrics(
+                program, batch, actor=who, against=against, confidence=confidence
+            )
             _emit_metrics({"project": program.name, **document}, as_json=as_json)
             return
         # bad options raise LabelgateError: opened_program turns it into exit 2

@@ -50,6 +50,7 @@ from labelgate.spec import ProgramSpec, parse_spec
 from labelgate.store.annotations import load_annotations
 from labelgate.store.models import (
     AnnotationRow,
+    BatchItemRow,
     BatchRow,
     PrelabelDecisionRow,
     RevisionRow,
@@ -779,6 +780,7 @@ def prelabel_metrics(
     batch: int | str,
     *,
     actor: str,
+    against: str = "submitted",
     confidence: float = 0.95,
     resamples: int = 10_000,
     seed: int = 0,
@@ -786,9 +788,12 @@ def prelabel_metrics(
     """What pre-labeling did in a batch: decisions, proposal quality, time saved.
 
     Decisions come from every submitted pre-labelled task of the batch (any cycle).
-    Precision and recall compare each task's proposals with its submitted labels, matched
-    one-to-one per class at the class's spec IoU threshold (scene overrides included),
-    each task its own image. Time comes from the work log's ``annotate`` entries of
+    Precision and recall compare proposals with final labels, matched one-to-one per class
+    at the class's spec IoU threshold (scene overrides included): ``against="submitted"``
+    (default) each submitted pre-labelled task's proposals with its submitted labels, each
+    task its own image; ``"delivered"`` each pre-labelled item's proposals with the item's
+    final revision after review (consensus, adjudication, rework), items without one left
+    out. Time comes from the work log's ``annotate`` entries of
     submitted tasks annotated from scratch (production, gold, honeypot): pre-labelled vs
     control tasks, per task and per object (objects of the submitted head); tasks without
     any logged time are left out. ``seconds_saved_per_task`` is the control mean minus the
@@ -800,9 +805,13 @@ def prelabel_metrics(
     ------
     PermissionDenied
         ``actor`` is not a manager or admin.
+    WorkflowError
+        ``against`` is neither ``submitted`` nor ``delivered``.
     """
     from labelgate.workflow.program import PRODUCTION_PURPOSES
 
+    if against not in ("submitted", "delivered"):
+        raise WorkflowError(f"against must be 'submitted' or 'delivered', got {against!r}")
     with program.db.session() as s:
         program._require_role(s, actor, _managers())
         row = program._batch(s, batch)
@@ -817,31 +826,55 @@ def prelabel_metrics(
             .where(TaskRow.batch_id == row.id)
             .order_by(PrelabelDecisionRow.id)
         ).all()
-        # proposals vs submitted labels of every submitted pre-labelled task (set-based:
-        # no id lists, a batch may hold a million tasks)
-        done = (
-            select(RevisionRow.id, TaskRow.head_revision_id)
+        store_ids, table = image_table(s, program.project_id)
+        # proposals vs final labels, set-based (no id lists: a batch may hold a million
+        # tasks); every comparison unit (a task, or an item) is one image of the comparison
+        prelabel_first = (
+            select(RevisionRow.id, TaskRow.id.label("task"), TaskRow.image_id)
             .join(TaskRow, TaskRow.id == RevisionRow.task_id)
             .where(
                 TaskRow.batch_id == row.id,
                 TaskRow.purpose.in_(list(PRODUCTION_PURPOSES)),
-                TaskRow.status.in_(("submitted", "accepted")),
                 RevisionRow.number == 1,
                 RevisionRow.source == int(Source.PRELABEL),
             )
         )
-        proposal_ids = done.with_only_columns(RevisionRow.id)
-        final_ids = done.with_only_columns(TaskRow.head_revision_id)
-        proposed = load_annotations(s, proposal_ids, ids="row")
-        final = load_annotations(s, final_ids, ids="row")
-        proposed_task = _row_tasks(s, proposal_ids, proposed.id)
-        final_task = _row_tasks(s, final_ids, final.id)
+        if against == "submitted":
+            done = prelabel_first.where(TaskRow.status.in_(("submitted", "accepted")))
+            proposal_ids = done.with_only_columns(RevisionRow.id)
+            final_ids = done.with_only_columns(TaskRow.head_revision_id)
+            proposed = load_annotations(s, proposal_ids, ids="row")
+            final = load_annotations(s, final_ids, ids="row")
+            proposed = proposed.replace(image_id=_row_tasks(s, proposal_ids, proposed.id))
+            final = final.replace(image_id=_row_tasks(s, final_ids, final.id))
+            units = tasks.task_id[tasks.prelabelled & tasks.submitted]
+            unit_image = tasks.image_id[tasks.prelabelled & tasks.submitted]
+        else:  # one proposal revision per item (both tasks of a double item hold the same)
+            first = prelabel_first.with_only_columns(
+                func.min(RevisionRow.id).label("revision"), TaskRow.image_id
+            ).group_by(TaskRow.image_id)
+            per_item = first.subquery()
+            items = (
+                select(per_item.c.revision, BatchItemRow.final_revision_id, per_item.c.image_id)
+                .join(BatchItemRow, BatchItemRow.image_id == per_item.c.image_id)
+                .where(BatchItemRow.batch_id == row.id, BatchItemRow.final_revision_id.is_not(None))
+            )
+            proposed = load_annotations(s, items.with_only_columns(per_item.c.revision), ids="row")
+            final = load_annotations(
+                s, items.with_only_columns(BatchItemRow.final_revision_id), ids="row"
+            )
+            unit_image = np.sort(
+                np.array(
+                    s.execute(items.with_only_columns(per_item.c.image_id)).scalars().all(),
+                    dtype=np.int64,
+                )
+            )
+            units = unit_image
         logged = s.execute(
             select(WorkLogRow.task_id, func.sum(WorkLogRow.seconds))
             .where(WorkLogRow.batch_id == row.id, WorkLogRow.activity == "annotate")
             .group_by(WorkLogRow.task_id)
         ).all()
-        store_ids, table = image_table(s, program.project_id)
     seconds = np.zeros(len(tasks.task_id))
     measured = np.zeros(len(tasks.task_id), dtype=bool)
     if logged:
@@ -857,9 +890,11 @@ def prelabel_metrics(
         taxonomy_names=dict(zip(taxonomy.ids.tolist(), taxonomy.names_of(taxonomy.ids))),
         tasks=tasks,
         decisions=decisions,
-        proposed=proposed.replace(image_id=proposed_task),
-        final=final.replace(image_id=final_task),
-        scenes=(store_ids, table),
+        against=against,
+        proposed=proposed,
+        final=final,
+        units=units,
+        unit_scene=table.scene_type[np.searchsorted(store_ids, unit_image)],
         seconds=seconds,
         measured=measured,
         confidence=confidence,
@@ -875,16 +910,18 @@ def _metrics_document(
     taxonomy_names: Mapping[int, str],
     tasks: _CycleTasks,
     decisions: Sequence[Any],
+    against: str,
     proposed: Annotations,
     final: Annotations,
-    scenes: tuple[IntArray, Images],
+    units: IntArray,
+    unit_scene: NDArray[Any],
     seconds: FloatArray,
     measured: BoolArray,
     confidence: float,
     resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    """Assemble :func:`prelabel_metrics`' document (``proposed``/``final``: image = task)."""
+    """Assemble :func:`prelabel_metrics`' document (``proposed``/``final``: image = unit)."""
     # decisions, overall and per class
     kinds = np.array([d[1] for d in decisions], dtype=object)
     decision_class = np.array([d[0] for d in decisions], dtype=np.int64)
@@ -894,18 +931,16 @@ def _metrics_document(
     total = len(decisions)
     prelabelled, submitted = tasks.prelabelled, tasks.submitted
 
-    # precision / recall: each submitted pre-labelled task is one image of the comparison
-    store_ids, table = scenes
-    done = prelabelled & submitted
-    done_ids = tasks.task_id[done]
-    task_scene = table.scene_type[np.searchsorted(store_ids, tasks.image_id[done])]
+    # precision / recall: every unit (task or item) is one image of the comparison
     quality: dict[int, dict[str, Any]] = {}
     overall: dict[str, Any] = {"precision": None, "recall": None, "f1": None}
-    if len(done_ids):
-        row_scene = task_scene[np.searchsorted(done_ids, final.image_id)]
+    if len(units):
+        order = np.argsort(units)
+        units, unit_scene = units[order], unit_scene[order]
+        row_scene = unit_scene[np.searchsorted(units, final.image_id)]
         comparison = compare(
             Dataset(
-                final, Images.create(id=done_ids, scene_type=task_scene.tolist()), spec.taxonomy()
+                final, Images.create(id=units, scene_type=unit_scene.tolist()), spec.taxonomy()
             ),
             proposed,
             row_thresholds=spec.thresholds(final.class_id, row_scene.astype(str)),
@@ -975,6 +1010,8 @@ def _metrics_document(
     return {
         "batch": row.name,
         "control_rate": spec.prelabel.control_rate,
+        "against": against,
+        "compared": len(units),
         "tasks": {
             "prelabelled": int(prelabelled.sum()),
             "prelabelled_submitted": int((prelabelled & submitted).sum()),
