@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from labelgate.api import job_kinds  # noqa: F401  (registers the job kinds)
 from labelgate.api.deps import ApiSettings, State, StateDep
 from labelgate.api.errors import install_handlers
 from labelgate.api.jobs import JobRegistry
@@ -51,10 +52,11 @@ def create_app(db: Database, *, settings: ApiSettings | None = None) -> FastAPI:
     {'status': 'ok', 'database': 'ok'}
     """
     settings = settings or ApiSettings()
-    jobs = JobRegistry(settings.job_workers)
+    jobs = JobRegistry(db, data_dir=settings.data_dir, workers=settings.job_workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        jobs.start()  # this process also runs jobs other workers queued
         yield
         jobs.shutdown()
 

@@ -1,4 +1,4 @@
-"""Polling background jobs and fetching their files."""
+"""Polling background jobs (rows of the shared ``jobs`` queue) and fetching their files."""
 
 from __future__ import annotations
 
@@ -21,7 +21,11 @@ REFUSED: Responses = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
 
 
 def job_out(job: Job) -> JobOut:
-    """The job as the API shows it."""
+    """The job as the API shows it.
+
+    The error only once the job failed: a re-queued job keeps a note of its lost worker
+    there, which is not the page's business.
+    """
     return JobOut(
         id=job.id,
         kind=job.kind,
@@ -29,7 +33,7 @@ def job_out(job: Job) -> JobOut:
         progress=job.progress,
         message=job.message,
         result=job.result,
-        error=job.error,
+        error=job.error if job.state == "failed" else None,
         download=f"/api/jobs/{job.id}/download" if job.file is not None else None,
         created_at=job.created_at,
         finished_at=job.finished_at,

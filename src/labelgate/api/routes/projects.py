@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi import Path as PathParam
 
 from labelgate.api.deps import Caller, PagingDep, StateDep, open_program
-from labelgate.api.jobs import Job, Progress
+from labelgate.api.job_kinds import stage_upload
 from labelgate.api.routes.jobs import job_out
 from labelgate.api.schemas import (
     MAX_ID,
@@ -29,14 +27,11 @@ from labelgate.api.uploads import (
     check_image,
     read_limited,
     safe_name,
-    store_file,
 )
-from labelgate.core.images import Images
-from labelgate.formats.registry import FORMATS, read, write
+from labelgate.formats.registry import FORMATS
 from labelgate.reports.program_report import build_report
 from labelgate.workflow.audit import verify_chain
-from labelgate.workflow.auth import MANAGERS, STAFF, Principal, require_role
-from labelgate.workflow.program import Program
+from labelgate.workflow.auth import MANAGERS, STAFF, require_role
 from labelgate.workflow.queries import (
     batch_page,
     project_page,
@@ -170,13 +165,9 @@ def report_route(project: ProjectName, me: Caller, state: StateDep) -> dict[str,
 def report_job_route(project: ProjectName, me: Caller, state: StateDep) -> JobOut:
     """Build the report in the background; poll the job for its JSON (staff)."""
     require_role(me, STAFF, "the report")
-    open_program(state, me, project)
-
-    def work(job: Job, progress: Progress) -> Any:
-        progress(0.1, "reading the program")
-        return build_report(state.db, project=project)
-
-    return job_out(state.jobs.submit(me, "report", work))
+    program = open_program(state, me, project)
+    params = {"project": project}
+    return job_out(state.jobs.submit(me, "report", params, project_id=program.project_id))
 
 
 @router.get("/{project}/audit/verify", response_model=dict[str, Any], responses=REFUSED)
@@ -211,25 +202,14 @@ def export_route(
     """Export a batch's final labels in the background; the job offers the file."""
     require_role(me, {"auditor", *MANAGERS}, "export")
     program = open_program(state, me, project)
-    folder = state.settings.data_dir / "jobs"
-
-    def work(job: Job, progress: Progress) -> Any:
-        progress(0.1, "reading the batch's final labels")
-        dataset = program.export(batch_id, accepted_only=accepted_only, actor=me.name)
-        progress(0.6, f"writing {format}")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{job.id}-{format}.json"
-        write(dataset, path, format)
-        job.file = path
-        return {"images": len(dataset.images), "objects": len(dataset.annotations)}
-
-    return job_out(state.jobs.submit(me, "export", work))
-
-
-def _image_ids(program: Program, count: int) -> np.ndarray[Any, Any]:
-    _, images = program.images()
-    first = int(images.id.max()) + 1 if len(images) else 1
-    return np.arange(first, first + count, dtype=np.int64)
+    params = {
+        "project": project,
+        "batch_id": batch_id,
+        "format": format,
+        "accepted_only": accepted_only,
+        "actor": me.name,
+    }
+    return job_out(state.jobs.submit(me, "export", params, project_id=program.project_id))
 
 
 @router.post(
@@ -264,25 +244,15 @@ def upload_images_route(
         checked.append((check_image(data, name, max_pixels=limits.max_image_pixels), data))
     if len({c.name for c, _ in checked}) != len(checked):
         raise UploadRejected("the upload names one file twice")
-    root = (limits.data_dir / "images" / safe_name(project)).resolve()
-    return job_out(state.jobs.submit(me, "import", _import_images(program, me, root, checked)))
-
-
-def _import_images(program: Program, me: Principal, root: Path, checked: list[Any]) -> Any:
-    def work(job: Job, progress: Progress) -> Any:
-        for i, (image, data) in enumerate(checked):
-            store_file(root, image.name, data)
-            progress(0.8 * (i + 1) / len(checked), f"stored {i + 1} of {len(checked)}")
-        table = Images.create(
-            id=_image_ids(program, len(checked)),
-            file_name=[c.name for c, _ in checked],
-            width=[c.width for c, _ in checked],
-            height=[c.height for c, _ in checked],
-        )
-        program.import_images(table, actor=me.name, root=root)
-        return {"images": len(checked), "image_ids": table.id.tolist()}
-
-    return work
+    safe_name(project)  # the project's image folder is named after it
+    staged = stage_upload(limits.data_dir, [(c.name, data) for c, data in checked])
+    params = {
+        "project": project,
+        "actor": me.name,
+        "staged": str(staged),
+        "images": [[c.name, c.width, c.height] for c, _ in checked],
+    }
+    return job_out(state.jobs.submit(me, "import_images", params, project_id=program.project_id))
 
 
 @router.post(
@@ -311,21 +281,13 @@ def upload_gold_route(
     name = safe_name(file.filename)
     data = read_limited(file.file, state.settings.max_upload_bytes, name)
     suffix = Path(name).suffix if Path(name).suffix in (".json", ".xml") else ".json"
-
-    def work(job: Job, progress: Progress) -> Any:
-        with tempfile.TemporaryDirectory(prefix="labelgate-upload-") as folder:
-            path = Path(folder) / f"upload{suffix}"
-            path.write_bytes(data)
-            progress(0.2, "reading the file")
-            dataset = read(path, format or _detect(path))
-            progress(0.6, "storing the answers")
-            added = program.import_gold(dataset, purpose=purpose, actor=me.name)
-        return {"purpose": purpose, "images": added}
-
-    return job_out(state.jobs.submit(me, "import", work))
-
-
-def _detect(path: Path) -> str:
-    from labelgate.formats.registry import detect_format
-
-    return detect_format(path)
+    staged = stage_upload(state.settings.data_dir, [(f"upload{suffix}", data)])
+    params = {
+        "project": project,
+        "actor": me.name,
+        "staged": str(staged),
+        "file": f"upload{suffix}",
+        "purpose": purpose,
+        "format": format,
+    }
+    return job_out(state.jobs.submit(me, "import_gold", params, project_id=program.project_id))
