@@ -3,8 +3,9 @@
 Three pieces, each one transaction:
 
 - :func:`store_prelabels` writes a model's proposals (above the spec's per-class confidence
-  threshold) as the first revision, ``source=PRELABEL``, of every production task of the
-  batch's current cycle that has no revision yet, authored by a model user
+  threshold) as the first revision, ``source=PRELABEL``, of every open task of the
+  batch's current cycle (production, gold, honeypot, rework: hidden tasks look like the
+  others) that has no revision yet, authored by a model user
   (``model:NAME``, inactive: it can never log in or be assigned). Both tasks of a blind
   double item get the same proposals under the same object keys. A seeded share of items
   (``[prelabel] control_rate``) gets nothing: the control group. Rerunning skips every task
@@ -17,7 +18,8 @@ Three pieces, each one transaction:
   keypoints), a missing one ``reject``.
 - :func:`prelabel_metrics` measures the stage: acceptance / adjust / reject rates, the
   adjustment IoU distribution, the proposals' precision and recall against the submitted
-  labels at each class's spec IoU threshold, and time per task and per object of
+  (or delivered) labels at each class's spec IoU threshold, and time per task and per
+  object of
   pre-labelled vs control tasks from the work log, with confidence intervals on the time
   saved.
 
