@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from labelgate.core._typing import IntArray
@@ -283,6 +283,32 @@ class SavedRevision:
     replayed: bool  # True when request_id had already landed: nothing was written again
 
 
+_TASKS: Any = TaskRow.__table__
+_REVISIONS: Any = RevisionRow.__table__
+_LOCK_TASK = (
+    select(_TASKS.c.head_revision_id, _TASKS.c.version)
+    .where(_TASKS.c.id == bindparam("task_id"))
+    .with_for_update()
+)
+_BY_REQUEST = select(_REVISIONS.c.id, _REVISIONS.c.number, _REVISIONS.c.task_id).where(
+    _REVISIONS.c.request_id == bindparam("request_id")
+)
+_BUMP_VERSION = (
+    update(_TASKS)
+    .where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.version == bindparam("seen"))
+    .values(version=bindparam("version"))
+)
+_NEXT_NUMBER = select(func.coalesce(func.max(_REVISIONS.c.number), 0) + 1).where(
+    _REVISIONS.c.task_id == bindparam("task_id")
+)
+_INSERT_REVISION = insert(_REVISIONS).returning(_REVISIONS.c.id)
+_MOVE_HEAD = (
+    update(_TASKS)
+    .where(_TASKS.c.id == bindparam("task_id"))
+    .values(head_revision_id=bindparam("head"))
+)
+
+
 def save_revision(
     session: Session,
     *,
@@ -314,19 +340,13 @@ def save_revision(
     # save of the same task waits here until the first commits, then reads the new head and
     # fails as a conflict before writing. Unlocked, both read the same max(number) and the
     # loser hit the (task_id, number) unique constraint as an IntegrityError.
-    task = session.execute(
-        select(TaskRow.head_revision_id, TaskRow.version)
-        .where(TaskRow.id == task_id)
-        .with_for_update()
-    ).first()
+    # The statements are built once (module level, bound parameters): building and coercing
+    # them on every save cost more CPU than running them.
+    task = session.execute(_LOCK_TASK, {"task_id": task_id}).first()
     if task is None:
         raise StoreError(f"no task {task_id}")
     if request_id is not None:  # after the lock: a retry racing its first attempt sees it
-        done = session.execute(
-            select(RevisionRow.id, RevisionRow.number, RevisionRow.task_id).where(
-                RevisionRow.request_id == request_id
-            )
-        ).first()
+        done = session.execute(_BY_REQUEST, {"request_id": request_id}).first()
         if done is not None:
             if done.task_id != task_id:
                 raise ConflictError(
@@ -339,44 +359,28 @@ def save_revision(
     # makes it unlosable on both databases; the check stays in case a caller runs at a
     # stricter isolation level or without the lock)
     moved = session.execute(
-        update(TaskRow)
-        .where(TaskRow.id == task_id, TaskRow.version == task.version)
-        .values(version=task.version + 1)
-        .execution_options(synchronize_session=False)
+        _BUMP_VERSION, {"task_id": task_id, "seen": task.version, "version": task.version + 1}
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
         head = session.execute(
             select(TaskRow.head_revision_id).where(TaskRow.id == task_id)
         ).scalar_one()
         raise _conflict(session, task_id, base_revision_id, head)
-    number = (
-        session.execute(
-            select(func.coalesce(func.max(RevisionRow.number), 0)).where(
-                RevisionRow.task_id == task_id
-            )
-        ).scalar_one()
-        + 1
-    )
+    number = session.execute(_NEXT_NUMBER, {"task_id": task_id}).scalar_one()
     revision_id = session.execute(
-        insert(RevisionRow)
-        .values(
-            task_id=task_id,
-            number=number,
-            parent_id=base_revision_id,
-            author_id=author_id,
-            source=int(source),
-            object_count=len(labels),
-            request_id=request_id,
-            created_at=utcnow(),
-        )
-        .returning(RevisionRow.id)
+        _INSERT_REVISION,
+        {
+            "task_id": task_id,
+            "number": number,
+            "parent_id": base_revision_id,
+            "author_id": author_id,
+            "source": int(source),
+            "object_count": len(labels),
+            "request_id": request_id,
+            "created_at": utcnow(),
+        },
     ).scalar_one()
-    session.execute(
-        update(TaskRow)
-        .where(TaskRow.id == task_id)
-        .values(head_revision_id=revision_id)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_MOVE_HEAD, {"task_id": task_id, "head": revision_id})
     insert_annotations(session, revision_id, labels)
     return SavedRevision(revision_id, number, task.version + 1, replayed=False)
 
