@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from labelgate.workflow.auth import (
     resolve_token,
 )
 from labelgate.workflow.program import Program
-from labelgate.workflow.queries import visible_project
+from labelgate.workflow.queries import task_project, visible_project
 
 __all__ = [
     "CSRF_COOKIE",
@@ -44,6 +45,7 @@ __all__ = [
     "ApiSettings",
     "Caller",
     "Paging",
+    "Programs",
     "State",
     "bearer_token",
     "caller",
@@ -97,6 +99,42 @@ class ApiSettings:
     clock: Callable[[], dt.datetime] = utcnow
 
 
+class Programs:
+    """The app's memory of which project each task is in, and of each project's Program.
+
+    Neither answer ever changes (a task stays in its project; projects are neither renamed
+    nor deleted), so a request does not spend two transactions finding them again: a save
+    is four transactions without it, two with it. Only answers found are kept (a missing
+    task or project is asked again); past ``max_tasks`` tasks it starts over.
+    """
+
+    def __init__(self, max_tasks: int = 100_000) -> None:
+        self._max_tasks = max_tasks
+        self._projects: dict[int, str] = {}
+        self._programs: dict[str, Program] = {}
+        self._lock = threading.Lock()
+
+    def of_project(self, db: Database, name: str) -> Program:
+        """``Program(db, name)``; :class:`~labelgate.errors.StoreError` for no such project."""
+        program = self._programs.get(name)
+        if program is None:
+            program = Program(db, name)
+            with self._lock:
+                self._programs[name] = program
+        return program
+
+    def of_task(self, db: Database, task_id: int) -> Program:
+        """The program holding a task; :class:`~labelgate.workflow.queries.NotVisible` if none."""
+        name = self._projects.get(task_id)
+        if name is None:
+            name = task_project(db, task_id)
+            with self._lock:
+                if len(self._projects) >= self._max_tasks:
+                    self._projects.clear()
+                self._projects[task_id] = name
+        return self.of_project(db, name)
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     """What every route reaches through ``request.app.state.labelgate``."""
@@ -104,6 +142,7 @@ class State:
     db: Database
     settings: ApiSettings
     jobs: JobRegistry
+    programs: Programs = field(default_factory=Programs)
 
 
 def app_state(request: Request) -> State:
@@ -174,4 +213,4 @@ StateDep = Annotated[State, Depends(app_state)]
 def open_program(state: State, principal: Principal, project: str) -> Program:
     """The project as a :class:`Program`, if the caller may see it (else 404)."""
     visible_project(state.db, principal, project)
-    return Program(state.db, project)
+    return state.programs.of_project(state.db, project)

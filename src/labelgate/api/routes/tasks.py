@@ -27,7 +27,6 @@ from labelgate.workflow.queries import (
     own_task_state,
     page_of,
     project_page,
-    task_project,
     visible_project,
 )
 
@@ -80,7 +79,7 @@ def my_tasks_route(
             head_revision_id=t.head_revision_id,
         )
         for name in names
-        for t in Program(state.db, name).my_tasks(me.name, status=status)
+        for t in state.programs.of_project(state.db, name).my_tasks(me.name, status=status)
     ]
     page = page_of(tasks, paging.limit, paging.offset)
     return Page(items=page.items, total=page.total, limit=paging.limit, offset=paging.offset)
@@ -171,4 +170,4 @@ def task_program(state: State, task_id: int) -> Program:
     Whether the caller may touch the task is the service's answer ("no task N"), the same
     for a missing task and for another person's.
     """
-    return Program(state.db, task_project(state.db, task_id))
+    return state.programs.of_task(state.db, task_id)
