@@ -31,8 +31,9 @@ RayAddress = Annotated[
     typer.Option(
         "--ray",
         metavar="ADDRESS",
-        help="Shard the work by image over Ray: 'local' starts a local instance, 'auto' or "
-        "ray://HOST:PORT joins a cluster (the [ray] extra). Same output as without.",
+        help="Shard the work by image over Ray (the [ray] extra): 'local' starts a local "
+        "instance, 'auto' joins the cluster this machine is in, ray://HOST:PORT one through "
+        "Ray Client (needs ray[client]). Same output as without.",
     ),
 ]
 Shards = Annotated[
