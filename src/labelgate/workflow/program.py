@@ -1859,8 +1859,10 @@ class Program:
         rejected_revisions = {d.revision_id for d in decisions if d.verdict == "reject"}
         rejected = {i for i, t in single.items() if t.head_revision_id in rejected_revisions}
         inputs["rejected_items"] = len(rejected)
-        if passed:
-            self._accept_single(s, row, {i: t for i, t in single.items() if i not in rejected})
+        # the items review accepted are final either way: a failed gate sends back the
+        # rejected ones (or, by policy, the whole batch, whose finals rework clears again);
+        # an accepted item left without a final revision would reach QA with no labels
+        self._accept_single(s, row, {i: t for i, t in single.items() if i not in rejected})
         outcome = "rework" if (not passed or rejected) else "advanced"
         return GateResult(
             Stage.REVIEW, "review_accuracy", value, threshold, passed, inputs, outcome
