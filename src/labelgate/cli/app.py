@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from labelgate.cli._lazy import LazyGroup
 from labelgate.cli._output import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
@@ -24,42 +24,20 @@ from labelgate.cli._output import (
     error_fields,
     fail,
 )
-from labelgate.cli.agreement import agreement_command
-from labelgate.cli.audit import audit_app
-from labelgate.cli.batch import batch_app
-from labelgate.cli.calibrate import calibrate_command, defects_command
-from labelgate.cli.compare import compare_command
-from labelgate.cli.cost import cost_command
-from labelgate.cli.db import db_app
-from labelgate.cli.evaluate import eval_command
-from labelgate.cli.merge import merge_command
-from labelgate.cli.ml import errors_command, select_command
-from labelgate.cli.prelabel import prelabel_command
-from labelgate.cli.program import (
-    assign_command,
-    export_command,
-    import_command,
-    init_command,
-    qualify_command,
-    task_app,
-    user_app,
-)
-from labelgate.cli.qa import qa_app
-from labelgate.cli.report import report_command
-from labelgate.cli.review import review_app
-from labelgate.cli.serve import serve_command
-from labelgate.cli.spec import spec_app
 from labelgate.core.dataset import Dataset
 from labelgate.core.summary import summarize
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats._base import ErrorLog
-from labelgate.formats.demo import DemoResult
 from labelgate.formats.registry import FORMATS, detect_format, read, write
+
+if TYPE_CHECKING:
+    from labelgate.formats.demo import DemoResult
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="labelgate",
+    cls=LazyGroup,
     no_args_is_help=True,
     add_completion=False,
     help="Quality-gated image annotation: measure labels early, block bad batches.",
@@ -249,6 +227,8 @@ def demo(
     Writes the generated data, every format's round trip, labelgate.db, report.json and
     report.html into OUT.
     """
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
     from labelgate.reports.demo import run_program_demo
 
     try:
@@ -392,31 +372,7 @@ def formats() -> None:
     console.print(table)
 
 
-app.command(name="compare")(compare_command)
-app.command(name="agreement")(agreement_command)
-app.command(name="eval")(eval_command)
-app.command(name="merge")(merge_command)
-app.command(name="cost")(cost_command)
-app.command(name="calibrate")(calibrate_command)
-app.command(name="defects")(defects_command)
-app.add_typer(spec_app, name="spec")
-app.add_typer(audit_app, name="audit")
-app.add_typer(db_app, name="db")
-app.command(name="init")(init_command)
-app.add_typer(user_app, name="user")
-app.command(name="import")(import_command)
-app.command(name="qualify")(qualify_command)
-app.add_typer(batch_app, name="batch")
-app.command(name="assign")(assign_command)
-app.add_typer(task_app, name="task")
-app.add_typer(review_app, name="review")
-app.add_typer(qa_app, name="qa")
-app.command(name="export")(export_command)
-app.command(name="report")(report_command)
-app.command(name="errors")(errors_command)
-app.command(name="select")(select_command)
-app.command(name="prelabel")(prelabel_command)
-app.command(name="serve")(serve_command)
+# every other command is imported when it runs: labelgate.cli._lazy.LAZY_COMMANDS
 
 
 def main() -> None:
