@@ -300,3 +300,31 @@ def test_ray_missing_or_unreachable_is_a_clear_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(ray, "init", refuse)
     with pytest.raises(ValidationError, match=r"cannot start or join 'ray://nowhere:1'"):
         ray_session("ray://nowhere:1")
+
+
+@pytest.mark.parametrize("mode", ["one-threshold", "taxonomy", "per-row", "no-swaps"])
+def test_matching_equals_the_single_process_match(
+    data: tuple[Dataset, Annotations], mode: str
+) -> None:
+    from labelgate.core.matching import Matching, match
+    from labelgate.ml.distributed import match_sharded
+
+    labels, pred = data
+    ref, other = labels.annotations, pred
+    kwargs: dict[str, Any] = {"iou_threshold": 0.5}
+    if mode == "taxonomy":
+        kwargs = {"taxonomy": labels.taxonomy}
+    elif mode == "per-row":
+        kwargs = {"iou_threshold": np.random.default_rng(0).uniform(0.3, 0.8, len(ref))}
+    elif mode == "no-swaps":
+        kwargs = {"iou_threshold": 0.5, "swaps": False}
+    single = match(ref, other, **kwargs)
+    assert len(single.ref_rows) > 1000
+    assert mode == "no-swaps" or len(single.swap_ref_rows) > 0
+    sharded = match_sharded(ref, other, shards=4, **kwargs)
+    for f in dataclasses.fields(Matching):
+        x, y = getattr(sharded, f.name), getattr(single, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and np.array_equal(x, y), f.name
+        else:
+            assert x == y, f.name

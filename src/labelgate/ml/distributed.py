@@ -22,7 +22,9 @@ image land in one shard, and each shard is one remote task:
   does, the shards build the candidate pairs, their IoU and the matching of their images,
   and the driver scatters the per-detection outcomes into the accumulation order and
   accumulates. The floating-point work happens in the same expressions on the same
-  values, so the numbers are bit-for-bit those of ``evaluate``.
+  values, so the numbers are bit-for-bit those of ``evaluate``;
+- **matching** (:func:`match_sharded`): :func:`~labelgate.core.matching.match` per image
+  range, the pairs put back in ascending reference row, as ``match`` lists them.
 
 Ray is started on first use (``ray.init(address)``; a local instance when ``address`` is
 None) unless the caller already started it.
@@ -65,6 +67,8 @@ from labelgate.core.evaluate import (
 )
 from labelgate.core.images import Images
 from labelgate.core.iou import COCO_SIGMAS, mask_iou_pairs, oks_pairs
+from labelgate.core.matching import Matching, PairIoU, match
+from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import LabelgateError, ValidationError
 from labelgate.ml.errors import ErrorReport, _class_table, find_label_errors
 from labelgate.ml.predictors import Pixels, Predictor
@@ -73,6 +77,7 @@ __all__ = [
     "ShardPlan",
     "evaluate_sharded",
     "find_label_errors_sharded",
+    "match_sharded",
     "plan_shards",
     "prelabel_sharded",
     "ray_session",
@@ -423,6 +428,92 @@ def _merge_reports(
         label_subscores=subscores,
         overlooked=overlooked,
         thresholds=table,
+    )
+
+
+# ------------------------------------------------------------------------- matching
+
+
+def _match_shard(
+    ref: Annotations,
+    other: Annotations,
+    ref_rows: IntArray,
+    other_rows: IntArray,
+    threshold: FloatArray | float | None,
+    options: dict[str, Any],
+) -> Matching:
+    if isinstance(threshold, np.ndarray):
+        threshold = threshold[ref_rows]
+    return match(ref.take(ref_rows), other.take(other_rows), iou_threshold=threshold, **options)
+
+
+def match_sharded(
+    ref: Annotations,
+    other: Annotations,
+    *,
+    iou_threshold: float | FloatArray | None = None,
+    taxonomy: Taxonomy | None = None,
+    pair_iou: PairIoU | None = None,
+    swaps: bool = True,
+    shards: int | None = None,
+    address: str | None = None,
+) -> Matching:
+    """:func:`~labelgate.core.matching.match` over Ray, sharded by image; an equal result.
+
+    Matching is per (image, class), swaps per image: each shard matches its images, and
+    the pairs, mapped back to the input rows, are put in ascending reference row as
+    ``match`` returns them. The building block of a sharded ``labelgate compare``, whose
+    figures are computed inside :func:`~labelgate.core.compare.compare` from one pair list.
+
+    Parameters are those of ``match``, plus ``shards`` (tasks; default two per CPU of the
+    Ray cluster) and ``address`` (see :func:`ray_session`).
+    """
+    if (iou_threshold is None) == (taxonomy is None):
+        raise ValueError("match_sharded: expected exactly one of iou_threshold and taxonomy")
+    threshold: FloatArray | float | None = None
+    if iou_threshold is not None:
+        threshold = np.asarray(iou_threshold, dtype=np.float64)
+        if threshold.ndim == 0:
+            threshold = float(threshold)
+        elif threshold.shape != (len(ref),):
+            raise ValueError(
+                f"match: expected one threshold or ({len(ref)},) thresholds, one per "
+                f"reference row, got shape {threshold.shape}"
+            )
+    ray = ray_session(address)
+    plan = plan_shards(
+        np.concatenate([ref.image_id, other.image_id]), shards or _default_shards(ray)
+    )
+    ref_parts, other_parts = plan.rows(ref.image_id), plan.rows(other.image_id)
+    options: dict[str, Any] = {"taxonomy": taxonomy, "pair_iou": pair_iou, "swaps": swaps}
+    ref_ref, other_ref = ray.put(ref), ray.put(other)
+    kept = [(r, o) for r, o in zip(ref_parts, other_parts) if len(r) and len(o)]
+    calls = [(ref_ref, other_ref, r, o, threshold, options) for r, o in kept]
+    parts: list[Matching] = _run(ray, _match_shard, calls) if calls else []
+
+    def gather(
+        ref_field: str, other_field: str, iou_field: str
+    ) -> tuple[IntArray, IntArray, FloatArray]:
+        a = [r[getattr(m, ref_field)] for m, (r, _) in zip(parts, kept)]
+        b = [o[getattr(m, other_field)] for m, (_, o) in zip(parts, kept)]
+        v = [getattr(m, iou_field) for m in parts]
+        if not a:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+        rows_a, rows_b, iou = np.concatenate(a), np.concatenate(b), np.concatenate(v)
+        order = np.argsort(rows_a, kind="stable")  # match lists pairs by reference row
+        return rows_a[order], rows_b[order], iou[order]
+
+    ref_rows, other_rows, iou = gather("ref_rows", "other_rows", "iou")
+    swap_ref, swap_other, swap_iou = gather("swap_ref_rows", "swap_other_rows", "swap_iou")
+    return Matching(
+        ref_rows=ref_rows.astype(np.int64),
+        other_rows=other_rows.astype(np.int64),
+        iou=iou.astype(np.float64),
+        swap_ref_rows=swap_ref.astype(np.int64),
+        swap_other_rows=swap_other.astype(np.int64),
+        swap_iou=swap_iou.astype(np.float64),
+        n_ref=len(ref),
+        n_other=len(other),
     )
 
 
