@@ -386,8 +386,8 @@ def _active_learning(al: dict[str, Any], figures: dict[str, bytes]) -> str:
         rows = [
             [
                 _fmt(row["strategy"]),
-                _fmt(row["mean"][last]),
-                f"{_fmt(row['low'][last])} – {_fmt(row['high'][last])}",
+                f"{row['mean'][last]:.1%}",
+                f"{row['low'][last]:.1%} – {row['high'][last]:.1%}",
                 _fmt(row.get("gain"), 2),
             ]
             for row in al.get("strategies") or []
@@ -396,8 +396,8 @@ def _active_learning(al: dict[str, Any], figures: dict[str, bytes]) -> str:
         rows.append(
             [
                 "random",
-                _fmt(random["mean"][last]),
-                f"{_fmt(random['low'][last])} – {_fmt(random['high'][last])}",
+                f"{random['mean'][last]:.1%}",
+                f"{random['low'][last]:.1%} – {random['high'][last]:.1%}",
                 "1.00",
             ]
         )
