@@ -148,3 +148,39 @@ def test_cost_prints_a_table_for_people() -> None:
 def test_bad_input_exits_2_with_an_error_document(args: list[str]) -> None:
     document = _run("cost", "--units", "100", "--defect-rate", "0.05", *args, code=2)
     assert document["error"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        pytest.param([], "give --units and --defect-rate (or --db URL", id="nothing"),
+        pytest.param(["--units", "10"], "give --defect-rate", id="no-defect-rate"),
+        pytest.param(
+            ["--units", "10", "--defect-rate", "0.1", "--project", "p"],
+            "--project needs --db",
+            id="project-without-db",
+        ),
+        pytest.param(["--db", "missing-labelgate.db"], "no database at", id="missing-db"),
+    ],
+)
+def test_unit_price_mode_needs_its_inputs_and_db_mode_a_database(
+    args: list[str], fragment: str
+) -> None:
+    document = _run("cost", *args, code=2)
+    assert fragment in document["error"], document
+
+
+def test_cost_db_on_an_empty_program_has_no_measured_cost(tmp_path: Path) -> None:
+    from labelgate.store.db import Database, upgrade
+    from labelgate.workflow.program import Program
+
+    db = Database(f"sqlite:///{tmp_path / 'p.db'}")
+    upgrade(db)
+    Program.create(db, EXAMPLE.read_text())
+    db.dispose()
+    document = _run("cost", "--db", str(tmp_path / "p.db"))
+    assert document["project"] == "street-scenes" and document["spec_version"] == 1
+    assert document["units"] == 0 and document["measured"] is None
+    assert "model" not in document
+    table = runner.invoke(app, ["cost", "--db", str(tmp_path / "p.db")])
+    assert table.exit_code == 0 and "nothing labelled and no work time logged" in table.stdout
