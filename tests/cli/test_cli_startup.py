@@ -103,3 +103,9 @@ def test_a_lazy_command_runs_like_an_eager_one() -> None:
 
     result = CliRunner().invoke(app, ["qa", "plan", "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_cost_without_a_database_loads_no_database_stack() -> None:
+    status, out, heavy = _run("cost", "--units", "1000", "--defect-rate", "0.05", "--json")
+    assert status == 0 and json.loads(out)
+    assert not {"sqlalchemy", "labelgate.store", "labelgate.workflow"} & set(heavy)

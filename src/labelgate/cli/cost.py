@@ -24,10 +24,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from labelgate.cli._output import console, emit_json, fail
-from labelgate.cli.db import database_error, display_url, open_database
 from labelgate.core.cost import (
     DEFAULT_ESCAPE_RATE,
     DEFAULT_QA_SHARE,
@@ -444,6 +442,10 @@ def _stored_program(
     url: str, project: str | None, *, units: int | None, defect_rate: float | None, as_json: bool
 ) -> None:
     """``--db``: the model at measured rates and the work log priced (docs/cost.md)."""
+    # only this path needs the database stack: plain `cost` starts without SQLAlchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from labelgate.cli.db import database_error, display_url, open_database
     from labelgate.workflow.costing import price_program
 
     if units is not None or defect_rate is not None:
