@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from labelgate.api.jobs import JobRun, Progress, job_kind
-from labelgate.api.uploads import store_file
+from labelgate.api.uploads import safe_name, store_file
 from labelgate.core.images import Images
 from labelgate.errors import WorkflowError
 from labelgate.formats.registry import detect_format, read, write
@@ -94,7 +94,7 @@ def import_images_job(run: JobRun, progress: Progress) -> Any:
     staged = _staged(run)
     try:
         program = Program(run.db, str(p["project"]))
-        root = (run.data_dir / "images" / str(p["project"])).resolve()
+        root = (run.data_dir / "images" / safe_name(str(p["project"]))).resolve()
         images = [(str(n), int(w), int(h)) for n, w, h in p["images"]]
         for i, (name, _, _) in enumerate(images):
             store_file(root, name, (staged / name).read_bytes())
