@@ -283,3 +283,65 @@ def test_the_api_kinds_are_registered_with_their_idempotency() -> None:
 
     expected = {"report": True, "export": True, "import_images": False, "import_gold": False}
     assert {name: KINDS[name].idempotent for name in expected} == expected
+
+
+WORKER_PROCESS = """
+import os, sys, time
+from pathlib import Path
+from labelgate.api.jobs import JobKind, JobRegistry
+from labelgate.store.db import Database
+
+url, folder, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+
+def touch(run, progress):
+    fd = os.open(folder / "runs.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(fd, f"{run.id} {name}\\n".encode())
+    os.close(fd)
+    time.sleep(0.05)
+    return {"by": name}
+
+db = Database(url)
+jobs = JobRegistry(db, data_dir=folder, kinds={"touch": JobKind("touch", touch, False)},
+                   workers=2, poll=0.02, name=name)
+jobs.start()
+(folder / f"{name}.ready").touch()
+end = time.monotonic() + 120
+while time.monotonic() < end and not (folder / "stop").exists():
+    time.sleep(0.05)
+jobs.shutdown()
+db.dispose()
+"""
+
+
+def test_two_processes_share_one_queue_and_run_each_job_once(
+    db: Database, tmp_path: Path, people: tuple[Principal, ...]
+) -> None:
+    import subprocess
+    import sys
+
+    ana = people[0]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER_PROCESS, db.url, str(tmp_path), f"p{i}"])
+        for i in range(2)
+    ]
+    try:
+        pause = threading.Event()
+        for _ in range(3000):  # both workers up before anything is queued
+            if all((tmp_path / f"p{i}.ready").exists() for i in range(2)):
+                break
+            pause.wait(0.02)
+        # the API process that queues: it knows the kind's name, runs nothing itself
+        front = JobRegistry(
+            db, data_dir=tmp_path, kinds={"touch": JobKind("touch", print, False)}, autostart=False
+        )
+        ids = [front.submit(ana, "touch", {"n": n}).id for n in range(40)]
+        done = [front.wait(i, timeout=120) for i in ids]
+    finally:
+        (tmp_path / "stop").touch()
+        for proc in procs:
+            proc.wait(timeout=120)
+    assert [j.state for j in done] == ["done"] * 40
+    lines = (tmp_path / "runs.txt").read_text().split()
+    ran = Counter(lines[0::2])
+    assert ran == Counter(dict.fromkeys(ids, 1))  # each job once, across both processes
+    assert {j.result["by"] for j in done} == {j.worker for j in done} == {"p0", "p1"}
