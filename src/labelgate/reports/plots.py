@@ -690,11 +690,17 @@ def cost_waterfall(report: dict[str, Any]) -> bytes | None:
             extra = f"\nhidden {hidden:.0%} over direct" if hidden is not None else ""
             ax.set_title(f"{textwrap.fill(title, 22)}{extra}", fontsize=9.5)
         axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:,.0f}"))
-        axes[0].set_ylabel("USD (expected, rework-inclusive model)")
+        axes[0].set_ylabel(
+            "USD (model expectation; measured: logged hours)"
+            if cost.get("measured")
+            else "USD (expected, rework-inclusive model)"
+        )
         top = max(sum(model[key] for _, key, _ in _COST_STEPS) for _, model in panels)
         axes[0].set_ylim(0, top * 1.12)
         figure.suptitle(
-            "Cost waterfall: crowd vs managed",
+            "Cost waterfall: this program (model, measured hours), crowd vs managed"
+            if cost.get("measured")
+            else "Cost waterfall: crowd vs managed",
             x=0.01,
             ha="left",
             fontweight="bold",
