@@ -298,3 +298,34 @@ def test_empty_sides_still_score_every_image(
     doc = report.to_dict()
     assert [(e["annotation_id"], e["type"]) for e in doc["errors"]] == expected_errors
     assert sorted(row["image_id"] for row in doc["images"]) == [1, 2]
+
+
+@pytest.mark.parametrize("groups", ["sorted", "shuffled"])
+def test_best_per_group_takes_the_first_maximum_as_a_plain_loop_does(groups: str) -> None:
+    from labelgate.ml.errors import _best_per_group
+
+    rng = np.random.default_rng(7)
+    for trial in range(300):
+        m, n = int(rng.integers(0, 60)), int(rng.integers(1, 12))
+        group = rng.integers(0, n, m)
+        if groups == "sorted":
+            group = np.sort(group)
+        value = rng.integers(0, 4, m) / 4.0  # few distinct values: many ties
+        if trial % 4 == 0 and m:
+            value[rng.integers(0, m, 3)] = -0.0  # equal to 0.0: a tie, not a larger value
+        if trial % 5 == 0 and m:
+            value[rng.integers(0, m, 2)] = np.nan  # ignored unless a group holds nothing else
+        best, where = _best_per_group(group, value, n)
+        for g in range(n):  # reference: the first position of the largest non-NaN value
+            rows = np.flatnonzero(group == g)
+            numbers = rows[~np.isnan(value[rows])]
+            pick = -1
+            for r in numbers.tolist():
+                if pick < 0 or value[r] > value[pick]:
+                    pick = r
+            if pick < 0 and len(rows):
+                pick = int(rows[0])  # only NaN: the first, its value NaN
+            assert where[g] == pick, (trial, g)
+            expect = value[pick] if pick >= 0 else 0.0
+            assert np.array_equal(best[g], expect, equal_nan=True), (trial, g)
+            assert np.signbit(best[g]) == np.signbit(expect), (trial, g)

@@ -288,8 +288,9 @@ def _class_table(
         table = confident_thresholds(labels, predictions, iou_threshold=match_iou)
     elif isinstance(thresholds, Mapping):
         table = {int(k): float(v) for k, v in thresholds.items()}
-        auto = confident_thresholds(labels, predictions, iou_threshold=match_iou)
-        table = {**auto, **table}
+        if not set(classes) <= set(table):  # the matching only for classes left to fill
+            auto = confident_thresholds(labels, predictions, iou_threshold=match_iou)
+            table = {**auto, **table}
     else:
         table = {}
         for c in classes:
@@ -320,17 +321,49 @@ def _enlarged(bbox: FloatArray, factor: float) -> FloatArray:
 
 
 def _best_per_group(group: IntArray, value: FloatArray, n: int) -> tuple[FloatArray, IntArray]:
-    """Per group, the largest value (0 where none) and the position holding it (-1)."""
+    """Per group, the largest value (0 where none) and the position holding it (-1).
+
+    Ties go to the first position, as a stable sort by (group, -value) would put it; one
+    stable sort by group (none when the groups already come sorted, as label rows of the
+    candidate pairs do), a ``maximum.reduceat`` per run and the first position reaching it.
+
+    Examples
+    --------
+    >>> best, where = _best_per_group(np.array([2, 0, 2, 2]), np.array([0.5, 0.1, 0.7, 0.7]), 4)
+    >>> best.tolist(), where.tolist()
+    ([0.1, 0.0, 0.7, 0.0], [1, -1, 2, -1])
+    """
     best = np.zeros(n, dtype=np.float64)
     where = np.full(n, -1, dtype=np.int64)
-    if len(value) == 0:
+    m = len(value)
+    if m == 0:
         return best, where
-    order = np.lexsort((-value, group))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = group[order[1:]] != group[order[:-1]]
-    head = order[first]
-    best[group[head]] = value[head]
-    where[group[head]] = head
+    if np.isnan(value).any():  # NaN sorts last: the rare case keeps the plain two-key sort
+        by_value = np.lexsort((-value, group))
+        first = np.ones(m, dtype=bool)
+        first[1:] = group[by_value[1:]] != group[by_value[:-1]]
+        top = by_value[first]
+        best[group[top]] = value[top]
+        where[group[top]] = top
+        return best, where
+    order: IntArray | None = None
+    if not bool(np.all(group[1:] >= group[:-1])):
+        order = np.argsort(group, kind="stable")  # timsort: runs of equal groups are cheap
+    g = group if order is None else group[order]
+    v = value if order is None else value[order]
+    new = np.empty(m, dtype=bool)
+    new[0] = True
+    np.not_equal(g[1:], g[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    run = np.cumsum(new) - 1  # each sorted position's run (group)
+    hit = np.flatnonzero(v == np.maximum.reduceat(v, starts)[run])
+    first_hit = np.empty(len(hit), dtype=bool)
+    first_hit[0] = True  # every run holds its maximum, so ``hit`` is never empty here
+    np.not_equal(run[hit[1:]], run[hit[:-1]], out=first_hit[1:])
+    at = hit[first_hit]  # sorted position of each group's first maximum
+    head = at if order is None else order[at]
+    best[g[at]] = value[head]
+    where[g[at]] = head
     return best, where
 
 
