@@ -16,12 +16,13 @@ unique-constraint error (tests/store/test_concurrency.py).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Text, bindparam, func, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from labelgate.core._typing import IntArray
@@ -149,7 +150,7 @@ def image_table(session: Session, project_id: int) -> tuple[IntArray, Images]:
             ImageRow.width,
             ImageRow.height,
             ImageRow.scene_type,
-            ImageRow.tags,
+            type_coerce(ImageRow.tags, Text),  # the JSON text, not decoded row by row
         )
         .where(ImageRow.project_id == project_id)
         .order_by(ImageRow.id)
@@ -157,13 +158,27 @@ def image_table(session: Session, project_id: int) -> tuple[IntArray, Images]:
     if not rows:
         return np.zeros(0, dtype=np.int64), Images.create(id=[], file_name=[], width=[], height=[])
     store_id, ext, name, width, height, scene, tags = zip(*rows)
+    # few distinct tag lists (a density bucket, a flag or two): each text is decoded once,
+    # not once per image through the JSON type (a fifth of a 5,000-image export's time)
+    decoded: dict[str, tuple[Any, ...]] = {}
+
+    def tags_of(value: Any) -> tuple[Any, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, str):  # a driver that decodes JSON itself (psycopg)
+            return tuple(value)
+        found = decoded.get(value)
+        if found is None:
+            found = decoded[value] = tuple(json.loads(value) or ())
+        return found
+
     images = Images.create(
         id=list(ext),
         file_name=list(name),
         width=list(width),
         height=list(height),
         scene_type=list(scene),
-        tags=[tuple(t or ()) for t in tags],
+        tags=[tags_of(t) for t in tags],
     )
     return np.asarray(store_id, dtype=np.int64), images
 
