@@ -3,6 +3,9 @@
 ``--spec SPEC`` holds each object to the IoU threshold of a program spec instead of the
 reference file's taxonomy: its class's threshold, or the class's override for the scene
 type of its image (a pedestrian on a highway held tighter than one in town).
+
+``--ray ADDRESS`` / ``--shards N`` shard the matching by image over Ray (the [ray] extra);
+the JSON document is byte for byte the one without them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import typer
 from rich.table import Table
 
 from labelgate.cli._output import console, emit_json, fail
+from labelgate.cli._ray import RayAddress, Shards
 from labelgate.core.compare import Comparison, compare
 from labelgate.core.dataset import Dataset
 from labelgate.errors import FormatError, LabelgateError, SpecError
@@ -51,6 +55,8 @@ def compare_command(
     no_swaps: Annotated[
         bool, typer.Option("--no-swaps", help="Do not pair leftovers of different classes.")
     ] = False,
+    ray: RayAddress = None,
+    shards: Shards = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Match OTHER to REF per image and class; count misses, extras, swaps, IoU and box bias."""
@@ -75,13 +81,26 @@ def compare_command(
             rows = ref_dataset.images.index_of(ann.image_id)
             scenes = ref_dataset.images.scene_type[np.maximum(rows, 0)]
             row_thresholds = spec.thresholds(ann.class_id, scenes)
-        result = compare(
-            ref_dataset,
-            other_dataset.annotations,
-            iou_threshold=iou_threshold,
-            row_thresholds=row_thresholds,
-            swaps=not no_swaps,
-        )
+        if ray is None and shards is None:
+            result = compare(
+                ref_dataset,
+                other_dataset.annotations,
+                iou_threshold=iou_threshold,
+                row_thresholds=row_thresholds,
+                swaps=not no_swaps,
+            )
+        else:
+            from labelgate.ml.distributed import compare_sharded  # imports Ray
+
+            result = compare_sharded(
+                ref_dataset,
+                other_dataset.annotations,
+                iou_threshold=iou_threshold,
+                row_thresholds=row_thresholds,
+                swaps=not no_swaps,
+                shards=shards,
+                address=ray,
+            )
     except (LabelgateError, OSError) as exc:
         fail(exc, as_json=as_json)
     if as_json:

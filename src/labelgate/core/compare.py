@@ -317,6 +317,7 @@ def compare(
     row_thresholds: FloatArray | None = None,
     pair_iou: PairIoU | None = None,
     swaps: bool = True,
+    matching: Callable[..., Matching] = match,
 ) -> Comparison:
     """Compare ``other`` with ``reference`` and count every figure per group.
 
@@ -337,6 +338,12 @@ def compare(
         IoU of row pairs; boxes by default.
     swaps
         Pair leftover objects of different classes as class swaps.
+    matching
+        The one-to-one matching, called as :func:`~labelgate.core.matching.match` is
+        (``matching(ref, other, iou_threshold=... or taxonomy=..., pair_iou=..., swaps=...)``)
+        and returning an equal :class:`~labelgate.core.matching.Matching`; default
+        ``match``. ``functools.partial(labelgate.ml.distributed.match_sharded, shards=8)``
+        shards it by image over Ray (:func:`labelgate.ml.distributed.compare_sharded`).
     """
     ref_labels = reference.annotations
     if row_thresholds is not None:
@@ -359,10 +366,10 @@ def compare(
     def matcher(a: Annotations, b: Annotations) -> Matching:
         if _ROW_THRESHOLD in a.attributes:
             per_row = a.attributes[_ROW_THRESHOLD].values
-            return match(a, b, iou_threshold=per_row, pair_iou=pair_iou, swaps=swaps)
+            return matching(a, b, iou_threshold=per_row, pair_iou=pair_iou, swaps=swaps)
         if iou_threshold is None:
-            return match(a, b, taxonomy=taxonomy, pair_iou=pair_iou, swaps=swaps)
-        return match(a, b, iou_threshold=iou_threshold, pair_iou=pair_iou, swaps=swaps)
+            return matching(a, b, taxonomy=taxonomy, pair_iou=pair_iou, swaps=swaps)
+        return matching(a, b, iou_threshold=iou_threshold, pair_iou=pair_iou, swaps=swaps)
 
     pairs, ref_all, annotator_of_ref = _match_per_annotator(ref, other, matcher)
 

@@ -24,7 +24,10 @@ image land in one shard, and each shard is one remote task:
   accumulates. The floating-point work happens in the same expressions on the same
   values, so the numbers are bit-for-bit those of ``evaluate``;
 - **matching** (:func:`match_sharded`): :func:`~labelgate.core.matching.match` per image
-  range, the pairs put back in ascending reference row, as ``match`` lists them.
+  range, the pairs put back in ascending reference row, as ``match`` lists them;
+- **comparison** (:func:`compare_sharded`): :func:`~labelgate.core.compare.compare` with
+  ``match_sharded`` as its matching; every figure is then counted on the driver from the
+  same pair list.
 
 Ray is started on first use (``ray.init(address)``; a local instance when ``address`` is
 None) unless the caller already started it.
@@ -44,6 +47,7 @@ import numpy as np
 
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
 from labelgate.core.annotations import Annotations
+from labelgate.core.compare import Comparison, compare
 from labelgate.core.dataset import Dataset
 from labelgate.core.evaluate import (
     COCO_AREA_RANGES,
@@ -75,6 +79,7 @@ from labelgate.ml.predictors import Pixels, Predictor
 
 __all__ = [
     "ShardPlan",
+    "compare_sharded",
     "evaluate_sharded",
     "find_label_errors_sharded",
     "match_sharded",
@@ -462,8 +467,7 @@ def match_sharded(
 
     Matching is per (image, class), swaps per image: each shard matches its images, and
     the pairs, mapped back to the input rows, are put in ascending reference row as
-    ``match`` returns them. The building block of a sharded ``labelgate compare``, whose
-    figures are computed inside :func:`~labelgate.core.compare.compare` from one pair list.
+    ``match`` returns them. The matching of :func:`compare_sharded`.
 
     Parameters are those of ``match``, plus ``shards`` (tasks; default two per CPU of the
     Ray cluster) and ``address`` (see :func:`ray_session`).
@@ -514,6 +518,38 @@ def match_sharded(
         swap_iou=swap_iou.astype(np.float64),
         n_ref=len(ref),
         n_other=len(other),
+    )
+
+
+def compare_sharded(
+    reference: Dataset,
+    other: Annotations,
+    *,
+    iou_threshold: float | None = None,
+    row_thresholds: FloatArray | None = None,
+    pair_iou: PairIoU | None = None,
+    swaps: bool = True,
+    shards: int | None = None,
+    address: str | None = None,
+) -> Comparison:
+    """:func:`~labelgate.core.compare.compare` with its matching sharded by image over Ray.
+
+    Parameters are those of ``compare``, plus ``shards`` (tasks per matching; default two
+    per CPU of the Ray cluster) and ``address`` (see :func:`ray_session`). The matching
+    (one per annotator of ``other``) is :func:`match_sharded`, whose pairs equal
+    ``match``'s; the figures are counted on the driver from them, so the result (and its
+    ``to_dict()``) equals ``compare(reference, other, ...)``. ``pair_iou`` travels to the
+    workers: a module-level function, not a lambda.
+    """
+    ray_session(address)  # a bad address fails here, before anything is read or matched
+    return compare(
+        reference,
+        other,
+        iou_threshold=iou_threshold,
+        row_thresholds=row_thresholds,
+        pair_iou=pair_iou,
+        swaps=swaps,
+        matching=functools.partial(match_sharded, shards=shards, address=address),
     )
 
 
