@@ -77,7 +77,9 @@ function invalidRing(ring) {
 
 const className = (id) => S.classIndex.get(id)?.name ?? `class ${id}`;
 const colorOf = (id) => S.classIndex.get(id)?.color ?? "#999";
-const isPrelabel = (obj) => obj.source === "prelabel" && !obj._accepted;
+// a proposal nobody reviewed yet; a reviewed one is source human, and `_prelabel` (local,
+// never sent) says what became of it: "accepted" or "adjusted"
+const isPrelabel = (obj) => obj.source === "prelabel";
 const visible = (obj) => !S.hideAll && !S.hidden.has(obj.id) && (S.solo === null || obj.class_id === S.solo);
 
 // --- data: load, serialize, undo ----------------------------------------------------------
@@ -122,15 +124,21 @@ function serialize() {
 
 const snapshot = () => JSON.stringify(S.objects);
 
-/** Record the state before an edit (undo), then apply it. */
+/** Record the state before an edit (undo), then apply it. Any change to a proposal
+ * (class, attribute, flag, z-order, geometry) makes it an adjusted, human object. */
 function edit(change, { quiet = false } = {}) {
   if (S.readOnly) { toast("This task is submitted: read only"); return; }
   S.undo.push(snapshot());
   if (S.undo.length > UNDO_LIMIT) S.undo.shift();
   S.redo = [];
+  const proposals = new Map(S.objects.filter(isPrelabel).map((o) => [o, proposalContent(o)]));
   change();
+  let adjusted = 0;
+  for (const [obj, before] of proposals) {
+    if (isPrelabel(obj) && S.byId.get(obj.id) === obj && proposalContent(obj) !== before) { markAdjusted(obj); adjusted += 1; }
+  }
   S.sorted = null;
-  changed(quiet);
+  changed(quiet && !adjusted);
 }
 
 function changed(quiet = false) {
@@ -266,6 +274,7 @@ window.addEventListener("online", () => { if (S.offline) save(); });
 
 function banner(...children) {
   const node = $("banner");
+  delete node.dataset.reason;
   node.replaceChildren(...(children.length ? [el("p", { class: "banner" }, ...children)] : []));
 }
 
@@ -787,7 +796,7 @@ overlay.addEventListener("pointerup", (event) => {
     if (d.before) {
       const obj = S.byId.get(S.selected);
       obj.bbox = obj.bbox.map((v) => Math.round(v * 10) / 10);
-      if (obj.source === "prelabel") { obj.source = "human"; obj._accepted = true; logPrelabel(obj, "adjusted"); }
+      if (isPrelabel(obj)) markAdjusted(obj);
       S.undo.push(d.before); if (S.undo.length > UNDO_LIMIT) S.undo.shift(); S.redo = [];
       changed();
     }
@@ -799,32 +808,53 @@ overlay.addEventListener("pointerleave", () => { S.cursor = null; S.hover = null
 
 // --- pre-labels ---------------------------------------------------------------------------
 
+// A proposal keeps its object key (id) whatever happens to it: the server compares the
+// pre-label revision with the submitted head by key (same class and geometry: accept;
+// changed: adjust, with the IoU; key gone: reject).
+
 function logPrelabel(obj, decision) {
   S.prelabelLog.push({ id: obj.id, decision, at: Date.now() });
   sessionStorage.setItem(`labelgate.prelabels.${TASK_ID}`, JSON.stringify(S.prelabelLog));
 }
 
+/** What an edit of a proposal can change (everything but its source). */
+function proposalContent(o) {
+  return JSON.stringify([o.class_id, o.kind, o.bbox, o.polygon, o.keypoints, o.occluded, o.truncated,
+    o.track_id, o.z_order, o.attributes]);
+}
+
+function markAdjusted(obj) {
+  obj.source = "human"; obj._prelabel = "adjusted";
+  logPrelabel(obj, "adjusted");
+  announce(`${className(obj.class_id)} pre-label adjusted`);
+}
+
 function acceptPrelabel(obj) {
-  if (!obj || obj.source !== "prelabel") return;
-  edit(() => { obj.source = "human"; obj._accepted = true; });
+  if (!obj || !isPrelabel(obj)) return;
+  edit(() => { obj.source = "human"; obj._prelabel = "accepted"; });
   logPrelabel(obj, "accepted");
   announce(`${className(obj.class_id)} pre-label accepted`);
 }
 
 function rejectPrelabel(obj) {
-  if (!obj || obj.source !== "prelabel") return;
+  if (!obj || !isPrelabel(obj)) return;
   logPrelabel(obj, "rejected");
   edit(() => { S.objects = S.objects.filter((o) => o !== obj); reindex(); });
   announce(`${className(obj.class_id)} pre-label rejected`);
 }
 
-function acceptAllAbove() {
-  const threshold = Number($("prelabel-threshold")?.value ?? 0.5);
-  const list = S.objects.filter((o) => o.source === "prelabel" && (o.score ?? 0) >= threshold);
-  if (!list.length) { toast(`No pre-labels with score ≥ ${threshold}`); return; }
-  edit(() => { for (const o of list) { o.source = "human"; o._accepted = true; } });
+/** Accept every unreviewed proposal with a score at or above ``threshold`` (0: all). */
+function acceptAll(threshold = 0) {
+  const list = S.objects.filter((o) => isPrelabel(o) && (o.score ?? 1) >= threshold);
+  const what = threshold > 0 ? ` with score ≥ ${threshold}` : "";
+  if (!list.length) { toast(`No unreviewed pre-labels${what}`); return; }
+  edit(() => { for (const o of list) { o.source = "human"; o._prelabel = "accepted"; } });
   for (const o of list) logPrelabel(o, "accepted");
-  toast(`Accepted ${list.length} pre-labels with score ≥ ${threshold}`);
+  toast(`Accepted ${list.length} pre-label${list.length === 1 ? "" : "s"}${what}`);
+}
+
+function acceptAllAbove() {
+  acceptAll(Number($("prelabel-threshold")?.value ?? 0.5));
 }
 
 // --- keyboard -----------------------------------------------------------------------------
@@ -970,7 +1000,8 @@ document.addEventListener("keydown", (event) => {
 });
 
 function paste(source, offset = 10) {
-  const copy = normalize({ ...JSON.parse(JSON.stringify(source)), id: S.nextId });
+  // a copy is the annotator's own object, never a proposal (a proposal is only what the model sent)
+  const copy = normalize({ ...JSON.parse(JSON.stringify(source)), id: S.nextId, source: "human", score: null });
   const shift = ([x, y, ...rest]) => [clampX(x + offset), clampY(y + offset), ...rest];
   if (copy.kind === "box") copy.bbox = [...shift(copy.bbox.slice(0, 2)), ...shift(copy.bbox.slice(2))];
   if (copy.kind === "polygon") copy.polygon = copy.polygon.map((r) => r.map(shift));
@@ -983,7 +1014,7 @@ function pastePrevious() {
   const previous = JSON.parse(sessionStorage.getItem("labelgate.previous") || "null");
   if (!previous || previous.task === TASK_ID || !previous.objects.length) { toast("No previous image to paste from"); return; }
   edit(() => {
-    for (const obj of previous.objects) S.objects.push(normalize({ ...obj, id: S.nextId++ }));
+    for (const obj of previous.objects) S.objects.push(normalize({ ...obj, id: S.nextId++, source: "human", score: null }));
     reindex();
   });
   toast(`Pasted ${previous.objects.length} objects of the previous image`);
@@ -1048,7 +1079,8 @@ function renderObjects() {
       "aria-selected": String(o.id === S.selected), "data-object": o.id,
       onclick: () => { S.selected = o.id; refreshPanels(); requestOverlay(); },
     }, el("span", { class: "swatch", style: `--c:${colorOf(o.class_id)}` }),
-    `#${o.id} ${className(o.class_id)} · ${o.kind}`, isPrelabel(o) ? ` · pre-label ${fmt(o.score, 2)}` : "",
+    `#${o.id} ${className(o.class_id)} · ${o.kind}`,
+    isPrelabel(o) ? el("span", { class: "prelabel-tag" }, ` pre-label ${fmt(o.score, 2)}`) : o._prelabel ? ` · ${o._prelabel}` : "",
     o.occluded ? " · occ" : "", o.truncated ? " · trunc" : "", warn ? " ⚠" : ""));
   }
   if (!shown.length) rows.push(el("p", { class: "muted" }, "No objects yet: R draws a box, P a polygon."));
@@ -1067,10 +1099,13 @@ function renderAttributes() {
   const obj = S.byId.get(S.selected);
   if (!obj) { panel.replaceChildren(el("p", { class: "muted" }, "Select an object (V, then click; or Tab).")); return; }
   const controls = [el("p", {}, el("strong", {}, `#${obj.id} ${className(obj.class_id)}`), ` · ${obj.kind}`, obj.source !== "human" ? ` · ${obj.source}` : "")];
-  if (obj.source === "prelabel") {
-    controls.push(el("p", {}, `Pre-label, score ${fmt(obj.score, 2)} `,
-      el("button", { type: "button", onclick: () => acceptPrelabel(obj) }, "Accept (A)"), " ",
-      el("button", { type: "button", class: "danger", onclick: () => rejectPrelabel(obj) }, "Reject (X)")));
+  if (isPrelabel(obj)) {
+    controls.push(el("p", { class: "prelabel-review" }, `Pre-label, score ${fmt(obj.score, 2)}: `,
+      el("button", { type: "button", id: "prelabel-accept", onclick: () => acceptPrelabel(obj) }, "Accept (A)"), " ",
+      el("button", { type: "button", id: "prelabel-reject", class: "danger", onclick: () => rejectPrelabel(obj) }, "Reject (X)"),
+      el("span", { class: "muted" }, " · or adjust it: any edit makes it yours")));
+  } else if (obj._prelabel) {
+    controls.push(el("p", { class: "muted" }, `Pre-label ${obj._prelabel} (model score ${fmt(obj.score, 2)})`));
   }
   const checkbox = (name, key, hint) => {
     const input = el("input", { type: "checkbox", id: `attr-${name}`, checked: obj[name] });
@@ -1164,9 +1199,26 @@ function statusbar() {
   $("zoom").textContent = `zoom ${Math.round(S.view.scale * 100)} %`;
   $("count").textContent = `${S.objects.length} objects`;
   $("prelabels").textContent = `${pre} pre-labels left`;
+  prelabelBar(pre);
   $("position").textContent = at >= 0 ? `${at + 1}/${S.queue.length}` : "";
   $("tool-name").textContent = `${S.tool} · ${className(S.classId)}`;
   pill();
+}
+
+/** Above Submit: how many proposals are left, and "Accept all" (only when there are any). */
+function prelabelBar(pending) {
+  let bar = $("prelabel-bar");
+  const reviewed = S.objects.filter((o) => o._prelabel).length;
+  if (!pending && !reviewed) { if (bar) bar.hidden = true; return; }
+  if (!bar) {
+    bar = el("div", { id: "prelabel-bar", class: "prelabel-bar", role: "status" });
+    document.querySelector(".submitbar").before(bar);
+  }
+  bar.hidden = false;
+  const parts = [el("span", {}, pending ? `${pending} pre-label${pending === 1 ? "" : "s"} to review` : "All pre-labels reviewed",
+    reviewed ? ` · ${reviewed} reviewed` : "")];
+  if (pending) parts.push(el("button", { type: "button", id: "prelabel-accept-all", onclick: () => acceptAll(0) }, `Accept all ${pending}`));
+  bar.replaceChildren(...parts);
 }
 
 function showClassSearch() {
@@ -1191,13 +1243,24 @@ async function submit() {
     }, `${className(o.class_id)} #${o.id} (${why})`)));
     return;
   }
-  const pending = S.objects.filter(isPrelabel).length;
-  if (pending && !confirm(`${pending} pre-labels are not reviewed. Submit anyway?`)) return;
+  // every proposal must be accepted, adjusted or rejected first (the server refuses it too)
+  const pending = S.objects.filter(isPrelabel);
+  if (pending.length) {
+    banner(el("strong", {}, "Not submitted: "),
+      `${pending.length} pre-label${pending.length === 1 ? " is" : "s are"} not reviewed. Accept (A), adjust or reject (X) each, or accept all, then submit. `,
+      ...pending.slice(0, 8).map((o) => el("button", {
+        type: "button", onclick: () => { S.selected = o.id; showTab("attributes"); zoomTo(o); },
+      }, `${className(o.class_id)} #${o.id} (${fmt(o.score, 2)})`)),
+      pending.length > 8 ? ` and ${pending.length - 8} more` : "");
+    $("banner").dataset.reason = "unreviewed-prelabels";
+    return;
+  }
   if (!(await save())) { toast("Not saved yet: cannot submit"); return; }
   try {
     await api(`/api/tasks/${TASK_ID}/submit`, { method: "POST" });
   } catch (exc) {
-    banner(`Submit refused: ${exc.message}`);
+    banner(el("strong", {}, "Submit refused: "), exc.message);
+    $("banner").dataset.reason = exc instanceof ApiError ? `http-${exc.status}` : "network";
     return;
   }
   clearJournal();
