@@ -101,3 +101,18 @@ def test_a_review_decision_logs_the_reviewers_time(world: World) -> None:
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 2, "rejected": 1}
     assert _log(world) == [("review", "rita", task.task_id, 12.25, 3, 0)]
+
+
+@pytest.mark.parametrize(
+    ("user", "path", "body"),
+    [
+        ("rita", "/api/qa/1", {"defects": []}),
+        ("adam", "/api/adjudications/1", {"keep": True, "reason": "clear"}),
+    ],
+)
+def test_qa_and_adjudication_take_work_seconds_too(
+    world: World, user: str, path: str, body: dict[str, object]
+) -> None:
+    response = world.client.post(path, headers=world.login(user), json=body | {"work_seconds": -3})
+    assert response.status_code == 422 and "work_seconds" in response.text, response.text
+    assert _log(world) == []

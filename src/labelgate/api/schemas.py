@@ -253,6 +253,7 @@ class QaInspection(_Request):
     """``POST /api/qa/{task_id}``: the sampled item's defects; empty means clean."""
 
     defects: list[DefectIn] = Field(default_factory=list, max_length=20_000)
+    work_seconds: WorkSeconds = None
 
 
 class AdjudicationDecision(_Request):
@@ -267,6 +268,7 @@ class AdjudicationDecision(_Request):
     choice: Literal["a", "b"] | None = None
     reason: Reason | None = None
     reason_code: ReasonCode | None = None
+    work_seconds: WorkSeconds = None
 
     @model_validator(mode="after")
     def _one_verdict_with_a_reason(self) -> AdjudicationDecision:

@@ -131,6 +131,7 @@ def adjudicate_route(
         reason=body.reason,
         reason_code=body.reason_code,
         actor=me.name,
+        work_seconds=body.work_seconds,
     )
     return {
         "id": adjudication_id,
@@ -169,5 +170,10 @@ def qa_inspect_route(
 ) -> dict[str, Any]:
     """Record a sampled item's defects; an empty list means the item is clean."""
     program = task_program(state, task_id)
-    program.qa_inspect(me.name, task_id, [(d.object_id, d.defect_type) for d in body.defects])
+    program.qa_inspect(
+        me.name,
+        task_id,
+        [(d.object_id, d.defect_type) for d in body.defects],
+        work_seconds=body.work_seconds,
+    )
     return {"task_id": task_id, "defects": len(body.defects)}
