@@ -177,11 +177,18 @@ def test_prelabeling_with_the_opencv_cascade_equals_one_predict_call() -> None:
     factory = functools.partial(CascadePredictor, {1: "haarcascade_frontalface_default.xml"})
     single = factory().predict(images, faces)
     assert len(np.unique(single.image_id)) >= 4  # the drawn faces are found
-    sharded = prelabel_sharded(factory, images, faces, shards=3)
-    for f in ("id", "image_id", "class_id", "bbox", "score", "source"):
-        assert np.array_equal(getattr(sharded, f), getattr(single, f)), f
+    # the predictor itself pickles (its classifiers are reloaded on the worker); a factory too
+    for predictor in (factory(), factory):
+        sharded = prelabel_sharded(predictor, images, faces, shards=3)
+        for f in ("id", "image_id", "class_id", "bbox", "score", "source"):
+            assert np.array_equal(getattr(sharded, f), getattr(single, f)), f
+
+    import threading
+
+    locked = factory()
+    locked.lock = threading.Lock()  # type: ignore[attr-defined]  # a lock never pickles
     with pytest.raises(ValidationError, match="pass a factory"):
-        prelabel_sharded(factory(), images, faces, shards=3)
+        prelabel_sharded(locked, images, faces, shards=3)
 
 
 def test_cli_errors_and_eval_print_the_same_json_with_shards(
@@ -380,3 +387,17 @@ def test_cli_compare_prints_the_same_bytes_with_shards(
             sharded = runner.invoke(app, [*base, *options, *extra])
             assert sharded.exit_code == 0, sharded.stdout
             assert sharded.stdout == single.stdout  # byte for byte
+
+
+def test_the_package_exports_the_scale_out_without_importing_ray() -> None:
+    import subprocess
+
+    code = (
+        "import sys, labelgate.ml as ml, labelgate.ml.distributed as d\n"
+        "assert set(d.__all__) <= set(ml.__all__), set(d.__all__) - set(ml.__all__)\n"
+        "assert all(getattr(ml, n) is getattr(d, n) for n in d.__all__)\n"
+        "print('ray' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

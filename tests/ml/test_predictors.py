@@ -116,3 +116,35 @@ def test_cascade_refuses_unknown_files_and_mismatched_pixels(cv2_module: object)
         CascadePredictor({1: "no_such_cascade.xml"})
     with pytest.raises(ValidationError, match="one pixel array per image"):
         CascadePredictor({1: FACE}).predict(Images.create(id=[1, 2]), [draw_face(64)])
+
+
+def test_a_pickled_cascade_predictor_detects_exactly_what_the_original_does(
+    cv2_module: object, tmp_path: Path
+) -> None:
+    import pickle
+    import shutil
+
+    import cv2
+
+    alt = tmp_path / "alt.xml"  # one cascade by path, one by its name in the wheel
+    shutil.copy(Path(cv2.data.haarcascades) / "haarcascade_frontalface_alt.xml", alt)
+    settings = {"thresholds": {1: 0.5}, "scale_factor": 1.05, "min_neighbors": 3,
+                "min_size": (20, 20), "batch_size": 2}  # fmt: skip
+    original = CascadePredictor({1: FACE, 2: alt}, **settings)  # type: ignore[arg-type]
+    copy = pickle.loads(pickle.dumps(original))
+    assert copy.cascades == {1: FACE, 2: str(alt)}
+    assert (copy.scale_factor, copy.min_neighbors, copy.min_size, copy.batch_size) == (
+        1.05, 3, (20, 20), 2,
+    )  # fmt: skip
+    images = Images.create(id=[4, 2, 9])
+    pixels = [draw_face(256), draw_face(200), np.full((90, 120), 60, np.uint8)]
+    expected = original.predict(images, pixels)
+    assert set(expected.class_id.tolist()) == {1, 2}  # both cascades find the faces
+    got = copy.predict(images, pixels)
+    for name in ("id", "image_id", "class_id", "bbox", "score", "source"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    # the classifiers are loaded where the copy is made: a file gone by then is named
+    data = pickle.dumps(original)
+    alt.unlink()
+    with pytest.raises(FormatError, match=r"alt\.xml"):
+        pickle.loads(data)

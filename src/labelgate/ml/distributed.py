@@ -7,8 +7,9 @@ ranges of image ids (:func:`plan_shards`, balanced by object count), so all obje
 image land in one shard, and each shard is one remote task:
 
 - **pre-labeling** (:func:`prelabel_sharded`): any :class:`~labelgate.ml.predictors.Predictor`
-  over contiguous rows of the image table; a predictor that cannot be pickled (OpenCV's
-  cascades hold native classifiers) travels as a factory that each task calls once;
+  over contiguous rows of the image table, pickled to the workers (a
+  :class:`~labelgate.ml.predictors.CascadePredictor` reloads its native classifiers there);
+  one that cannot be pickled travels as a factory that each task calls once;
 - **label-error detection** (:func:`find_label_errors_sharded`): the one global statistic,
   confident learning's per-class thresholds (a mean over the whole data set), is computed
   first, on the driver; given the thresholds every subscore is a function of one image's
@@ -270,10 +271,10 @@ def prelabel_sharded(
     Parameters
     ----------
     predictor
-        A :class:`~labelgate.ml.predictors.Predictor`, pickled to the workers, or a
+        A :class:`~labelgate.ml.predictors.Predictor`, pickled to the workers (a
+        ``CascadePredictor`` included: it reloads its classifiers there), or a
         zero-argument factory returning one, called once per task: for predictors holding
-        native objects that do not pickle (``functools.partial(CascadePredictor,
-        {1: "haarcascade_frontalface_default.xml"})``).
+        native objects that do not pickle (``functools.partial(MyPredictor, ...)``).
     images
         The batch.
     pixels
@@ -306,7 +307,7 @@ def prelabel_sharded(
     except TypeError as exc:
         raise ValidationError(
             f"the predictor cannot be sent to Ray workers ({exc}); pass a factory instead, "
-            "e.g. functools.partial(CascadePredictor, {1: 'haarcascade_frontalface_default.xml'})",
+            "a zero-argument callable that builds it on the worker (functools.partial)",
             field="predictor",
         ) from exc
     calls = [

@@ -202,6 +202,11 @@ class CascadePredictor:
     Detection is one compiled call per image and cascade (OpenCV threads it internally,
     ``cv2.setNumThreads``); mapping, thresholds and box conversion run once per batch.
 
+    The predictor pickles (to Ray workers, :func:`~labelgate.ml.distributed.prelabel_sharded`,
+    or to other processes): its settings and the cascade names travel, and the native
+    classifiers are loaded again where it is unpickled (a bare name from that machine's
+    ``cv2.data.haarcascades``).
+
     Examples
     --------
     >>> predictor = CascadePredictor({1: "haarcascade_frontalface_default.xml"})
@@ -220,15 +225,26 @@ class CascadePredictor:
         min_size: tuple[int, int] = (24, 24),
         batch_size: int = 32,
     ) -> None:
-        import cv2  # optional: the [ml] extra
-
         if not cascades:
             raise ValidationError("expected at least one cascade", field="cascades")
-        self._cv2 = cv2
         self.class_ids = np.array(sorted(cascades), dtype=np.int64)
+        #: class id -> cascade file as given (a name or a path): what a pickle carries
+        self.cascades = {int(k): str(cascades[k]) for k in self.class_ids.tolist()}
+        self.thresholds = thresholds
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+        self.batch_size = batch_size
+        self._load()
+
+    def _load(self) -> None:
+        """Load the native classifiers (here, or again after unpickling)."""
+        import cv2  # optional: the [ml] extra
+
+        self._cv2 = cv2
         self.classifiers = []
         for class_id in self.class_ids.tolist():
-            name = Path(cascades[class_id])
+            name = Path(self.cascades[class_id])
             # cv2's bundled stubs omit cv2.data, which the wheel ships with the cascades
             folder = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
             path = name if name.is_file() else folder / name
@@ -236,11 +252,16 @@ class CascadePredictor:
             if classifier.empty():
                 raise FormatError("not an OpenCV cascade (or missing)", path=path)
             self.classifiers.append(classifier)
-        self.thresholds = thresholds
-        self.scale_factor = scale_factor
-        self.min_neighbors = min_neighbors
-        self.min_size = min_size
-        self.batch_size = batch_size
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The settings and cascade names; not the module or the native classifiers."""
+        state = dict(self.__dict__)
+        del state["_cv2"], state["classifiers"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._load()
 
     def _gray(self, pixels: Pixels) -> Pixels:
         cv2 = self._cv2
