@@ -1,5 +1,19 @@
-"""Model assistance: predictors, pre-labeling, label-error detection, active learning."""
+"""Model assistance: predictors, pre-labeling, label-error detection, active learning.
 
+The Ray scale-out (:mod:`labelgate.ml.distributed`) is exported here too; Ray itself is
+imported only when one of its functions runs.
+"""
+
+from labelgate.ml.distributed import (
+    ShardPlan,
+    compare_sharded,
+    evaluate_sharded,
+    find_label_errors_sharded,
+    match_sharded,
+    plan_shards,
+    prelabel_sharded,
+    ray_session,
+)
 from labelgate.ml.errors import (
     ErrorReport,
     ErrorType,
@@ -30,15 +44,23 @@ __all__ = [
     "Predictor",
     "PrelabelRun",
     "Preprocess",
+    "ShardPlan",
     "TorchvisionPredictor",
     "YoloOutput",
+    "compare_sharded",
     "confident_thresholds",
+    "evaluate_sharded",
     "find_label_errors",
+    "find_label_errors_sharded",
     "image_uncertainty",
     "injected_recall",
     "k_center_greedy",
+    "match_sharded",
+    "plan_shards",
     "postprocess",
     "prelabel_batch",
+    "prelabel_sharded",
+    "ray_session",
     "select",
     "simulate_active_learning",
 ]
