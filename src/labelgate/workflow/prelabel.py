@@ -806,7 +806,7 @@ def prelabel_metrics(
     Raises
     ------
     PermissionDenied
-        ``actor`` is not a manager or admin.
+        ``actor`` is not a manager, admin or auditor (auditors read what the report shows).
     WorkflowError
         ``against`` is neither ``submitted`` nor ``delivered``.
     """
@@ -815,7 +815,7 @@ def prelabel_metrics(
     if against not in ("submitted", "delivered"):
         raise WorkflowError(f"against must be 'submitted' or 'delivered', got {against!r}")
     with program.db.session() as s:
-        program._require_role(s, actor, _managers())
+        program._require_role(s, actor, {"auditor", *_managers()})
         row = program._batch(s, batch)
         spec = _batch_spec(s, row)
         taxonomy = spec.taxonomy()

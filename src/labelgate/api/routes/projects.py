@@ -32,6 +32,7 @@ from labelgate.formats.registry import FORMATS
 from labelgate.reports.program_report import build_report
 from labelgate.workflow.audit import verify_chain
 from labelgate.workflow.auth import MANAGERS, STAFF, require_role
+from labelgate.workflow.prelabel import prelabel_metrics
 from labelgate.workflow.queries import (
     batch_page,
     project_page,
@@ -168,6 +169,31 @@ def report_job_route(project: ProjectName, me: Caller, state: StateDep) -> JobOu
     program = open_program(state, me, project)
     params = {"project": project}
     return job_out(state.jobs.submit(me, "report", params, project_id=program.project_id))
+
+
+@router.get(
+    "/{project}/batches/{batch_id}/prelabel", response_model=dict[str, Any], responses=REFUSED
+)
+def prelabel_route(
+    project: ProjectName,
+    batch_id: BatchId,
+    me: Caller,
+    state: StateDep,
+    against: Annotated[Literal["submitted", "delivered"], Query()] = "submitted",
+    confidence: Annotated[float, Query(ge=0.5, le=0.999)] = 0.95,
+) -> dict[str, Any]:
+    """What pre-labeling did in a batch (managers, admins, auditors).
+
+    Decisions (accept / adjust / reject), the adjusted proposals' IoU, the proposals'
+    precision and recall against the submitted (or delivered) labels, and the time saved
+    against the control group with its intervals: the keys of ``labelgate prelabel
+    --metrics`` (docs/ml.md).
+    """
+    require_role(me, STAFF, "pre-label metrics")
+    program = open_program(state, me, project)
+    return prelabel_metrics(
+        program, batch_id, actor=me.name, against=against, confidence=confidence
+    )
 
 
 @router.get("/{project}/audit/verify", response_model=dict[str, Any], responses=REFUSED)
