@@ -14,7 +14,10 @@ Keys (``report.json``):
   (when any work time was logged): the work log priced at the spec's hourly rates in the
   same four categories, per rework cycle, with its ratio to the model
   (:func:`labelgate.workflow.costing.measured_cost`);
-- ``batches``: name, stage, state, rework cycles, items.
+- ``batches``: name, stage, state, rework cycles, items; ``prelabel``: what pre-labeling
+  did in the batch (:func:`labelgate.workflow.prelabel.prelabel_metrics`: decisions,
+  adjustment IoU, precision / recall, time saved against the control group with its
+  intervals), null for a batch that was never pre-labelled.
 
 Added for the report's figures (:mod:`labelgate.reports.plots`):
 
@@ -58,7 +61,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from labelgate.core.annotations import Annotations, Kind
+from labelgate.core.annotations import Annotations, Kind, Source
 from labelgate.core.calibration import calibrate, inter_annotator_ious
 from labelgate.core.compare import Comparison, compare
 from labelgate.core.cost import CROWD, MANAGED, Cohort, CostInputs, compare_cohorts
@@ -89,6 +92,8 @@ from labelgate.store.models import (
 from labelgate.store.repository import image_table
 from labelgate.workflow.audit import verify_chain
 from labelgate.workflow.costing import measured_cost, unit_price_model
+from labelgate.workflow.prelabel import prelabel_metrics
+from labelgate.workflow.program import SYSTEM_USER, Program
 
 __all__ = ["WrittenReport", "build_report", "write_report"]
 
@@ -150,7 +155,8 @@ def build_report(
             cost["cohorts"] = _cohorts(spec, cost, quality["per_annotator"])
         qa_plan = _qa_plan(spec, stages)
         rework = _rework(s, project_row.id, names)
-        return {
+        prelabelled = _prelabelled_batches(s, project_row.id)
+        report: dict[str, Any] = {
             "project": project_row.name,
             "spec": {"version": spec_row.version, "digest": spec_row.digest},
             "stages": stages,
@@ -170,6 +176,36 @@ def build_report(
             "rework": rework,
             "active_learning": _active_learning(s, project_row.id),
         }
+    # after the session: the metrics open their own (an SQLite session holds the write lock)
+    program: Program | None = None
+    entries: list[dict[str, Any]] = report["batches"]
+    for entry, row in zip(entries, batches, strict=True):
+        if row.id not in prelabelled:
+            entry["prelabel"] = None
+            continue
+        program = program or Program(db, project_row.name)
+        # whoever asked for the report was checked by its caller (API, CLI); the metrics
+        # are read on the program's behalf
+        entry["prelabel"] = prelabel_metrics(program, row.id, actor=SYSTEM_USER)
+    return report
+
+
+def _prelabelled_batches(s: Session, project_id: int) -> set[int]:
+    """Ids of the project's batches where any task's first revision is a pre-label one."""
+    return {
+        int(batch)
+        for batch in s.execute(
+            select(TaskRow.batch_id)
+            .join(RevisionRow, RevisionRow.task_id == TaskRow.id)
+            .where(
+                TaskRow.project_id == project_id,
+                RevisionRow.number == 1,
+                RevisionRow.source == int(Source.PRELABEL),
+            )
+            .distinct()
+        ).scalars()
+        if batch is not None
+    }
 
 
 def _quality(
