@@ -5,10 +5,11 @@
 // Keys: 1 / 2 take A / B, Enter confirms, O overlay / side by side, Z dispute / whole
 // image, J / K next / previous dispute.
 import { api, el, fmt, PALETTE, toast, topbar } from "./common.js";
+import { ActiveTime } from "./worktime.js";
 
 const $ = (id) => document.getElementById(id);
 const COLORS = { a: "#E69F00", b: "#56B4E9" };
-const S = { id: Number(location.pathname.split("/").pop()), c: null, list: [], choice: null, mode: "side", whole: false, image: null, classes: new Map(), decided: [] };
+const S = { id: Number(location.pathname.split("/").pop()), c: null, list: [], choice: null, mode: "side", whole: false, image: null, classes: new Map(), decided: [], activeTime: new ActiveTime() };
 window.__adjudicate = S;
 
 const className = (id) => S.classes.get(id)?.name ?? `class ${id}`;
@@ -89,12 +90,14 @@ async function confirm() {
   const reason = $("reason").value.trim();
   const code = $("reason-code").value;
   if (!reason && !code) { error.textContent = "A reason is required: type one or pick a reason code."; $("reason").focus(); return; }
-  const body = { choice: S.choice };
+  // the active time since the previous decision (or the page opened) goes with this one
+  const body = { choice: S.choice, work_seconds: S.activeTime.begin() };
   if (reason) body.reason = reason;
   if (code) body.reason_code = code;
   $("confirm").disabled = true;
   try {
     const out = await api(`/api/adjudications/${S.id}`, { method: "POST", body });
+    S.activeTime.acknowledge();
     const text = `#${out.resolved.join(", #")}: took ${S.choice.toUpperCase()}${code ? ` (${code})` : ""}${reason ? ` “${reason}”` : ""}`;
     S.decided.push(text);
     toast(`Dispute ${text}`);

@@ -2,12 +2,13 @@
 // per-object verdicts with a defect type. Pairs, IoU and the consensus come from the server
 // (/web/api/review/{task}, computed by the core); this page only draws and collects verdicts.
 import { api, el, fmt, PALETTE, toast, topbar } from "./common.js";
+import { ActiveTime } from "./worktime.js";
 
 const TASK_ID = Number(location.pathname.split("/").pop());
 const DEFECTS = ["missing", "extra", "wrong_class", "loose_geometry", "attribute_error", "duplicate", "invalid_geometry", "keypoint_error", "tight_geometry"];
 const DEFECT_KEYS = { 1: "missing", 2: "extra", 3: "wrong_class", 4: "loose_geometry", 5: "attribute_error", 6: "duplicate", 7: "invalid_geometry", 8: "keypoint_error" };
 const $ = (id) => document.getElementById(id);
-const R = { ctx: null, a: [], b: [], rows: [], selected: 0, verdicts: new Map(), mode: "overlay", only: null, image: null, classes: new Map() };
+const R = { ctx: null, a: [], b: [], rows: [], selected: 0, verdicts: new Map(), mode: "overlay", only: null, image: null, classes: new Map(), activeTime: new ActiveTime() };
 window.__review = R;
 
 const className = (id) => R.classes.get(id)?.name ?? `class ${id}`;
@@ -99,10 +100,12 @@ async function send() {
     if (row.a) decisions.push({ object_id: row.a.id, verdict: v.verdict, defect_type: v.verdict === "reject" ? v.defect_type : null });
     else if (v.verdict === "reject") decisions.push({ object_id: -1, verdict: "reject", defect_type: "missing" });
   }
-  const body = { decisions, severity: $("severity").value, comment: $("comment").value || null };
+  // the active time since the page opened (or a refused try) goes with the decision
+  const body = { decisions, severity: $("severity").value, comment: $("comment").value || null, work_seconds: R.activeTime.begin() };
   if (!body.comment) delete body.comment;
   try {
     const result = await api(`/api/review/${TASK_ID}`, { method: "POST", body });
+    R.activeTime.acknowledge();
     $("banner").replaceChildren(el("p", { class: "banner ok" }, `Review recorded: ${result.accepted} accepted, ${result.rejected} rejected. `, el("a", { href: "/review" }, "Back to the queue")));
     toast("Review recorded");
   } catch (exc) {
