@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 from web_world import PASSWORD, Served, serve
@@ -288,3 +289,52 @@ def test_every_kind_of_edit_adjusts_a_proposal_and_accept_all(browser: Any, site
     assert decisions[4][1] == pytest.approx(100 / (x2 - 300), abs=1e-9)  # 100x100 in (x2-300)x100
     assert decisions[5] == ("accept", 1.0) and decisions[6] == ("accept", 1.0)
     page.context.close()
+
+
+def test_dashboard_shows_the_batchs_prelabel_metrics(browser: Any, site: Served) -> None:
+    task = _proposed_task(
+        site,
+        [
+            (CAR, [100, 100, 200, 180], 0.9),
+            (CAR, [300, 100, 400, 200], 0.8),
+            (PERSON, [450, 250, 520, 400], 0.75),
+        ],
+    )
+    program = site.world.program
+    shown = program.task_labels("ana", task)
+    head = next(t.head_revision_id for t in site.world.tasks("ana") if t.task_id == task)
+    # accept #1, adjust #2 to [300,100,400,350] (IoU 10,000 / 25,000), reject #3
+    kept = shown[:2].replace(source=np.zeros(2, dtype=np.uint8))
+    kept = kept.replace(bbox=np.array([[100, 100, 200, 180], [300, 100, 400, 350]], float))
+    program.save("ana", task, kept, base_revision_id=head, work_seconds=40.0)
+    program.submit("ana", task)
+
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{site.url}/dashboard/street-scenes")
+    page.wait_for_url("**/login**")
+    page.fill("#name", MANAGER)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("body[data-ready=true]")
+    section = page.locator("#prelabel")
+    rows = section.locator("table").nth(0).locator("tbody tr")
+    assert rows.count() == 1
+    cells = rows.nth(0).locator("td").all_inner_texts()
+    assert cells == [
+        "b1",
+        "3",
+        "33.3 % (1)",
+        "33.3 % (1)",
+        "33.3 % (1)",
+        "0.400 / 0.400",
+        "0.333",  # precision: only the accepted box matches at car's tier 0.7
+        "0.500",
+    ]
+    times = section.locator("table").nth(1).locator("tbody tr td").all_inner_texts()
+    assert times[:3] == ["b1", "40 (n=1)", "– (n=0)"]
+    assert times[3].startswith("not measurable")
+    section.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "dashboard-prelabel.png"))
+    context.close()

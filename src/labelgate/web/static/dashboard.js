@@ -143,6 +143,38 @@ function defects(report) {
     el("p", { class: "muted" }, `found by: ${Object.entries(d.by_found_by || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "–"}`));
 }
 
+/** "estimate [low, high]" of a metrics interval, or why there is none. */
+function interval(entry, scale = 1, unit = "") {
+  if (!entry) return el("span", { class: "muted" }, "not measurable (needs control and pre-labelled tasks)");
+  const f = (v) => fmt(v * scale, 1);
+  return `${f(entry.estimate)}${unit} [${f(entry.ci_low)}, ${f(entry.ci_high)}]${unit}`;
+}
+
+function prelabels(report) {
+  const done = report.batches.filter((b) => b.prelabel);
+  const section = el("section", { class: "card", id: "prelabel" }, el("h2", {}, "Pre-labels: proposals reviewed and time saved"));
+  if (!done.length) { section.append(el("p", { class: "muted" }, "No batch was pre-labelled.")); return section; }
+  const num = (label) => ({ label, num: true });
+  const share = (v) => (v === null || v === undefined ? "–" : `${fmt(100 * v, 1)} %`);
+  const rows = done.map((b) => {
+    const m = b.prelabel; const iou = m.adjustment_iou || {};
+    return [b.name, m.proposals, `${share(m.acceptance_rate)} (${m.decisions.accept})`, `${share(m.adjust_rate)} (${m.decisions.adjust})`,
+      `${share(m.reject_rate)} (${m.decisions.reject})`, iou.count ? `${fmt(iou.median)} / ${fmt(iou.p10)}` : "–",
+      value(m.precision, m.compared), value(m.recall, m.compared)];
+  });
+  const times = done.map((b) => {
+    const t = b.prelabel.time; const pre = t.prelabelled; const control = t.control;
+    return [b.name, `${fmt(pre.seconds_per_task, 1)} (n=${pre.tasks})`, `${fmt(control.seconds_per_task, 1)} (n=${control.tasks})`,
+      interval(t.seconds_saved_per_task, 1, " s"), interval(t.time_saved_fraction, 100, " %")];
+  });
+  const level = done[0].prelabel.time.confidence ?? 0.95;
+  section.append(
+    table("Pre-label decisions", ["batch", num("proposals"), num("accepted"), num("adjusted"), num("rejected"), num("adjusted IoU median / p10"), num("precision"), num("recall")], rows),
+    el("p", { class: "muted" }, `Measured active time per task labelled from scratch, pre-labelled vs the control group; ${Math.round(100 * level)} % intervals (Welch's t for seconds, bootstrap for the share).`),
+    table("Time saved by pre-labels", ["batch", num("s per task, pre-labelled"), num("s per task, control"), num("seconds saved per task"), num("time saved")], times));
+  return section;
+}
+
 async function main() {
   await topbar(project ? `Dashboards › ${project}` : "Dashboards");
   if (!project) {
@@ -161,7 +193,7 @@ async function main() {
   }
   content.replaceChildren(
     el("p", { class: "muted" }, `computed at ${new Date().toLocaleString()} in ${Math.round(performance.now() - started)} ms · spec v${report.spec?.version ?? "–"}`),
-    gates(report), quality(report), annotators(report), qa(report), cost(report), defects(report));
+    gates(report), quality(report), annotators(report), prelabels(report), qa(report), cost(report), defects(report));
   document.body.dataset.ready = "true";
 }
 
