@@ -45,6 +45,15 @@ Per cluster, with ``members`` the number of annotators that drew it:
   for masks and keypoints). A
   single-member cluster has shape agreement 1.0, but with two or more annotators it never
   reaches a quorum above ``1 / k``.
+- **flags** ``occluded`` and ``truncated``: the value most members give, over every
+  member; a tie goes to False, so a flag is set when *more than half* of the members set
+  it (the masks' rule; with two members, when both do).
+- **attributes** (``attributes``, e.g. a traffic light's ``light_state``): voted among the
+  members of the winning class that carry the attribute (another class's attributes do not
+  apply to it): the most common value, ties to the smallest (False before True, the
+  smaller number, the string first in code-point order); float attributes take the median
+  instead. A merged object carries an attribute when one of those members does. Input
+  attributes named like the result's own (``cluster_id``, ``members``) are not carried.
 """
 
 from __future__ import annotations
@@ -71,6 +80,8 @@ __all__ = ["DEFAULT_IOU_THRESHOLD", "MergeResult", "merge"]
 
 DEFAULT_IOU_THRESHOLD = 0.5
 _QUORUM_TOLERANCE = 1e-9  # 2/3 * 3 must count as 2 annotators, not 2.0000000000000004
+#: Attributes every merged object gets from the merge itself (never carried from inputs).
+_OWN_ATTRIBUTES = ("cluster_id", "members")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -81,7 +92,8 @@ class MergeResult:
     ----------
     annotations : Annotations
         One object per cluster that reached quorum: source MERGED, annotator_id -1, ids
-        ``1..m``, ``score`` the agreement, attributes ``cluster_id`` and ``members``.
+        ``1..m``, ``score`` the agreement, ``occluded`` / ``truncated`` and the inputs'
+        attributes by vote, attributes ``cluster_id`` and ``members``.
     adjudication : Annotations
         The member objects of every cluster below quorum, ids ``1..a``, with attributes
         ``cluster_id``, ``annotator_index`` (position of their set in ``sets``) and
@@ -245,6 +257,91 @@ def _vote(member_class: IntArray, present: BoolArray) -> tuple[IntArray, IntArra
     votes = counts[np.arange(len(counts)), winner]
     label = classes[winner] if len(classes) else np.zeros(len(counts), dtype=np.int64)
     return label.astype(np.int64), votes.astype(np.int64)
+
+
+def _plurality(values: np.ndarray, eligible: BoolArray) -> tuple[np.ndarray, BoolArray]:
+    """Per row of (c, k) ``values``, the value most ``eligible`` slots hold; ties: smallest.
+
+    Returns the winning values (c,) and whether a row had any eligible slot (elsewhere
+    the value is the placeholder of the first slot). Values are ranked by ``np.unique``
+    (sorted), then each slot counts the eligible slots of its row that share its rank:
+    k x k vectorized comparisons over the rows, k being the handful of annotators.
+    """
+    c, k = values.shape
+    if not eligible.any():
+        return values[:, 0] if k else np.zeros(c, dtype=values.dtype), np.zeros(c, dtype=bool)
+    _, rank = np.unique(values[eligible], return_inverse=True)
+    code = np.full((c, k), -1, dtype=np.int64)
+    code[eligible] = rank.ravel()
+    count = np.zeros((c, k), dtype=np.int64)
+    for j in range(k):  # a loop over the annotator slots, not over objects
+        count[:, j] = ((code == code[:, j : j + 1]) & eligible).sum(axis=1)
+    # most votes first, then the smallest value; slots without a vote never win
+    width = int(code.max()) + 2
+    key = np.where(eligible, count * width - code, -1)
+    winner = key.argmax(axis=1)
+    out = np.take_along_axis(values, winner[:, None], axis=1)[:, 0]
+    has: BoolArray = np.any(eligible, axis=1)
+    return out, has
+
+
+def _voted_flags(flag: BoolArray, present: BoolArray) -> BoolArray:
+    """(c,) a boolean column by majority of the members: set when more than half set it."""
+    set_by = (flag & present).sum(axis=1)
+    out: BoolArray = 2 * set_by > present.sum(axis=1)
+    return out
+
+
+def _attribute_column(parts: Sequence[Annotations], name: str) -> AttributeColumn:
+    """One attribute over the concatenated parts (absent in parts that lack it)."""
+    cols = [p.attributes.get(name) for p in parts]
+    kinds = {c.values.dtype.kind for c in cols if c is not None}
+    if len(kinds) > 1:  # mixed types: the strings Annotations.concat would make of them
+        return AttributeColumn.from_list(
+            [v for p, c in zip(parts, cols) for v in (c.to_list() if c else [None] * len(p))]
+        )
+    dtype = next(c.values.dtype for c in cols if c is not None)
+    filler = {"b": False, "i": 0, "f": np.nan, "O": ""}[dtype.kind]
+    return AttributeColumn(
+        np.concatenate(
+            [c.values if c else np.full(len(p), filler, dtype=dtype) for p, c in zip(parts, cols)]
+        ),
+        np.concatenate(
+            [c.present if c else np.zeros(len(p), dtype=bool) for p, c in zip(parts, cols)]
+        ),
+    )
+
+
+def _voted_attributes(
+    parts: Sequence[Annotations],
+    members: IntArray,
+    member_class: IntArray,
+    label: IntArray,
+    keep: IntArray,
+) -> dict[str, AttributeColumn]:
+    """The kept clusters' attributes, voted among the members of the winning class."""
+    out: dict[str, AttributeColumn] = {}
+    names = sorted({name for p in parts for name in p.attributes} - set(_OWN_ATTRIBUTES))
+    if not names:
+        return out
+    chosen = members[keep]
+    safe = np.where(chosen >= 0, chosen, 0)
+    voter = (chosen >= 0) & (member_class[keep] == label[keep, None])
+    for name in names:
+        column = _attribute_column(parts, name)
+        values = column.values[safe]  # (m, k)
+        eligible = voter & column.present[safe]
+        if column.values.dtype.kind == "f":
+            with warnings.catch_warnings():
+                # a cluster without a value is expected: its all-NaN median is absent
+                warnings.simplefilter("ignore", RuntimeWarning)
+                voted = np.nanmedian(np.where(eligible, values, np.nan), axis=1)
+            has = eligible.any(axis=1)
+            voted = np.where(has, voted, np.nan)
+        else:
+            voted, has = _plurality(values, eligible)
+        out[name] = AttributeColumn(np.asarray(voted, dtype=column.values.dtype), has)
+    return out
 
 
 def _shape_agreement(members: IntArray, bbox: FloatArray) -> FloatArray:
@@ -497,13 +594,16 @@ def merge(
     class_id = np.concatenate([p.class_id for p in parts])
     image_id = np.concatenate([p.image_id for p in parts])
     live_kind = np.concatenate([p.kind for p in parts])
+    occluded = np.concatenate([p.occluded for p in parts])
+    truncated = np.concatenate([p.truncated for p in parts])
     annotator_index = np.repeat(np.arange(k, dtype=np.int64), np.diff(offsets))
     members = _cluster(parts, offsets, bbox, iou_threshold, taxonomy, class_id)
     c = len(members)
     present = members >= 0
     safe = np.where(present, members, 0)
     n_members = present.sum(axis=1)
-    label, votes = _vote(class_id[safe], present)
+    member_class = class_id[safe]
+    label, votes = _vote(member_class, present)
     shape = _shape_agreement(members, bbox)
     score = votes / np.maximum(n_members, 1) * shape
     reached = n_members >= quorum * k - _QUORUM_TOLERANCE
@@ -549,6 +649,7 @@ def merge(
     )
     kind = kind.astype(np.uint8)
     rings, ring_offsets = _outer_rings(voted, is_polygon[keep], keep)
+    carried = _voted_attributes(parts, members, member_class, label, keep)
     rle_size = np.zeros((c, 2), dtype=parts[0].rle_size.dtype if parts else np.int64)
     if live is not None:
         rle_size[mask_rows] = np.take(live.rle_size, any_member[mask_rows], axis=0)
@@ -561,12 +662,15 @@ def merge(
         score=score[keep],
         annotator_id=np.full(m, -1, dtype=np.int64),
         source=np.full(m, Source.MERGED, dtype=np.uint8),
+        occluded=_voted_flags(occluded[safe[keep]], present[keep]),
+        truncated=_voted_flags(truncated[safe[keep]], present[keep]),
         keypoints=keypoints.take(keep),
         rings=rings,
         ring_offsets=ring_offsets,
         rle_counts=masks.take(keep),
         rle_size=rle_size[keep],
         attributes={
+            **carried,
             "cluster_id": AttributeColumn(cluster_id[keep], np.ones(m, dtype=bool)),
             "members": AttributeColumn(n_members[keep].astype(np.int64), np.ones(m, dtype=bool)),
         },
