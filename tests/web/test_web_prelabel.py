@@ -4,8 +4,9 @@ A task holds three stored proposals (a model's first revision, ``source=prelabel
 browser the annotator accepts one, nudges one by an arrow key, and rejects one; submit is
 blocked while any is unreviewed. The server's decision rows must then be exactly accept,
 adjust (with the IoU the 1 px nudge implies, computed by hand) and reject. A second test
-checks that every other kind of edit (class, attribute, keyboard resize, handle drag)
-turns a proposal into an adjusted, human object under the same key, and "Accept all".
+checks that every other kind of edit (class, attribute, keyboard resize, handle drag, a
+polygon's vertex drag) turns a proposal into an adjusted, human object under the same key,
+and "Accept all"; the last reads the batch's figures on the manager dashboard.
 Screenshots go to ``/tmp/web_shots/``.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import pytest
 from sqlalchemy import select
 from web_world import PASSWORD, Served, serve
 
-from labelgate.core.annotations import Annotations, Source
+from labelgate.core.annotations import Annotations, Kind, Source
+from labelgate.core.ragged import Ragged
 from labelgate.store.db import Database, upgrade
 from labelgate.store.models import PrelabelDecisionRow, TaskRow
 from labelgate.workflow.prelabel import prelabel_plan, store_prelabels
@@ -67,28 +69,36 @@ def site(tmp_path: Path) -> Iterator[Served]:
     db.dispose()
 
 
-def _proposed_task(site: Served, boxes: list[tuple[int, list[float], float]]) -> int:
-    """Store ``(class, box, score)`` proposals on one of ana's work images; its task id."""
+def _store(site: Served, make: Callable[[int], Annotations]) -> int:
+    """Store ``make(image)``'s proposals on one of ana's work images; its task id."""
     program = site.world.program
     plan = prelabel_plan(program, site.world.batch, actor=MANAGER)
     pending = set(plan.images.id.tolist())
     task = next(t for t in site.world.tasks("ana") if t.image_id in pending and t.image_id < 20_000)
-    proposals = Annotations.create(
-        id=list(range(1, len(boxes) + 1)),
-        image_id=[task.image_id] * len(boxes),
-        class_id=[b[0] for b in boxes],
-        bbox=[b[1] for b in boxes],
-        score=[b[2] for b in boxes],
-    )
+    proposals = make(task.image_id)
     stored = store_prelabels(
         program, site.world.batch, proposals, model="det", actor=MANAGER, images=[task.image_id]
     )
-    assert stored.objects >= len(boxes)  # the twin of a blind double item gets them too
+    assert stored.objects >= len(proposals)  # the twin of a blind double item gets them too
     shown = program.task_labels("ana", task.task_id)
     assert (shown.source == Source.PRELABEL).all()
-    assert shown.id.tolist() == list(range(1, len(boxes) + 1))  # the keys, in the given order
-    assert shown.class_id.tolist() == [b[0] for b in boxes]
+    assert shown.id.tolist() == list(range(1, len(proposals) + 1))  # keys, in the given order
+    assert shown.class_id.tolist() == proposals.class_id.tolist()
     return task.task_id
+
+
+def _proposed_task(site: Served, boxes: list[tuple[int, list[float], float]]) -> int:
+    """Store ``(class, box, score)`` proposals on one of ana's work images; its task id."""
+    return _store(
+        site,
+        lambda image: Annotations.create(
+            id=list(range(1, len(boxes) + 1)),
+            image_id=[image] * len(boxes),
+            class_id=[b[0] for b in boxes],
+            bbox=[b[1] for b in boxes],
+            score=[b[2] for b in boxes],
+        ),
+    )
 
 
 def _login(browser: Any, site: Served) -> Any:
@@ -288,6 +298,62 @@ def test_every_kind_of_edit_adjusts_a_proposal_and_accept_all(browser: Any, site
     assert decisions[4][0] == "adjust"
     assert decisions[4][1] == pytest.approx(100 / (x2 - 300), abs=1e-9)  # 100x100 in (x2-300)x100
     assert decisions[5] == ("accept", 1.0) and decisions[6] == ("accept", 1.0)
+    page.context.close()
+
+
+def test_a_vertex_drag_adjusts_a_polygon_proposal(browser: Any, site: Served) -> None:
+    import shapely
+
+    square = np.array([[300.0, 300], [400, 300], [400, 400], [300, 400]])
+    task = _store(
+        site,
+        lambda image: Annotations.create(
+            id=[1],
+            image_id=[image],
+            class_id=[CAR],
+            bbox=[[300.0, 300, 400, 400]],
+            kind=[Kind.POLYGON],
+            score=[0.9],
+            rings=Ragged(square, np.array([0, 4])),
+            ring_offsets=np.array([0, 1]),
+        ),
+    )
+    page = _login(browser, site)
+    _open(page, site.url, task)
+    _select(page, 1)
+    page.evaluate("window.__editor.render()")
+    view = page.evaluate("window.__editor.view")
+    canvas = page.locator("#overlay").bounding_box()
+
+    def screen(x: float, y: float) -> tuple[float, float]:
+        return canvas["x"] + x * view["scale"] + view["tx"], canvas["y"] + y * view["scale"] + view[
+            "ty"
+        ]
+
+    # the vertex (400, 400) dragged 20 px right in image space
+    page.mouse.move(*screen(400, 400))
+    page.mouse.down()
+    page.mouse.move(*screen(420, 400), steps=5)
+    page.wait_for_timeout(100)  # moves are applied once per animation frame
+    page.mouse.up()
+    _wait_saved(page)
+    (obj,) = page.evaluate(
+        "window.__editor.objects.map((o) => ({id: o.id, source: o.source, state: o._prelabel,"
+        " ring: o.polygon[0]}))"
+    )
+    assert (obj["id"], obj["source"], obj["state"]) == (1, "human", "adjusted")
+    ring = np.array(obj["ring"])
+    x = ring[2][0]
+    assert ring.tolist() == [[300, 300], [400, 300], [x, 400], [300, 400]] and 400 < x <= 420.5
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url(lambda url: f"/annotate/{task}" not in url)
+
+    # by hand: the square plus the triangle (400,300)-(x,400)-(400,400) of area 50 (x - 400)
+    by_hand = 10_000 / (10_000 + 50 * (x - 400))
+    reference = shapely.Polygon(square).area / shapely.Polygon(ring).area
+    decision, iou = _decisions(site.world.db, task)[1]
+    assert decision == "adjust"
+    assert iou == pytest.approx(by_hand, abs=1e-9) and iou == pytest.approx(reference, abs=1e-9)
     page.context.close()
 
 
