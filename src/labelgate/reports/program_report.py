@@ -7,7 +7,9 @@ Keys (``report.json``):
 - ``quality``: ``per_class`` (honeypot and gold answers of production against their
   reference: precision, recall, F1, IoU quantiles, signed bias), ``per_annotator``
   (qualification, honeypot F1 / IoU / bias, objects labelled, defects by type, defect rate,
-  rework tasks) and, when the truth is known (the demo), ``delivered_vs_truth``;
+  rework tasks, and ``work``: measured annotation hours, objects per hour and rework hours,
+  :func:`labelgate.reports.work_time.annotator_work`, null without logged time) and, when
+  the truth is known (the demo), ``delivered_vs_truth``;
 - ``defects``: counts by type, by who found them, by type x annotator cohort, by cycle;
 - ``cost``: the rework-inclusive model (``labelgate.core.cost``) fed with the program's
   measured first-pass and rework defect rates, and what rework really cost; ``measured``
@@ -73,6 +75,7 @@ from labelgate.core.ragged import gather_ranges
 from labelgate.core.sampling import acceptance_probability, oc_curve, plan, upper_bound
 from labelgate.errors import StoreError
 from labelgate.formats._atomic import write_bytes_atomic
+from labelgate.reports.work_time import annotator_work
 from labelgate.spec import parse_spec
 from labelgate.store.annotations import load_annotations
 from labelgate.store.db import Database
@@ -149,6 +152,9 @@ def build_report(
             ).scalars()
         ]
         quality = _quality(s, project_row.id, spec, users, truth)
+        work = annotator_work(s, project_row.id)
+        for entry in quality["per_annotator"]:
+            entry["work"] = work.get(entry["annotator"])
         defects = _defects(s, project_row.id, users)
         cost = _cost(s, project_row.id, spec)
         if cost.get("units"):
