@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -67,6 +68,15 @@ def test_two_workers_answer_from_one_database(empty_db: Database, tmp_path: Path
         login = httpx.post(f"{base}/api/auth/login", json={"name": "ana", "password": PASSWORD})
         assert login.status_code == 200, login.text
         token = login.json()["token"]
+        # one kept-alive connection: with Nagle left on, each answer waited ~40 ms for the
+        # client's delayed ACK (headers and body go out in two sends)
+        with httpx.Client(base_url=base) as client:
+            times = []
+            for _ in range(21):
+                started = time.perf_counter()
+                assert client.get("/api/health").status_code == 200
+                times.append(time.perf_counter() - started)
+        assert statistics.median(times) < 0.030, times
         # fresh connections: whichever worker answers reads the same token table
         for _ in range(6):
             me = httpx.get(f"{base}/api/me", headers={"Authorization": f"Bearer {token}"})
