@@ -1210,11 +1210,15 @@ function prelabelBar(pending) {
   let bar = $("prelabel-bar");
   const reviewed = S.objects.filter((o) => o._prelabel).length;
   if (!pending && !reviewed) { if (bar) bar.hidden = true; return; }
+  // the status bar refreshes on every zoom step: touch the DOM only when the counts change
+  const key = `${pending}|${reviewed}`;
+  if (bar && !bar.hidden && bar.dataset.counts === key) return;
   if (!bar) {
     bar = el("div", { id: "prelabel-bar", class: "prelabel-bar", role: "status" });
     document.querySelector(".submitbar").before(bar);
   }
   bar.hidden = false;
+  bar.dataset.counts = key;
   const parts = [el("span", {}, pending ? `${pending} pre-label${pending === 1 ? "" : "s"} to review` : "All pre-labels reviewed",
     reviewed ? ` · ${reviewed} reviewed` : "")];
   if (pending) parts.push(el("button", { type: "button", id: "prelabel-accept-all", onclick: () => acceptAll(0) }, `Accept all ${pending}`));
