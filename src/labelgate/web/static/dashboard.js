@@ -84,9 +84,21 @@ function annotators(report) {
     value(a.honeypot_f1), value(a.honeypot_iou?.median),
     a.honeypot_bias ? `${fmt(a.honeypot_bias.log_width_ratio, 3)} / ${fmt(a.honeypot_bias.log_height_ratio, 3)}` : "–",
     a.objects_labelled, Object.entries(a.defects || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none",
-    value(a.defect_rate, a.objects_labelled), a.rework_tasks]);
+    value(a.defect_rate, a.objects_labelled), a.rework_tasks, ...worked(a.work)]);
   return el("section", { class: "card", id: "annotators" }, el("h2", {}, "Annotators"),
-    table("Annotators", ["annotator", "cohort", "pilot vs gold", num("honeypot F1"), num("IoU median"), "log w / h bias", num("objects"), "defects by type", num("defect rate"), num("rework tasks")], rows));
+    table("Annotators", ["annotator", "cohort", "pilot vs gold", num("honeypot F1"), num("IoU median"), "log w / h bias", num("objects"), "defects by type", num("defect rate"), num("rework tasks"), num("annotation h"), num("objects / h"), num("rework h")], rows),
+    el("p", { class: "muted" }, "Hours are measured active time (the work log: input gaps over a minute are breaks); objects per hour counts each task's objects as last saved with a time."));
+}
+
+/** A number with a fixed count of decimals ("1.50", money "$36.00"); "–" for null. */
+const fixed = (v, digits = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits));
+const usd = (v) => (v === null || v === undefined ? "–" : `$${fixed(v)}`);
+
+/** Measured time of one annotator: annotation hours, objects per hour, rework hours. */
+function worked(work) {
+  if (!work) return [el("span", { class: "muted" }, "no time logged"), "–", "–"];
+  const rate = work.objects_per_hour;
+  return [fixed(work.annotate_hours), rate === null || rate === undefined ? el("span", { class: "muted" }, "no time") : fixed(rate, 1), fixed(work.rework_hours)];
 }
 
 function ocCurve(rates, oc, limit) {
@@ -113,10 +125,26 @@ function qa(report) {
     plan.rates && plan.oc ? el("div", {}, el("h3", {}, "OC curve of the design (orange: limit)"), ocCurve(plan.rates, plan.oc, plan.limit)) : null);
 }
 
+/** The work log priced (report cost.measured) beside the model, category by category. */
+function measured(c) {
+  const w = c.measured;
+  if (!w) return el("p", { class: "muted", id: "cost-measured" }, "Cost so far: no work time logged yet (the pages send it with each save and decision).");
+  const m = c.model || {};
+  const ratios = w.ratio_by_category || {};
+  const num = (label) => ({ label, num: true });
+  const rows = [["direct annotation", "direct_usd", "direct_hours"], ["QA / review", "qa_review_usd", "qa_review_hours"], ["rework cycles", "rework_usd", "rework_hours"], ["downstream (model's estimate)", "downstream_usd", null]]
+    .map(([label, key, hours]) => [label, usd(w[key]), hours ? fixed(w[hours]) : "–", usd(m[key]), fixed(ratios[key])]);
+  rows.push([el("strong", {}, "total"), el("strong", {}, usd(w.total_usd)), fixed(w.total_hours), usd(m.total_usd), fixed(w.ratio_to_model)]);
+  return el("div", { id: "cost-measured" },
+    el("h3", {}, `Cost so far (measured): ${usd(w.total_usd)} over ${fixed(w.total_hours)} h${w.ratio_to_model !== null && w.ratio_to_model !== undefined ? `, ${fixed(w.ratio_to_model)} × the model's ${usd(w.model_total_usd)}` : ""}`),
+    table("Cost so far vs model", ["category", num("measured $"), num("hours"), num("model $"), num("× model")], rows),
+    el("p", { class: "muted" }, `Logged hours at ${usd(w.annotator_hourly_usd)}/h (annotation, rework) and ${usd(w.review_hourly_usd)}/h (review, QA, adjudication), times each person's price multiple.`));
+}
+
 function cost(report) {
   const c = report.cost || {};
   const m = c.model;
-  if (!m) return el("section", { class: "card", id: "cost" }, el("h2", {}, "Cost"), el("p", { class: "muted" }, "insufficient data (no labelled units yet)"));
+  if (!m) return el("section", { class: "card", id: "cost" }, el("h2", {}, "Cost"), el("p", { class: "muted" }, "insufficient data (no labelled units yet)"), c.measured ? measured(c) : null);
   const parts = [["direct", m.direct_usd], ["QA / review", m.qa_review_usd], ["rework", m.rework_usd], ["downstream (escaped defects)", m.downstream_usd], ["total", m.total_usd]];
   const max = m.total_usd || 1;
   const width = 520;
@@ -132,7 +160,7 @@ function cost(report) {
     ["crowd", "managed"].filter((k) => c.cohorts[k]).map((k) => [k, fmt(c.cohorts[k].defect_rate), fmt(c.cohorts[k].total_usd, 2), fmt(c.cohorts[k].hidden_cost_fraction, 2)])) : null;
   return el("section", { class: "card", id: "cost" }, el("h2", {}, "Cost so far vs model"),
     el("p", {}, `${c.units} units at $${fmt(c.unit_price_usd, 3)}; measured defect rate ${fmt(c.measured_defect_rate)}; rework so far $${fmt(c.actual_rework_usd, 2)} (model: $${fmt(m.rework_usd, 2)}); hidden cost ${fmt(100 * m.hidden_cost_fraction, 1)} % over direct labour.`),
-    chart, cohorts);
+    chart, measured(c), cohorts);
 }
 
 function defects(report) {
