@@ -8,6 +8,7 @@
 // the revision it edited (base_revision_id) and an Idempotency-Key; a 409 opens the
 // conflict banner, which merges per object.
 import { api, ApiError, el, fmt, PALETTE, toast, topbar } from "./common.js";
+import { ActiveTime } from "./worktime.js";
 
 const TASK_ID = Number(location.pathname.split("/").pop());
 const HANDLE = 5;            // handle half-size, screen px
@@ -173,25 +174,10 @@ function clearJournal() { localStorage.removeItem(journalKey()); }
 
 // --- active time: what each save reports as work_seconds ---------------------------------
 
-// Time between two pointer or keyboard inputs counts as work; a gap longer than
-// IDLE_GAP_MS counts as nothing (the annotator was away). What accumulated since the last
-// acknowledged save goes with the next one; a retry under the same Idempotency-Key sends the
-// same number, and the server logs a replayed save once.
-// UX: a minute without input is a break; the browser tests shorten it through an init script
-const IDLE_GAP_MS = Number(window.__labelgateIdleGapMs ?? 60_000);
-const MAX_WORK_SECONDS = 86_400; // the API's bound on one report
-const ACTIVE = { lastInput: null, pendingMs: 0, sentMs: 0 };
-function noteInput() {
-  const now = performance.now();
-  if (ACTIVE.lastInput !== null) {
-    const gap = now - ACTIVE.lastInput;
-    if (gap <= IDLE_GAP_MS) ACTIVE.pendingMs += gap;
-  }
-  ACTIVE.lastInput = now;
-}
-for (const type of ["pointerdown", "pointermove", "keydown", "wheel"]) {
-  window.addEventListener(type, noteInput, { capture: true, passive: true });
-}
+// Time between inputs, breaks over a minute left out (worktime.js). What accumulated since
+// the last acknowledged save goes with the next one; a retry under the same Idempotency-Key
+// sends the same number, and the server logs a replayed save once.
+const ACTIVE = new ActiveTime();
 S.activeTime = ACTIVE; // for the browser tests
 
 // --- saving -------------------------------------------------------------------------------
@@ -236,16 +222,15 @@ async function save() {
   }
   if (S.saveKeyFor !== version) {
     S.saveKey = crypto.randomUUID(); S.saveKeyFor = version;
-    ACTIVE.sentMs = ACTIVE.pendingMs; // this key's report: fixed for its retries
+    ACTIVE.begin(); // this key's report: fixed for its retries
   }
-  const workSeconds = Math.min(Math.round(ACTIVE.sentMs / 100) / 10, MAX_WORK_SECONDS);
+  const workSeconds = ACTIVE.seconds();
   try {
     const result = await api(`/api/tasks/${TASK_ID}/labels`, {
       method: "PUT", headers: { "Idempotency-Key": S.saveKey },
       body: { base_revision_id: S.revisionId, objects, work_seconds: workSeconds },
     });
-    ACTIVE.pendingMs = Math.max(0, ACTIVE.pendingMs - ACTIVE.sentMs);
-    ACTIVE.sentMs = 0;
+    ACTIVE.acknowledge();
     S.revisionId = result.revision_id;
     S.saved = version;
     S.baseline = new Map(objects.map((o) => [o.id, JSON.stringify(o)]));
