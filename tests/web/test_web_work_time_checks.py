@@ -3,8 +3,8 @@
 The page's clock is paused and moved by hand (Playwright ``clock``), so the active time is
 known exactly: inputs one second apart count whole seconds, a gap longer than the idle gap
 (60 s) counts nothing. The work log must hold that number, to the tenth of a second the
-pages report, under the right activity, person, task or batch and cycle. The review runs on
-SQLite and PostgreSQL.
+pages report, under the right activity, person, task or batch and cycle; a post refused on
+the way keeps its time for the retry. The review runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -89,10 +89,23 @@ def test_a_review_reports_the_reviewers_active_time(
     _work(page, 4)  # ... 4 s more
     page.locator("#pairs tr").nth(1).click()
     page.click("#reject")  # the clicks: inputs at the same instant, 0 s more
+    # the first post never reaches the workflow (a 503 on the way): its time is kept
+    refused: list[float] = []
+
+    def refuse(route: Any) -> None:
+        refused.append(route.request.post_data_json["work_seconds"])
+        route.fulfill(status=503, json={"detail": "service unavailable"})
+
+    page.route(f"**/api/review/{ana_task}", refuse)
+    page.click("#send-review")
+    page.wait_for_selector("#banner .banner:has-text('Review refused')")
+    page.unroute(f"**/api/review/{ana_task}")
+    assert refused == [11.0] and _work_log(served.world.db) == []
+    _work(page, 2)  # 2 s more before the retry
     page.click("#send-review")
     page.wait_for_selector(".banner.ok")
     log = _work_log(served.world.db)
-    assert log == [("review", "rita", ana_task, served.world.batch, 0, 11.0, 2)]
+    assert log == [("review", "rita", ana_task, served.world.batch, 0, 13.0, 2)]
     assert page.evaluate(
         "[window.__review.activeTime.pendingMs, window.__review.activeTime.sentMs]"
     ) == [0, 0]
