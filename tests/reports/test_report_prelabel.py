@@ -8,6 +8,7 @@ from scratch with their own times. The seconds saved and its interval are checke
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -109,6 +110,7 @@ def test_report_has_each_batchs_prelabel_metrics_and_the_page_shows_them(db: Dat
         prog.submit("ana", view.task_id)
 
     report = build_report(db)
+    assert json.loads(json.dumps(report)) == report  # plain JSON all the way down
     entries = {b["name"]: b for b in report["batches"]}
     assert set(entries["b1"]) == {"name", "stage", "state", "rework_cycles", "prelabel"}
     assert entries["b2"]["prelabel"] is None  # never pre-labelled
