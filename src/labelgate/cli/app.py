@@ -282,6 +282,7 @@ def _render_program(report: dict[str, Any]) -> None:
         gates.add_row(g["batch"], str(g["cycle"]), g["name"], g["gate"], value, threshold, verdict)
     console.print(gates)
     model = report["cost"].get("model")
+    measured = report["cost"].get("measured")
     truth = report["quality"].get("delivered_vs_truth", {}).get("overall", {})
     if model:
         console.print(
@@ -289,6 +290,43 @@ def _render_program(report: dict[str, Any]) -> None:
             f"{truth.get('recall', 0):.3f}; defects found {report['defects']['total']:,}; "
             f"modelled cost ${model['total_usd']:,.2f} (hidden {model['hidden_cost_fraction']:.0%} "
             f"over the quoted labour)",
+            highlight=False,
+        )
+    if measured:
+        console.print(
+            f"measured cost (work log, {measured['total_hours']:,.1f} h): "
+            f"${measured['total_usd']:,.2f} = "
+            f"direct ${measured['direct_usd']:,.2f} + QA/review "
+            f"${measured['qa_review_usd']:,.2f} + rework ${measured['rework_usd']:,.2f} + "
+            f"downstream ${measured['downstream_usd']:,.2f}"
+            + (
+                f"; {measured['ratio_to_model']:.2f}x the modelled cost"
+                if measured.get("ratio_to_model") is not None
+                else ""
+            ),
+            highlight=False,
+        )
+    _render_prelabel(report["batches"])
+
+
+def _render_prelabel(batches: list[dict[str, Any]]) -> None:
+    """One line per pre-labelled batch: decisions and the time saved with its interval."""
+    for batch in batches:
+        metrics = batch.get("prelabel")
+        if not metrics or not metrics.get("proposals"):
+            continue
+        saved = metrics["time"]["time_saved_fraction"]
+        interval = (
+            f"time saved {saved['estimate']:.0%} [{saved['ci_low']:.0%}, {saved['ci_high']:.0%}]"
+            if saved and saved.get("estimate") is not None
+            else "time saved not measurable (no control group)"
+        )
+        console.print(
+            f"pre-labels {batch['name']}: {metrics['proposals']:,} proposals, accepted "
+            f"{metrics['acceptance_rate']:.0%}, adjusted {metrics['adjust_rate']:.0%}, "
+            f"rejected {metrics['reject_rate']:.0%}; {interval} "
+            f"({metrics['tasks']['prelabelled']} pre-labelled vs "
+            f"{metrics['tasks']['control']} control tasks)",
             highlight=False,
         )
 

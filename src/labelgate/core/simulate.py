@@ -16,7 +16,11 @@ decides what each simulated person would draw or flag, from the ground truth:
   finds them all;
 - a **pre-label model** (:class:`PrelabelModel`) proposes boxes through the same noise and
   scores them so that they are *calibrated*: among predictions scored ``s``, a share
-  ``s`` is correct (see :func:`calibrated_scores`).
+  ``s`` is correct (see :func:`calibrated_scores`);
+- an annotator handed proposals (:func:`review_proposals`) accepts, adjusts or rejects
+  each against what they would draw themselves and draws what is left; handling a
+  proposal takes a share of the time of drawing it (:data:`PRELABEL_TIME_FRACTION`,
+  :func:`prelabel_work_seconds`).
 
 Cohort defaults follow the seeds: crowd work is cheaper and noisier, managed teams cost 2-3x
 and deliver fewer defects, experts more still. Speeds are labelgate's assumption (the seeds
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from labelgate.core._typing import BoolArray, FloatArray, IntArray
-from labelgate.core.annotations import Annotations
+from labelgate.core.annotations import Annotations, Source
 from labelgate.core.dataset import Dataset
 from labelgate.core.generate import NoiseModel, perturb
 from labelgate.core.matching import match
@@ -45,15 +49,21 @@ __all__ = [
     "COHORT_ATTRIBUTE_ERROR",
     "COHORT_NOISE",
     "COHORT_SECONDS_PER_OBJECT",
+    "PRELABEL_ACCEPT_IOU",
+    "PRELABEL_ADJUST_IOU",
     "PRELABEL_NOISE",
+    "PRELABEL_TIME_FRACTION",
     "SPEED_FLOOR",
     "SPEED_SIGMA",
     "AnnotatorProfile",
     "Defects",
     "PrelabelModel",
+    "ProposalReview",
     "calibrated_scores",
     "correct_predictions",
     "find_defects",
+    "prelabel_work_seconds",
+    "review_proposals",
     "simulate_labels",
     "simulate_predictions",
     "work_seconds",
@@ -547,3 +557,174 @@ def simulate_predictions(
         seed=np.random.default_rng(score_seed),
     )
     return proposed.replace(score=scores)
+
+
+# --- an annotator handed proposals ----------------------------------------------------------
+
+#: A proposal of the class the annotator would give it, whose box overlaps theirs at least
+#: this much (IoU), is accepted as it is: close enough that they would not touch it.
+PRELABEL_ACCEPT_IOU = 0.9
+
+#: A proposal overlapping one of the annotator's own objects at least this much (IoU, any
+#: class) is adjusted onto it (same object key); below it the proposal is deleted and the
+#: object drawn anew.
+PRELABEL_ADJUST_IOU = 0.5
+
+#: Seconds of handling one proposal, as a share of the annotator's time to draw one object:
+#: verifying an accepted one, moving / re-classing an adjusted one, deleting a rejected one.
+#: labelgate's assumption (the seeds give none; the ratios of the stated time model of
+#: ``benchmarks/bench_prelabel_stage.py``: 1.5, 4 and 1 s against 10 s per drawn object).
+#: A real program measures them: the editor logs the time and ``prelabel_metrics`` compares
+#: pre-labelled tasks with the control group.
+PRELABEL_TIME_FRACTION: dict[str, float] = {"accept": 0.15, "adjust": 0.4, "reject": 0.1}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ProposalReview:
+    """What an annotator made of a set of proposals (:func:`review_proposals`).
+
+    Attributes
+    ----------
+    labels : Annotations
+        The labels they save: their own objects (class, flags), source HUMAN; an object
+        that kept a proposal has the proposal's key (``id``), and an accepted one the
+        proposal's box too; an object they drew anew has a fresh key above every proposal
+        key.
+    decision : (m,) object
+        Per proposal row: ``accept``, ``adjust`` or ``reject``.
+    drawn : (n,) bool
+        Per label row: drawn from scratch (no proposal kept for it).
+    """
+
+    labels: Annotations = field(repr=False)
+    decision: np.ndarray = field(repr=False)
+    drawn: BoolArray = field(repr=False)
+
+    def counts(self, proposals: Annotations, image_ids: IntArray) -> dict[str, IntArray]:
+        """(t,) accepted, adjusted, rejected proposals and drawn objects per image id.
+
+        ``image_ids`` must hold every image of ``proposals`` and of the labels, sorted
+        ascending.
+        """
+        ids = np.asarray(image_ids, dtype=np.int64)
+        place = np.searchsorted(ids, proposals.image_id)
+        out = {
+            kind: np.bincount(place[self.decision == kind], minlength=len(ids))
+            for kind in ("accept", "adjust", "reject")
+        }
+        out["draw"] = np.bincount(
+            np.searchsorted(ids, self.labels.image_id[self.drawn]), minlength=len(ids)
+        )
+        return out
+
+
+def review_proposals(
+    proposals: Annotations,
+    own: Annotations,
+    *,
+    accept_iou: float = PRELABEL_ACCEPT_IOU,
+    adjust_iou: float = PRELABEL_ADJUST_IOU,
+) -> ProposalReview:
+    """An annotator's pass over pre-label proposals, given what they would draw themselves.
+
+    ``own`` is what the annotator would label on these images without help
+    (:func:`simulate_labels`); their judgement of each proposal is a comparison with it.
+    Own objects and proposals are paired one-to-one per image (maximum total IoU, same
+    class first, then leftovers of other classes: :func:`~labelgate.core.matching.match`
+    at ``adjust_iou``):
+
+    - a same-class pair with IoU >= ``accept_iou``: **accept**, the proposal's box is kept
+      (with the annotator's own ``occluded`` / ``truncated``, which a pre-label does not
+      decide);
+    - any other pair: **adjust**, the annotator's own box and class under the proposal's
+      key;
+    - an unpaired proposal: **reject** (deleted); an unpaired own object: drawn, under a
+      new key.
+
+    Examples
+    --------
+    >>> proposals = Annotations.create(id=[4, 5, 6], image_id=[1] * 3, class_id=[1, 1, 2],
+    ...     bbox=[[0, 0, 10, 10], [20, 0, 30, 10], [50, 50, 60, 60]], source=[Source.PRELABEL] * 3)
+    >>> own = Annotations.create(image_id=[1] * 3, class_id=[1, 2, 1],
+    ...     bbox=[[0, 0, 10, 10.5], [21, 0, 31, 10], [80, 80, 90, 90]])
+    >>> review = review_proposals(proposals, own)
+    >>> review.decision.tolist(), review.labels.id.tolist()
+    (['accept', 'adjust', 'reject'], [4, 5, 7])
+    >>> review.labels.bbox[0].tolist(), review.labels.class_id.tolist()
+    ([0.0, 0.0, 10.0, 10.0], [1, 2, 1])
+    """
+    if not (0.0 < adjust_iou <= accept_iou <= 1.0):
+        raise ValidationError(
+            f"expected 0 < adjust_iou <= accept_iou <= 1, got {adjust_iou} and {accept_iou}",
+            field="accept_iou",
+        )
+    paired = match(own, proposals, iou_threshold=adjust_iou, swaps=True)
+    own_rows = np.concatenate([paired.ref_rows, paired.swap_ref_rows])
+    proposal_rows = np.concatenate([paired.other_rows, paired.swap_other_rows])
+    accepted = np.concatenate(
+        [paired.iou >= accept_iou, np.zeros(len(paired.swap_ref_rows), dtype=bool)]
+    )
+    decision = np.full(len(proposals), "reject", dtype=object)
+    decision[proposal_rows] = np.where(accepted, "accept", "adjust")
+    keys = np.zeros(len(own), dtype=np.int64)
+    keys[own_rows] = proposals.id[proposal_rows]
+    drawn = np.ones(len(own), dtype=bool)
+    drawn[own_rows] = False
+    first_free = int(proposals.id.max()) + 1 if len(proposals) else 1
+    keys[drawn] = first_free + np.arange(int(drawn.sum()), dtype=np.int64)
+    bbox = own.bbox.copy()
+    area = own.area.copy()
+    kept_as_is_own, kept_as_is = own_rows[accepted], proposal_rows[accepted]
+    bbox[kept_as_is_own] = proposals.bbox[kept_as_is]
+    area[kept_as_is_own] = proposals.area[kept_as_is]
+    labels = own.replace(
+        id=keys,
+        bbox=bbox,
+        area=area,
+        source=np.full(len(own), Source.HUMAN, dtype=np.uint8),
+    )
+    return ProposalReview(labels, decision, drawn)
+
+
+def prelabel_work_seconds(
+    counts: dict[str, IntArray],
+    seconds_per_object: float,
+    rng: np.random.Generator,
+    *,
+    sigma: float = SPEED_SIGMA,
+    fractions: dict[str, float] | None = None,
+) -> FloatArray:
+    """(t,) seconds of each pre-labelled task: proposals handled plus objects drawn.
+
+    Every object drawn takes the log-normal time of :func:`work_seconds` at
+    ``seconds_per_object``; every accepted, adjusted or rejected proposal the same at
+    ``fractions[kind] * seconds_per_object`` (default :data:`PRELABEL_TIME_FRACTION`).
+
+    Parameters
+    ----------
+    counts
+        ``draw``, ``accept``, ``adjust``, ``reject``: (t,) counts per task
+        (:meth:`ProposalReview.counts`).
+    seconds_per_object
+        Median seconds to draw one object.
+    rng
+        Random generator.
+    sigma
+        Log-normal sigma.
+    fractions
+        Share of ``seconds_per_object`` per proposal decision.
+
+    Examples
+    --------
+    >>> counts = {"draw": np.array([2, 0]), "accept": np.array([4, 1]),
+    ...           "adjust": np.array([1, 0]), "reject": np.array([0, 3])}
+    >>> prelabel_work_seconds(counts, 10.0, np.random.default_rng(0), sigma=0.0).tolist()
+    [30.0, 4.5]
+    """
+    share = PRELABEL_TIME_FRACTION if fractions is None else fractions
+    total = work_seconds(counts["draw"], seconds_per_object, rng, sigma=sigma)
+    for kind in ("accept", "adjust", "reject"):
+        total = total + work_seconds(
+            counts[kind], share[kind] * seconds_per_object, rng, sigma=sigma
+        )
+    return total

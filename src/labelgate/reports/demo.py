@@ -9,7 +9,10 @@ It writes, into one folder:
   textured street backgrounds, :mod:`labelgate.formats.render`), registered with its
   sha256 and size;
 - ``labelgate.db``: a program run through all seven stages by simulated people
-  (:mod:`labelgate.workflow.simulation`), every gate and audit event included;
+  (:mod:`labelgate.workflow.simulation`), every gate and audit event included; each batch
+  is pre-labelled by a simulated model with calibrated scores
+  (:class:`labelgate.core.simulate.PrelabelModel`) outside the spec's control group, so
+  the report's pre-label and active-learning figures come from the program itself;
 - ``report.json`` and ``report.html``: the delivery report of that program
   (:func:`labelgate.reports.program_report.build_report`).
 """
@@ -26,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from labelgate.core.simulate import PrelabelModel
 from labelgate.formats._atomic import write_bytes_atomic
 from labelgate.formats.demo import DemoResult, run_demo
 from labelgate.reports.html import render_html
@@ -101,7 +105,9 @@ def run_program_demo(
     db = Database(f"sqlite:///{database}")
     try:
         upgrade(db)
-        config = SimulationConfig(images=images, batches=2, seed=seed, image_root=image_root)
+        config = SimulationConfig(
+            images=images, batches=2, seed=seed, image_root=image_root, prelabel=PrelabelModel()
+        )
         result = run_simulation(db, demo_spec_text(), config, progress=progress)
         report = build_report(db, truth=result.truth)
         report["demo"] = {

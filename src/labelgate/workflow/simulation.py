@@ -8,6 +8,13 @@ generated ground truth. Every save, review, QA inspection and adjudication carri
 it took (``work_seconds``: a log-normal time per object at the person's speed,
 :func:`labelgate.core.simulate.work_seconds`), so the work log prices the program as a real
 one's would. ``labelgate demo`` is this simulation plus a report.
+
+With ``SimulationConfig.prelabel`` a simulated, calibrated model
+(:func:`labelgate.core.simulate.simulate_predictions`) pre-labels each batch right after
+``assign`` through :func:`labelgate.workflow.prelabel.store_prelabels`, outside the spec's
+control group; annotators read the proposals from their tasks and accept, adjust or
+reject each (:func:`labelgate.core.simulate.review_proposals`), so the decisions, the time
+saved and the active-learning replay come from the program's own data.
 """
 
 from __future__ import annotations
@@ -26,14 +33,20 @@ from labelgate.core.images import Images
 from labelgate.core.matching import match
 from labelgate.core.pairs import box_iou_matrix
 from labelgate.core.simulate import (
+    PRELABEL_ACCEPT_IOU,
     SPEED_SIGMA,
     AnnotatorProfile,
+    PrelabelModel,
     find_defects,
+    prelabel_work_seconds,
+    review_proposals,
     simulate_labels,
+    simulate_predictions,
     work_seconds,
 )
-from labelgate.formats.render import render_scenes, snap_to_pixels
+from labelgate.formats.render import measure_occlusion, render_scenes, snap_to_pixels
 from labelgate.store.db import Database
+from labelgate.workflow.prelabel import prelabel_plan, store_prelabels
 from labelgate.workflow.program import Program, TaskView
 from labelgate.workflow.stages import Stage
 
@@ -43,6 +56,8 @@ MANAGER = "manager"
 REVIEWER = "rita"
 INSPECTOR = "quinn"
 ADJUDICATOR = "adam"
+#: The simulated pre-label model's name: its proposals are authored by ``model:simulated``.
+PRELABEL_MODEL = "simulated"
 
 Progress = Callable[[str, int, int], None]
 
@@ -87,7 +102,22 @@ class SimulationConfig:
         (gold, honeypot and production) is rendered there as a real file
         (:func:`labelgate.formats.render.render_scenes`; refused when the folder is not
         empty) and registered with its sha256 and size; the truth boxes are then snapped
-        to the pixel grid, so they are exactly the extents of the drawn shapes.
+        to the pixel grid, so they are exactly the extents of the drawn shapes, and the
+        truth holds only what the images show
+        (:func:`labelgate.formats.render.measure_occlusion`): wholly hidden objects are
+        dropped and ``occluded`` is measured on the pixels (more than 5 % hidden).
+        :attr:`SimulationResult.truth` keeps the measured ``visibility`` attribute; the
+        gold, honeypots and the answers the simulated people work from do not (nobody
+        labels it, and the spec does not define it).
+    prelabel
+        ``None`` (default): no pre-labels. A model: after ``assign`` it proposes labels
+        for the batch's open tasks (the spec's ``[prelabel]`` threshold and control
+        group apply), and annotators review them (:func:`review_proposals`; time per
+        decision :data:`~labelgate.core.simulate.PRELABEL_TIME_FRACTION` of drawing).
+        Rework tasks start from earlier labels and get none.
+    prelabel_accept_iou
+        A proposal of the annotator's own class overlapping their own box at least this
+        much is accepted as it is; others they adjust or reject.
     """
 
     images: int = 200
@@ -114,6 +144,8 @@ class SimulationConfig:
     seed: int = 0
     scenes: SceneConfig = field(default_factory=SceneConfig)
     image_root: Path | None = None
+    prelabel: PrelabelModel | None = None
+    prelabel_accept_iou: float = PRELABEL_ACCEPT_IOU
 
 
 @dataclass(slots=True)
@@ -158,7 +190,9 @@ def run_simulation(
     total = config.images + config.gold_images + config.honeypot_images
     truth = generate_dataset(total, config=config.scenes, seed=config.seed)
     if config.image_root is not None:
-        truth = snap_to_pixels(truth)  # the truth is what the files show, to the pixel
+        # the truth is what the files show, to the pixel: nothing wholly hidden, and an
+        # object is occluded when the pixels say so
+        truth = measure_occlusion(snap_to_pixels(truth))
     gold, honeypots, work = _split(truth, config)
     profiles = {p.name: p for p in config.annotators}
 
@@ -243,6 +277,8 @@ class _BatchRunner:
         self.assigned = False
         # times come from a stream of their own: labels and gates do not depend on them
         self.clock = np.random.default_rng([config.seed, 0x71E, batches_done])
+        # so does the model: switching pre-labels on leaves every other draw alone
+        self.model_rng = np.random.default_rng([config.seed, 0x9E1, batches_done])
 
     def _seconds(self, objects: list[int], median: float, sigma: float) -> list[float]:
         times = work_seconds(np.array(objects, dtype=np.int64), median, self.clock, sigma=sigma)
@@ -267,6 +303,8 @@ class _BatchRunner:
                 if not self.assigned:
                     self.prog.assign(self.batch, actor=MANAGER, seed=self._seed())
                     self.assigned = True
+                    if self.config.prelabel is not None:
+                        self._prelabel(self.config.prelabel)
                 self._annotate(rework=cycle > 0)
             elif stage == Stage.REVIEW:
                 self._adjudicate()
@@ -282,6 +320,20 @@ class _BatchRunner:
             report(f"{name}: {result.stage} {'passed' if result.passed else result.outcome}", 1, 1)
         return gates
 
+    # the model ------------------------------------------------------------------------
+
+    def _prelabel(self, model: PrelabelModel) -> None:
+        """Propose labels for every pending task, as a manager running the model would."""
+        images = prelabel_plan(self.prog, self.batch, actor=MANAGER).images.id
+        if not len(images):
+            return  # everything in the control group
+        proposals = simulate_predictions(
+            self._truth_of(images), model, seed=int(self.model_rng.integers(1 << 31))
+        )
+        store_prelabels(
+            self.prog, self.batch, proposals, model=PRELABEL_MODEL, actor=MANAGER, images=images
+        )
+
     # people ---------------------------------------------------------------------------
 
     def _annotate(self, *, rework: bool) -> None:
@@ -295,17 +347,25 @@ class _BatchRunner:
             labels = simulate_labels(
                 self._truth_of(images), profile, seed=self._seed(), batches_done=experience
             )
+            speed = profile.seconds_after(self.batches_done)
+            # a first-pass task that already holds a revision holds the model's proposals
+            shown = [t for t in tasks if t.head_revision_id is not None and not rework]
+            review_times: dict[int, float] = {}
+            if shown:
+                labels, review_times = self._review_proposals(
+                    name, shown, labels, speed, profile.speed_sigma
+                )
             groups = labels.group_by("image_id")
             starts = dict(zip(groups.keys.tolist(), groups.offsets[:-1].tolist()))
             stops = dict(zip(groups.keys.tolist(), groups.offsets[1:].tolist()))
             spans = [(starts.get(t.image_id, 0), stops.get(t.image_id, 0)) for t in tasks]
-            speed = profile.seconds_after(self.batches_done)
             if rework:
                 seconds = self._rework_seconds(name, tasks, labels, speed, profile.speed_sigma)
             else:
-                seconds = self._seconds(
+                scratch = self._seconds(
                     [stop - start for start, stop in spans], speed, profile.speed_sigma
                 )
+                seconds = [review_times.get(t.task_id, drawn) for t, drawn in zip(tasks, scratch)]
             for task, (start, stop), spent in zip(tasks, spans, seconds):
                 self.prog.save(
                     name,
@@ -315,6 +375,43 @@ class _BatchRunner:
                     work_seconds=spent,
                 )
                 self.prog.submit(name, task.task_id)
+
+    def _review_proposals(
+        self,
+        name: str,
+        shown: list[TaskView],
+        labels: Annotations,
+        speed: float,
+        sigma: float,
+    ) -> tuple[Annotations, dict[int, float]]:
+        """The annotator's labels after reviewing the proposals of ``shown``, and the times.
+
+        The labels of the other tasks stay as drawn; on the tasks with proposals they are
+        what :func:`review_proposals` makes of them (kept proposals keep their keys), every
+        object source human. Each of those tasks takes the time of its decisions and drawn
+        objects (:func:`prelabel_work_seconds`).
+        """
+        proposals = Annotations.concat([self.prog.task_labels(name, t.task_id) for t in shown])
+        images = np.array(sorted({t.image_id for t in shown}), dtype=np.int64)
+        on_shown = np.isin(labels.image_id, images)
+        review = review_proposals(
+            proposals, labels[on_shown], accept_iou=self.config.prelabel_accept_iou
+        )
+        counts = review.counts(proposals, images)
+        position = np.searchsorted(images, [t.image_id for t in shown])
+        times = prelabel_work_seconds(
+            {kind: count[position] for kind, count in counts.items()},
+            speed,
+            self.clock,
+            sigma=sigma,
+        )
+        # one container holds every task's labels: keys of the other tasks' objects go
+        # above the reviewed ones (keys only need to be unique within a task)
+        rest = labels[~on_shown]
+        first_free = int(review.labels.id.max()) + 1 if len(review.labels) else 1
+        rest = rest.replace(id=first_free + np.arange(len(rest), dtype=np.int64))
+        merged = Annotations.concat([rest, review.labels])
+        return merged, {t.task_id: float(v) for t, v in zip(shown, times)}
 
     def _rework_seconds(
         self,
@@ -386,15 +483,13 @@ class _BatchRunner:
         ]:
             labels = self.prog.qa_labels(inspector, task_id)
             image = self.prog.task_image(inspector, task_id)
-            # consensus (core.merge) does not carry occluded / truncated over to the merged
-            # boxes, so a merged item's flags say nothing about its annotators: QA judges
-            # boxes and classes; attribute errors are review's to catch
+            # consensus (core.merge) carries occluded / truncated by majority, so QA judges
+            # the delivered flags as well as boxes and classes
             found = find_defects(
                 self._truth_of(np.array([image])),
                 labels,
                 catch_rate=self.config.inspector_catch_rate,
                 seed=self._seed(),
-                attributes=False,
             )
             defects = [
                 (int(key), str(kind))
