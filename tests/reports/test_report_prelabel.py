@@ -8,12 +8,14 @@ from scratch with their own times. The seconds saved and its interval are checke
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import stats
 
 from labelgate.core.annotations import Annotations
@@ -21,6 +23,7 @@ from labelgate.core.dataset import Dataset
 from labelgate.core.generate import generate_dataset
 from labelgate.core.images import Images
 from labelgate.reports.html import render_html
+from labelgate.reports.plots import DPI, WIDTH, render_figures
 from labelgate.reports.program_report import build_report
 from labelgate.store.db import Database
 from labelgate.workflow.prelabel import control_items, prelabel_metrics, store_prelabels
@@ -131,6 +134,13 @@ def test_report_has_each_batchs_prelabel_metrics_and_the_page_shows_them(db: Dat
     assert time["time_saved_fraction"]["estimate"] == pytest.approx(
         1 - b.mean() / a.mean(), abs=1e-6
     )
+
+    figures = render_figures(report)
+    assert "prelabel_time" in figures  # drawn only for a program with pre-labels
+    image = Image.open(io.BytesIO(figures["prelabel_time"]))
+    assert image.format == "PNG" and image.size[0] == round(WIDTH * DPI)
+    assert "prelabel_time" not in render_figures({**report, "batches": [entries["b2"]]})
+    assert 'id="fig-prelabel_time"' in render_html(report, figures)
 
     page = render_html(report, {})
     start = page.index("<h2>Pre-labeling")

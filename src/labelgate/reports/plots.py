@@ -35,6 +35,7 @@ from labelgate.workflow.stages import Stage
 
 __all__ = [
     "FIGURES",
+    "OPTIONAL_FIGURES",
     "active_learning_curve",
     "annotator_scatter",
     "cost_waterfall",
@@ -42,6 +43,7 @@ __all__ = [
     "gate_timeline",
     "iou_box_plots",
     "missing_by_density",
+    "prelabel_time",
     "qa_oc_curve",
     "render_figures",
     "rework_cycles",
@@ -853,6 +855,90 @@ def active_learning_curve(report: dict[str, Any]) -> bytes | None:
         return _png(figure)
 
 
+# --- pre-labeling ------------------------------------------------------------------------------
+
+
+def prelabel_time(report: dict[str, Any]) -> bytes | None:
+    """Per pre-labelled batch: what became of the proposals, and the time saved per task.
+
+    Left: accepted / adjusted / rejected shares of the proposals (stacked, with counts).
+    Right: measured seconds per task (tasks labelled from scratch), control against
+    pre-labelled, and the seconds saved with its interval written beside them. ``None``
+    when no batch was pre-labelled.
+    """
+    done = [b for b in report.get("batches") or [] if b.get("prelabel")][-MAX_BATCHES:]
+    if not done:
+        return None
+    names = [b["name"] for b in done]
+    metrics = [b["prelabel"] for b in done]
+    y = np.arange(len(done), dtype=np.float64)[::-1]  # the first batch on top
+    kinds = (
+        ("accept", "accepted", PALETTE[2]),
+        ("adjust", "adjusted", PALETTE[1]),
+        ("reject", "rejected", PALETTE[3]),
+    )
+
+    def per_task(group: str) -> FloatArray:
+        values = [m["time"][group]["seconds_per_task"] for m in metrics]
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+    control, treated = per_task("control"), per_task("prelabelled")
+    with _figure(1.5 + 0.45 * len(done), ncols=2) as (figure, axes):
+        ax = axes[0]
+        left = np.zeros(len(done))
+        totals = np.array([max(m["proposals"], 1) for m in metrics], dtype=np.float64)
+        for key, label, colour in kinds:
+            counts = np.array([m["decisions"][key] for m in metrics], dtype=np.float64)
+            share = counts / totals
+            ax.barh(y, share, left=left, height=0.6, color=colour, label=label, zorder=2)
+            for yi, xi, s, n in zip(y, left, share, counts):
+                if s >= 0.08:  # room for the count inside its bar
+                    ax.text(xi + s / 2, yi, f"{n:,.0f}", ha="center", va="center", fontsize=7.5)
+            left += share
+        ax.set_yticks(y, names)
+        ax.set_xlim(0, 1)
+        ax.xaxis.set_major_formatter(_percent())
+        ax.grid(axis="y", visible=False)
+        ax.set_title("What annotators did with the proposals")
+
+        ax = axes[1]
+        bar = 0.36
+        ax.barh(y + bar / 2, control, height=bar, color="#8c959f", label="control", zorder=2)
+        ax.barh(y - bar / 2, treated, height=bar, color=PALETTE[0], label="pre-labelled", zorder=2)
+        known = np.r_[control[np.isfinite(control)], treated[np.isfinite(treated)], 1.0]
+        for yi, m in zip(y, metrics):
+            saved = m["time"].get("seconds_saved_per_task")
+            fraction = m["time"].get("time_saved_fraction")
+            if saved is None:
+                text = "saved: not measurable"
+            else:
+                share_text = f" ({100 * fraction['estimate']:.0f} %)" if fraction else ""
+                text = (
+                    f"saved {_fmt_value(saved['estimate'])} s{share_text}\n"
+                    f"[{_fmt_value(saved['ci_low'])}, {_fmt_value(saved['ci_high'])}] s"
+                )
+            ax.annotate(
+                text,
+                (1, yi),
+                xycoords=("axes fraction", "data"),
+                xytext=(-2, 0),
+                textcoords="offset points",
+                ha="right",
+                va="center",
+                fontsize=7.5,
+            )
+        ax.set_xlim(0, float(known.max()) * 1.7)  # room on the right for the text
+        ax.set_yticks(y, names)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("measured seconds per task")
+        level = metrics[0]["time"].get("confidence") or 0.95
+        ax.set_title(f"Seconds per task; saved, {100 * level:.0f} % interval")
+        handles = [h for a in axes for h in a.get_legend_handles_labels()[0]]
+        labels = [label for a in axes for label in a.get_legend_handles_labels()[1]]
+        figure.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+        return _png(figure)
+
+
 #: Every figure, in the page's order: (key, title, function).
 FIGURES: tuple[tuple[str, str, Callable[[dict[str, Any]], bytes | None]], ...] = (
     ("gate_timeline", "Gate timeline", gate_timeline),
@@ -867,8 +953,16 @@ FIGURES: tuple[tuple[str, str, Callable[[dict[str, Any]], bytes | None]], ...] =
 )
 
 
+#: Figures only a program that uses the feature has (never an empty chart otherwise).
+OPTIONAL_FIGURES: tuple[tuple[str, str, Callable[[dict[str, Any]], bytes | None]], ...] = (
+    ("prelabel_time", "Pre-labels: decisions and time saved", prelabel_time),
+)
+
+
 def render_figures(report: dict[str, Any]) -> dict[str, bytes]:
-    """Every figure the report has data for, as PNG bytes by key (see :data:`FIGURES`).
+    """Every figure the report has data for, as PNG bytes by key.
+
+    :data:`FIGURES` in order, then :data:`OPTIONAL_FIGURES`.
 
     Examples
     --------
@@ -876,7 +970,7 @@ def render_figures(report: dict[str, Any]) -> dict[str, bytes]:
     {}
     """
     out: dict[str, bytes] = {}
-    for key, _, draw in FIGURES:
+    for key, _, draw in (*FIGURES, *OPTIONAL_FIGURES):
         png = draw(report)
         if png is not None:
             out[key] = png
