@@ -211,6 +211,15 @@ def test_accept_nudge_reject_then_submit_records_each_decision(browser: Any, sit
         task,
     )
     assert refused[0] == 409 and "1 pre-label" in refused[1], refused
+    # and when the server refuses what the page let through, its message is shown: mark
+    # the proposal reviewed in this page only (never saved), then submit
+    page.evaluate("window.__editor.byId.get(3).source = 'human'")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("#banner[data-reason=http-409]")
+    text = page.locator("#banner").inner_text()
+    assert text.startswith("Submit refused:") and "still holds 1 pre-label" in text, text
+    page.evaluate("window.__editor.byId.get(3).source = 'prelabel'")
+    assert _status(site.world.db, task) != "submitted"
 
     # X rejects the third; submit goes through and leaves the editor
     page.keyboard.press("Tab")
