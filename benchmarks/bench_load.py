@@ -2,7 +2,7 @@
 
 Run:  python benchmarks/bench_load.py [--seconds 30] [--levels 1,10,50]
       [--db postgresql+psycopg://postgres@127.0.0.1:5432/test] [--workers N]
-      [--export-tasks 5000] [--skip-export]
+      [--export-tasks 5000] [--skip-export] [--tabs 1] [--py-spy FILE]
 
 A fresh database (a temporary SQLite file, or a fresh schema of the PostgreSQL database
 given with ``--db``) gets a project through :class:`~labelgate.workflow.program.Program`:
@@ -18,7 +18,9 @@ processes) and the benchmark measures:
   again on the new head; a dropped connection or timeout re-sends the same request (same
   key). Every tenth save is deliberately sent twice with the same key, and the second answer
   must be ``replayed`` with the same revision. Throughput counts acknowledged saves (first
-  answers) per second; latency is per request as the client sees it;
+  answers) per second; latency is per save request as the client sees it. With
+  ``--tabs 2`` two clients (two tabs of one annotator) save the same task, so most saves
+  are stale: each 409 reloads the task (``GET``) and saves on the new head;
 - **integrity**: afterwards the database's revisions and annotation rows of those tasks are
   compared with the acknowledged saves: none lost, none written twice or unacknowledged,
   revision numbers without gaps, 10 rows per revision, and a stale save answered 409 with
@@ -413,9 +415,17 @@ async def annotator(
                     level.replays += 1
                     if not saved["replayed"] or saved["revision_id"] != first:
                         level.replay_mismatch += 1
-            elif response.status_code == 409:
+            elif response.status_code == 409:  # another tab saved first: reload, save again
                 level.conflicts += 1
-                head = response.json().get("current_revision_id")
+                for _ in range(10):  # a read racing saves may answer 409 "retry" itself
+                    reloaded = await client.get(f"/api/tasks/{task_id}")
+                    if reloaded.status_code != 409:
+                        break
+                    level.conflicts += 1
+                if reloaded.status_code == 200:
+                    head = reloaded.json()["revision_id"]
+                else:
+                    level.statuses[f"reload {reloaded.status_code}"] += 1
                 break
             else:
                 break
@@ -564,6 +574,12 @@ def main() -> int:
     parser.add_argument("--export-tasks", type=int, default=5000)
     parser.add_argument("--skip-export", action="store_true")
     parser.add_argument(
+        "--tabs",
+        type=int,
+        default=1,
+        help="clients per annotator on the same task (2+: stale saves, 409 and reload)",
+    )
+    parser.add_argument(
         "--py-spy", type=Path, default=None, metavar="FILE", help="profile the server to FILE"
     )
     args = parser.parse_args()
@@ -607,8 +623,9 @@ def main() -> int:
                             "height": tasks[name].height,
                         },
                     )
-                    for name in people[:n]
-                ]
+                    for name in people[: max(1, n // args.tabs)]
+                    for _ in range(args.tabs)
+                ][:n]
                 load = load_average()
                 level = asyncio.run(run_level(base, clients, args.seconds, proc.pid))
                 results.append((level, load))
@@ -629,7 +646,8 @@ def main() -> int:
     where = "PostgreSQL" if args.db and not args.db.startswith("sqlite") else "SQLite"
     print(
         f"database: {where}, {args.workers} worker(s); {BOXES} boxes per save, every "
-        f"{REPLAY_EVERY}th save re-sent with its key; set-up {setup_s:.1f} s\n"
+        f"{REPLAY_EVERY}th save re-sent with its key; {args.tabs} client(s) per task; "
+        f"set-up {setup_s:.1f} s\n"
     )
     print(
         f"{'clients':>7}{'saves/s':>9}{'acked':>7}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
