@@ -22,6 +22,7 @@ from labelgate.workflow.oversight import (
     qa_items,
     qualifications,
 )
+from labelgate.workflow.qa_views import qa_plan
 
 __all__ = ["router"]
 
@@ -70,6 +71,20 @@ def qa_items_route(
     return qa_items(
         state.db, me, project, batch_id, cycle=cycle, limit=paging.limit, offset=paging.offset
     )
+
+
+@router.get(
+    "/{project}/batches/{batch_id}/qa-plan", response_model=dict[str, Any], responses=REFUSED
+)
+def qa_plan_route(
+    project: ProjectName,
+    batch_id: BatchId,
+    me: Caller,
+    state: StateDep,
+    cycle: Annotated[int | None, Query(ge=0, le=1000)] = None,
+) -> dict[str, Any]:
+    """The plan the batch's QA sample is judged under (n, c, lot) and its OC curve."""
+    return qa_plan(state.db, me, project, batch_id, cycle=cycle)
 
 
 @router.get("/{project}/audit/events", response_model=Page[dict[str, Any]], responses=REFUSED)

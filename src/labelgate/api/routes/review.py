@@ -23,6 +23,7 @@ from labelgate.api.schemas import (
 )
 from labelgate.workflow.auth import MANAGERS, Principal, require_role
 from labelgate.workflow.program import ADJUDICATION_REASONS, Program
+from labelgate.workflow.qa_views import qa_assignments, qa_tasks
 from labelgate.workflow.queries import adjudication_project, page_of
 
 __all__ = ["router"]
@@ -153,6 +154,31 @@ def qa_queue_route(
     """The caller's QA sample tasks of the batch's current cycle, not yet inspected."""
     program = open_program(state, me, project)
     return _page(program.qa_queue(me.name, batch_id), paging)
+
+
+@router.get("/qa", response_model=list[dict[str, Any]], responses=REFUSED)
+def qa_assignments_route(me: Caller, state: StateDep) -> list[dict[str, Any]]:
+    """The caller's QA tasks per project and batch (current cycle): total and still open.
+
+    Reviewers, managers and admins (who may hold QA tasks); anyone else gets 403.
+    """
+    return qa_assignments(state.db, me)
+
+
+@router.get(
+    "/projects/{project}/batches/{batch_id}/qa-tasks",
+    response_model=dict[str, Any],
+    responses=REFUSED,
+)
+def qa_tasks_route(
+    project: ProjectName, batch_id: Id, me: Caller, state: StateDep, paging: PagingDep
+) -> dict[str, Any]:
+    """The caller's own QA tasks of the batch's current cycle, inspected or not, by task id.
+
+    Each with its image's size and the defects the caller recorded; ``open`` counts those
+    not yet inspected. Never another inspector's tasks.
+    """
+    return qa_tasks(state.db, me, project, batch_id, limit=paging.limit, offset=paging.offset)
 
 
 @router.get("/qa/{task_id}", response_model=LabelsOut, responses=REFUSED)
