@@ -2,7 +2,8 @@
 
 - ``review BATCH --decisions FILE.csv`` (``review decide``) and ``review queue BATCH``;
 - ``review qa BATCH --findings FILE.csv`` and ``review qa-queue BATCH``;
-- ``review disputes BATCH`` and ``review adjudicate ID... --keep|--drop``.
+- ``review disputes BATCH`` and ``review adjudicate ID... --keep|--drop|--choice a|b``
+  ``[--reason TEXT] [--reason-code CODE]``.
 
 The decisions file is CSV with a header row and the columns ``task_id``, ``object_key``,
 ``verdict``, ``defect_type`` (any order; other columns are ignored):
@@ -50,7 +51,7 @@ from labelgate.core.annotations import Annotations
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import FormatError, WorkflowError
 from labelgate.formats._atomic import refuse_existing, write_bytes_atomic
-from labelgate.workflow.program import DEFECT_TYPES, SEVERITIES, Program
+from labelgate.workflow.program import ADJUDICATION_REASONS, DEFECT_TYPES, SEVERITIES, Program
 
 __all__ = ["TaskDecisions", "read_decisions", "read_findings", "review_app"]
 
@@ -582,32 +583,90 @@ def disputes_command(
         box_text = ", ".join(f"{v:.1f}" for v in d["payload"].get("bbox", []))
         table.add_row(str(d["id"]), str(d["image_id"]), d["class"] or "-", box_text, d["reason"])
     console.print(table)
-    console.print("decide each: labelgate review adjudicate ID --keep | --drop", highlight=False)
+    console.print(
+        "decide each: labelgate review adjudicate ID --keep | --drop | --choice a|b --reason TEXT",
+        highlight=False,
+    )
 
 
 @review_app.command("adjudicate")
 def adjudicate_command(
     dispute_ids: Annotated[list[int], typer.Argument(help="Dispute ids (review disputes).")],
     keep: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--keep/--drop", help="Keep the disputed object in the final labels, or drop it."
+            "--keep/--drop",
+            help="Keep the disputed object in the final labels, or drop it (or give --choice).",
         ),
-    ],
+    ] = None,
+    choice: Annotated[
+        str | None,
+        typer.Option(
+            "--choice",
+            help="Take annotator a's or b's version (the item's first or second blind task; "
+            "decides the dispute's whole group); needs --reason or --reason-code.",
+            case_sensitive=False,
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", help="Why (free text, audited with the decision)."),
+    ] = None,
+    reason_code: Annotated[
+        str | None,
+        typer.Option("--reason-code", help=f"One of: {', '.join(ADJUDICATION_REASONS)}."),
+    ] = None,
     db_url: DbOption = None,
     actor: ActorOption = None,
     project: ProjectOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Decide disputes: keep or drop each disputed object (adjudicators, managers)."""
+    """Decide disputes: keep or drop each disputed object, or take version a or b, with a reason.
+
+    The reason (``--reason``, ``--reason-code``) is stored in each adjudication's decision
+    and its audit event; a ``--choice`` needs one (adjudicators, managers).
+    """
     who = require_actor(actor, as_json=as_json)
+    if (keep is None) == (choice is None):
+        fail(WorkflowError("give --keep or --drop, or --choice a|b (one of them)"), as_json=as_json)
+    if choice is not None:
+        choice = choice.lower()
+        if choice not in ("a", "b"):
+            fail(WorkflowError(f"--choice must be a or b, got {choice!r}"), as_json=as_json)
+    resolved: list[int] = []
+    kept: list[int] = []
     with opened_program(db_url, project, as_json=as_json) as program:
         for dispute_id in dispute_ids:
-            program.adjudicate(dispute_id, keep=keep, actor=who)
+            if dispute_id in resolved:  # decided with an earlier one of its group
+                continue
+            outcome = program.adjudicate(
+                dispute_id,
+                keep=keep,
+                choice=choice,
+                reason=reason,
+                reason_code=reason_code,
+                actor=who,
+            )
+            resolved += outcome["resolved"]
+            kept += outcome["kept"]
     if as_json:
         emit_json(
-            {"project": program.name, "decided": dispute_ids, "keep": keep, "adjudicator": who}
+            {
+                "project": program.name,
+                "decided": dispute_ids,
+                "resolved": resolved,
+                "kept": kept,
+                "keep": keep,
+                "choice": choice,
+                "reason": reason,
+                "reason_code": reason_code,
+                "adjudicator": who,
+            }
         )
         return
-    verb = "kept" if keep else "dropped"
-    console.print(f"[green]{verb}[/] {len(dispute_ids)} disputed object(s)", highlight=False)
+    verb = f"took version {choice} of" if choice is not None else "kept" if keep else "dropped"
+    console.print(
+        f"[green]{verb}[/] {len(dispute_ids)} disputed object(s)"
+        + (f" ({len(resolved)} resolved, {len(kept)} kept)" if choice is not None else ""),
+        highlight=False,
+    )
