@@ -397,6 +397,8 @@ async def annotator(
                 )
             except httpx.TransportError as exc:
                 level.statuses[type(exc).__name__] += 1
+                if time.perf_counter() > deadline + 2 * REQUEST_TIMEOUT_S:
+                    return  # the server is gone: the count afterwards tells what landed
                 level.resent += 1  # the editor re-sends the same request: it must land once
                 continue
             level.latencies.append(time.perf_counter() - started)
