@@ -1,4 +1,4 @@
-"""The HTTP protocol ``labelgate serve --workers N`` gives uvicorn: h11 with Nagle off.
+"""The HTTP protocol ``labelgate serve --workers N`` gives uvicorn: its own, with Nagle off.
 
 asyncio turns Nagle's algorithm off (``TCP_NODELAY``) on every connection it accepts from a
 TCP socket, but it recognises one by ``socket.proto == IPPROTO_TCP``, and the listening
@@ -16,13 +16,18 @@ import asyncio
 import contextlib
 import socket
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+try:  # what uvicorn's "auto" picks: httptools when installed, else h11
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Protocol
+except ImportError:
+    from uvicorn.protocols.http.h11_impl import (  # type: ignore[assignment]
+        H11Protocol as _Protocol,
+    )
 
-__all__ = ["NoDelayH11Protocol"]
+__all__ = ["NoDelayProtocol"]
 
 
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, with ``TCP_NODELAY`` set on every connection."""
+class NoDelayProtocol(_Protocol):
+    """uvicorn's HTTP protocol, with ``TCP_NODELAY`` set on every connection."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")

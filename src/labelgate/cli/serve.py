@@ -77,13 +77,13 @@ def serve_command(
             {"db": database.url, "data_dir": str(data_dir), "secure_cookies": secure_cookies}
         )
         database.dispose()
-        from labelgate.cli._uvicorn import NoDelayH11Protocol
+        from labelgate.cli._uvicorn import NoDelayProtocol
 
         uvicorn.run(
             f"{__name__}:worker_app",
             factory=True,
             workers=workers,
-            http=NoDelayH11Protocol,  # the workers' connections would keep Nagle on
+            http=NoDelayProtocol,  # the workers' connections would keep Nagle on
             host=host,
             port=port,
             log_level="info",
