@@ -412,7 +412,8 @@ class WorkLogRow(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"), index=True)
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    activity: Mapped[str] = mapped_column(String(20))  # annotate | rework | review | qa | adjudicate
+    # annotate | rework | review | qa | adjudicate
+    activity: Mapped[str] = mapped_column(String(20))
     cycle: Mapped[int] = mapped_column(Integer, default=0)
     seconds: Mapped[float] = mapped_column(Float)
     objects: Mapped[int] = mapped_column(Integer, default=0)
