@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,17 @@ def _box(image: int, box: list[float], score: float = 0.0, key: int = 1) -> Anno
     return Annotations.create(id=[key], image_id=[image], class_id=[CAR], bbox=[box], score=[score])
 
 
-def test_report_has_each_batchs_prelabel_metrics_and_the_page_shows_them(db: Database) -> None:
+@dataclass
+class Run:
+    program: Program
+    batch: int
+    treated: list[int]
+    control: list[int]
+    times: dict[str, list[float]]
+
+
+def _run(db: Database, control_tasks: int | None = None) -> Run:
+    """The program, with ana's tasks of b1 submitted (only ``control_tasks`` of control)."""
     prog = Program.create(db, _spec())
     prog.add_user(MANAGER, ["manager"], actor="labelgate")
     gold = generate_dataset(5, seed=11)
@@ -100,6 +111,8 @@ def test_report_has_each_batchs_prelabel_metrics_and_the_page_shows_them(db: Dat
             labels = labels.replace(source=np.zeros(1, dtype=np.uint8))  # accepted
         else:
             assert len(labels) == 0
+            if control_tasks is not None and len(times["control"]) == control_tasks:
+                continue
             seconds = CONTROL_SECONDS[len(times["control"])]
             times["control"].append(seconds)
             labels = _box(view.image_id, [12, 12, 70, 64])
@@ -111,7 +124,18 @@ def test_report_has_each_batchs_prelabel_metrics_and_the_page_shows_them(db: Dat
             work_seconds=seconds,
         )
         prog.submit("ana", view.task_id)
+    return Run(prog, batch, treated, control, times)
 
+
+def test_report_has_each_batchs_prelabel_metrics_and_the_page_shows_them(db: Database) -> None:
+    run = _run(db)
+    prog, batch, treated, control, times = (
+        run.program,
+        run.batch,
+        run.treated,
+        run.control,
+        run.times,
+    )
     report = build_report(db)
     assert json.loads(json.dumps(report)) == report  # plain JSON all the way down
     entries = {b["name"]: b for b in report["batches"]}
@@ -153,3 +177,16 @@ def test_report_has_each_batchs_prelabel_metrics_and_the_page_shows_them(db: Dat
     assert f"(n={len(treated)})" in section_html and f"(n={len(control)})" in section_html
     empty = render_html({**report, "batches": [entries["b2"]]}, {})
     assert "No batch was pre-labelled." in empty
+
+
+def test_one_control_task_leaves_time_saved_unmeasured(db: Database) -> None:
+    # one control task resamples to itself: a bootstrap interval would ignore the control
+    # group's spread, so neither figure is given (two tasks a group, as for Welch)
+    run = _run(db, control_tasks=1)
+    section = {b["name"]: b for b in build_report(db)["batches"]}["b1"]["prelabel"]
+    time = section["time"]
+    assert time["control"]["tasks"] == 1 and time["prelabelled"]["tasks"] == len(run.treated)
+    assert time["control"]["seconds_per_task"] == CONTROL_SECONDS[0]
+    assert time["seconds_saved_per_task"] is None and time["time_saved_fraction"] is None
+    page = render_html(build_report(db), {})
+    assert page.count("not measurable") == 2

@@ -997,7 +997,9 @@ def _metrics_document(
             "ci_high": round(high, 6),
             "method": "welch",
         }
-    if len(a) and len(b) and a.mean() > 0:
+    # two tasks a group, as for Welch: one task resamples to itself, and the interval would
+    # ignore that group's spread entirely (falsely narrow)
+    if len(a) >= 2 and len(b) >= 2 and a.mean() > 0:
         point, low, high = bootstrap_saved_fraction(
             a, b, confidence=confidence, resamples=resamples, seed=seed
         )
