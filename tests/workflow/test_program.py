@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from labelgate.core.annotations import Annotations
+from labelgate.core.annotations import Annotations, AttributeColumn
 from labelgate.core.dataset import Dataset
 from labelgate.core.generate import generate_dataset
 from labelgate.core.sampling import hypergeometric_upper, zero_acceptance_sample_size
@@ -451,3 +451,53 @@ def test_batch_names_are_unique_and_qualification_does_not_cross_projects(db: Da
     batch = second.create_batch("b", actor=MANAGER)
     second.advance(batch, actor=MANAGER)
     assert second.advance(batch, actor=MANAGER).value == 0.0
+
+
+def test_consensus_keeps_the_spec_attributes_both_annotators_gave(db: Database) -> None:
+    """A dual item's merged objects carry the voted spec attributes, not the merge's columns."""
+    prog = Program.create(db, _spec_text(double_annotation_rate=1.0, honeypot_rate=0.0))
+    prog.add_user(MANAGER, ["manager"], actor="labelgate")
+    prog.add_user("rita", ["reviewer"], actor=MANAGER)  # QA inspector once review passes
+    gold = _renamed(generate_dataset(12, seed=2), "gold", 500)
+    prog.import_gold(gold, actor=MANAGER)
+    for user in ("ana", "bo"):
+        prog.qualify(user, gold.annotations.replace(attributes={}), actor=MANAGER)
+    work = _renamed(generate_dataset(4, seed=3), "w", 1)
+    prog.import_images(work.images, actor=MANAGER)
+    batch = prog.create_batch("b", actor=MANAGER)
+    for _ in range(2):
+        prog.advance(batch, actor=MANAGER)
+    prog.assign(batch, actor=MANAGER)
+    light = 4  # "traffic light" in the example spec
+    states = np.array(["red", "green", "amber"], dtype=object)
+    for user in ("ana", "bo"):
+        for task in prog.my_tasks(user):
+            labels = _truth_for(work, task.image_id)
+            is_light = labels.class_id == light
+            value = states[np.arange(len(labels)) % 3]
+            labels = labels.replace(
+                attributes={"light_state": AttributeColumn(value, is_light.copy())}
+            )
+            prog.save(user, task.task_id, labels, base_revision_id=None)
+            prog.submit(user, task.task_id)
+    for _ in range(3):  # production, prelabel, review (consensus merges every item)
+        prog.advance(batch, actor=MANAGER)
+    delivered = prog.export(batch, accepted_only=False, actor=MANAGER).annotations
+    assert "cluster_id" not in delivered.attributes and "members" not in delivered.attributes
+    expected = work.annotations[work.annotations.class_id == light]
+    assert len(expected) > 0
+    got = delivered[delivered.class_id == light]
+    column = got.attributes["light_state"]
+    assert column.present.all()
+    # both annotators gave each light the same state, so the vote is that state: compare by
+    # box (merged ids are new)
+    want = {}
+    for image in np.unique(work.annotations.image_id).tolist():
+        mine = _truth_for(work, image)
+        for k in np.flatnonzero(mine.class_id == light).tolist():
+            want[(image, *np.round(mine.bbox[k], 3).tolist())] = states[k % 3]
+    have = {
+        (int(got.image_id[i]), *np.round(got.bbox[i], 3).tolist()): column.values[i]
+        for i in range(len(got))
+    }
+    assert have == want

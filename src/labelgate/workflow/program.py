@@ -2021,9 +2021,12 @@ class Program:
                 cycle=row.rework_cycle,
             )
             position = np.searchsorted(images, merged.image_id)
+            # the spec's attributes were voted by the merge; its bookkeeping columns
+            # (cluster_id, members) describe the merge, not the object, and stay out
+            declared = {a.name for a in spec.taxonomy().attributes}
             merged = merged.replace(
                 id=np.arange(1, len(merged) + 1),
-                attributes={},
+                attributes={k: v for k, v in merged.attributes.items() if k in declared},
                 annotator_id=np.full(len(merged), -1),
             )
             revisions = import_revisions(
