@@ -255,6 +255,23 @@ def test_html_inlines_every_figure_and_loads_nothing_from_a_network(
     assert page.count("<table>") >= 6  # the tables stay beside the figures
 
 
+def test_summary_cards_show_the_measured_total_beside_the_model(report: dict[str, Any]) -> None:
+    measured = report["cost"]["measured"]
+    assert measured["total_usd"] > 0  # the simulated people log their working time
+    page = render_html(report, {})
+    card = re.search(r'<div class="card"><b>([^<]*)</b>measured total \(work log\)</div>', page)
+    assert card is not None and card.group(1) == f"${measured['total_usd']:,.2f}"
+
+
+def test_a_gate_value_never_reads_as_its_threshold_when_it_differs() -> None:
+    from labelgate.reports.plots import _fmt_against
+
+    assert _fmt_against(0.9795, 0.98) == "0.9795"  # .3g alone would print 0.98
+    assert _fmt_against(0.02001, 0.02) == "0.02001"
+    assert _fmt_against(0.98, 0.98) == "0.98"
+    assert _fmt_against(0.5, 0.98) == "0.5"
+
+
 # --- labelgate report ------------------------------------------------------------------------
 
 

@@ -157,6 +157,9 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes] | None = None)
         ("delivered F1 vs truth", _fmt(truth.get("f1"))),
         ("modelled total", f"${model['total_usd']:,.2f}" if model else "—"),
     ]
+    measured = cost.get("measured") or {}
+    if measured.get("total_usd") is not None:
+        cards.append(("measured total (work log)", f"${measured['total_usd']:,.2f}"))
     parts.append(
         '<div class="cards">'
         + "".join(f'<div class="card"><b>{v}</b>{html.escape(k)}</div>' for k, v in cards)

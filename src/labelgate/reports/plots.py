@@ -127,6 +127,22 @@ def _fmt_value(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def _fmt_against(value: float | None, threshold: float | None) -> str:
+    """``value`` with enough digits that it never reads as its threshold when it differs.
+
+    >>> _fmt_against(0.9795, 0.98), _fmt_against(0.98, 0.98), _fmt_against(0.5, None)
+    ('0.9795', '0.98', '0.5')
+    """
+    text = _fmt_value(value)
+    if value is None or threshold is None or value == threshold or abs(value) >= 100:
+        return text
+    for digits in range(4, 8):
+        if text != _fmt_value(threshold):
+            break
+        text = f"{value:.{digits}g}"
+    return text
+
+
 # --- gate timeline ---------------------------------------------------------------------------
 
 _STAGES = [s.value for s in Stage if s is not Stage.DELIVERED]
@@ -158,7 +174,7 @@ def gate_timeline(report: dict[str, Any]) -> bytes | None:
             waiting = not g["passed"] and g.get("outcome") == "waiting"
             mark = "✓" if g["passed"] else ("…" if waiting else "✗")
             colours[i, j] = PASS if g["passed"] else (WAIT if waiting else FAIL)
-            labels[i, j] = f"{mark} {_fmt_value(g['value'])}"
+            labels[i, j] = f"{mark} {_fmt_against(g['value'], g['threshold'])}"
     thresholds = {g["name"]: g["threshold"] for g in stages}  # the last one in force
     headers = [
         f"{s}\nthreshold {_fmt_value(thresholds[s])}" if thresholds.get(s) is not None else s
