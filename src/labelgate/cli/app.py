@@ -319,7 +319,7 @@ def _render_prelabel(batches: list[dict[str, Any]]) -> None:
         interval = (
             f"time saved {saved['estimate']:.0%} [{saved['ci_low']:.0%}, {saved['ci_high']:.0%}]"
             if saved and saved.get("estimate") is not None
-            else "time saved not measurable (no control group)"
+            else "time saved not measurable (needs 2 or more timed tasks in each group)"
         )
         console.print(
             f"pre-labels {batch['name']}: {metrics['proposals']:,} proposals, accepted "
