@@ -29,6 +29,7 @@ from labelgate.store.models import ImageRow, ProjectRow
 from labelgate.web.review import review_pair
 from labelgate.workflow.auth import MANAGERS, STAFF, Principal, resolve_token
 from labelgate.workflow.program import Program
+from labelgate.workflow.qa_views import INSPECTORS
 from labelgate.workflow.queries import NotVisible, task_project
 
 __all__ = ["PAGE_HEADERS", "SESSION_COOKIE", "mount"]
@@ -138,6 +139,18 @@ def review_page(request: Request, task_id: Id) -> Response:
 def adjudication_page(request: Request, adjudication_id: Id) -> Response:
     """One dispute: annotator A's and B's versions side by side, take one with a reason."""
     return _page(request, "adjudicate", ADJUDICATORS)
+
+
+@router.get("/qa")
+def qa_home(request: Request) -> Response:
+    """The batches in which the caller holds QA tasks (reviewers, managers, admins)."""
+    return _page(request, "qa", INSPECTORS)
+
+
+@router.get("/qa/{project}/{batch_id}")
+def qa_page(request: Request, project: str, batch_id: Id) -> Response:
+    """The caller's sampled items of a batch, one after another: flag defects or call clean."""
+    return _page(request, "qa", INSPECTORS)
 
 
 @router.get("/manage")

@@ -30,6 +30,7 @@ from labelgate.store.models import (
     BatchItemRow,
     BatchRow,
     DefectRow,
+    GateResultRow,
     ImageRow,
     ProjectRow,
     RevisionRow,
@@ -217,7 +218,8 @@ def qa_plan(
     The unit is the spec's ``qa_unit``. Images: ``n`` = the sampled images, the bound is
     hypergeometric on the lot of the batch's images. Objects: ``n`` = the final objects of
     the sampled images plus the objects inspectors reported missing so far (what the gate
-    counts once every sampled image is inspected), Clopper-Pearson. ``c`` is
+    counts once every sampled image is inspected), Clopper-Pearson. Once the QA gate has
+    evaluated the cycle, ``n`` (and the lot) are the ones it recorded. ``c`` is
     :func:`acceptance_number`; the OC curve is
     :func:`~labelgate.core.sampling.acceptance_probability` ``(n, c)`` on a grid from 0 to
     three times the limit (zero everywhere when no count of defects could release).
@@ -228,8 +230,9 @@ def qa_plan(
         ``batch``, ``cycle``, ``unit``, ``limit``, ``confidence``, ``lot`` (images in the
         batch), ``sampled_images``, ``sample_size`` (``n``, 0 before a sample is drawn),
         ``acceptance_number`` (``c``; None without a sample), ``lot_size`` (None for the
-        binomial bound), ``bound``, ``rates``, ``oc`` and ``at_limit`` (the release
-        probability at the limit; None without a sample).
+        binomial bound), ``bound``, ``evaluated`` (whether ``n`` is the gate's), ``rates``,
+        ``oc`` and ``at_limit`` (the release probability at the limit; None without a
+        sample).
     """
     require_role(principal, STAFF, "the QA plan")
     visible_project(db, principal, project)
@@ -255,7 +258,21 @@ def qa_plan(
         )
         gates = parse_spec(spec_toml, source=f"batch {batch.name!r} spec").gates
         limit, confidence = float(gates.defect_limit), float(gates.confidence)
-        if gates.qa_unit == "image":
+        evaluated = s.execute(
+            select(GateResultRow.inputs)
+            .where(
+                GateResultRow.batch_id == batch.id,
+                GateResultRow.stage == "qa",
+                GateResultRow.cycle == cycle,
+            )
+            .order_by(GateResultRow.id.desc())
+            .limit(1)
+        ).scalar()
+        if evaluated and evaluated.get("sampled"):
+            # as the gate ran it (rework may since have replaced the items' final labels)
+            n, bound = int(evaluated["sampled"]), str(evaluated["bound"])
+            lot_size = int(evaluated["lot_images"]) if bound == "hypergeometric" else None
+        elif gates.qa_unit == "image":
             n, lot_size, bound = len(sampled), lot, "hypergeometric"
         else:
             finals = s.execute(
@@ -285,6 +302,7 @@ def qa_plan(
         "acceptance_number": None,
         "lot_size": lot_size,
         "bound": bound,
+        "evaluated": bool(evaluated and evaluated.get("sampled")),
         "rates": [],
         "oc": [],
         "at_limit": None,

@@ -94,6 +94,15 @@ export async function topbar(crumbs, ...extra) {
     el("span", { class: "crumbs" }, crumbs), ...nav, ...extra, el("span", { class: "spacer" }),
     theme, el("span", { class: "user", "data-testid": "user" }, `${me.name} (${me.roles.join(", ")})`), logout,
   );
+  // QA inspectors: a link to their sampled items, only when they hold QA tasks (not awaited)
+  if (me.roles.some((r) => ["reviewer", "admin", "manager"].includes(r))) {
+    api("/api/qa").then((rows) => {
+      if (!rows.length) return;
+      const open = rows.reduce((n, r) => n + r.open, 0);
+      const href = rows.length === 1 ? `/qa/${encodeURIComponent(rows[0].project)}/${rows[0].batch_id}` : "/qa";
+      bar.querySelector(".crumbs").after(el("a", { href, id: "qa-link" }, `QA inspection (${open} open)`));
+    }).catch(() => {});
+  }
   return me;
 }
 

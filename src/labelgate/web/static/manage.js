@@ -1,8 +1,9 @@
 // The managers' page of one project: batches with their gates (advance a batch, see the gate
 // it met or missed), the annotators' qualification, a batch's QA sample, the audit log with
 // chain verification, and one item's lineage. Every number comes from the API
-// (/api/projects/{p}/gates, /qualifications, /batches/{b}/qa-items, /audit/events,
-// /audit/verify, /batches/{b}/items/{image}/lineage); the page only lays it out.
+// (/api/projects/{p}/gates, /qualifications, /batches/{b}/qa-items, /batches/{b}/qa-plan,
+// /audit/events, /audit/verify, /batches/{b}/items/{image}/lineage); the page only lays it out.
+import { ocCurve } from "./charts.js";
 import { api, el, fmt, toast, topbar } from "./common.js";
 
 const STAGES = ["spec", "pilot", "production", "prelabel", "review", "qa", "delivery"];
@@ -136,7 +137,11 @@ async function renderQa() {
   if (!batch) { box.replaceChildren(el("p", { class: "muted" }, "No batches.")); return; }
   const cycle = document.getElementById("qa-cycle").value;
   try {
-    const q = await api(`${base}/batches/${batch}/qa-items?limit=${PAGE}&offset=${M.qa.offset}${cycle !== "" ? `&cycle=${Number(cycle)}` : ""}`);
+    const at = cycle !== "" ? `cycle=${Number(cycle)}` : "";
+    const [q, plan] = await Promise.all([
+      api(`${base}/batches/${batch}/qa-items?limit=${PAGE}&offset=${M.qa.offset}${at ? `&${at}` : ""}`),
+      api(`${base}/batches/${batch}/qa-plan${at ? `?${at}` : ""}`),
+    ]);
     const g = q.gate;
     const decision = g ? (g.decision === "release" ? "Release" : "Block") : q.planned === 0 ? "No sample drawn (the batch has not entered QA in this cycle)" : q.inspected < q.planned ? "Keep sampling" : "Sample complete: advance the batch to evaluate";
     const summary = el("p", { id: "qa-summary" },
@@ -147,8 +152,19 @@ async function renderQa() {
     const rows = q.items.map((i) => [`#${i.task_id}`, `${i.image_id} (${i.file_name})`, i.inspector ?? "–",
       i.inspected ? "✓ inspected" : "○ waiting",
       i.defects.length ? el("span", { class: "cell-fail" }, i.defects.map((d) => `${d.type}${d.object_key !== null ? ` #${d.object_key}` : ""}`).join(", ")) : (i.inspected ? "clean" : "–")]);
-    box.replaceChildren(summary, table("QA sample", ["task", "image", "inspector", "status", "defects found"], rows), pager(M.qa, q.total, renderQa));
+    box.replaceChildren(summary, planView(plan), table("QA sample", ["task", "image", "inspector", "status", "defects found"], rows), pager(M.qa, q.total, renderQa));
   } catch (exc) { box.replaceChildren(errorLine(exc, renderQa)); }
+}
+
+/** The plan the sample is judged under (n, c) and its OC curve with the limit (UX §6). */
+function planView(plan) {
+  if (!plan.oc.length) return el("p", { id: "qa-plan", class: "muted" }, "OC curve: no sample drawn in this cycle.");
+  const c = plan.acceptance_number;
+  const unit = plan.unit === "image" ? `images, hypergeometric on a lot of ${plan.lot_size}` : "objects, Clopper-Pearson";
+  return el("div", { id: "qa-plan" },
+    el("p", {}, `Plan: n = ${plan.sample_size} ${unit}; releases on `, c < 0 ? el("strong", { class: "cell-fail" }, "no count of defects (too small to show the limit)") : `at most c = ${c} defect${c === 1 ? "" : "s"}`,
+      ` · a batch exactly at the limit ${fmt(plan.limit)} is released with p = ${fmt(plan.at_limit)} (at most ${fmt(1 - plan.confidence, 2)})`),
+    ocCurve(plan));
 }
 
 function pager(state, total, render) {
