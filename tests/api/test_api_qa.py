@@ -152,3 +152,13 @@ def test_the_qa_plan_is_the_gates_plan_with_its_oc_curve(world: World) -> None:
     # a reported missing object counts as one more object inspected
     world.program.qa_inspect("rita", sample[0], [(-1, "missing")])
     assert client.get(url, headers=maria).json()["sample_size"] == n + 1
+    # once the gate ran, the plan of that cycle is the n it recorded, whatever rework does
+    for task_id in sample[1:]:
+        world.program.qa_inspect("rita", task_id, [])
+    gate = world.program.advance(world.batch, actor=MANAGER)
+    assert gate.outcome == "rework" and gate.inputs["sampled"] == n + 1
+    evaluated = client.get(f"{url}?cycle=0", headers=maria).json()
+    assert evaluated["evaluated"] is True and evaluated["sample_size"] == n + 1
+    assert evaluated["acceptance_number"] == _acceptance_by_tail(n + 1, limit, confidence, None)
+    current = client.get(url, headers=maria).json()  # cycle 1: no sample drawn yet
+    assert (current["cycle"], current["sample_size"], current["evaluated"]) == (1, 0, False)
