@@ -7,6 +7,7 @@ submits, and calls item 2 clean (C). The database then holds exactly those two d
 rest of the sample is inspected clean; the manager advances the batch and the QA section
 shows the bound and decision that ``core.sampling.upper_bound`` gives here, with the plan's
 OC curve as inline SVG (its n, c and the limit). An annotator gets the 403 page and 403s.
+On SQLite and PostgreSQL.
 Screenshots: ``qa-item.png``, ``qa-clean.png``, ``qa-home.png``, ``qa-manage.png``.
 """
 
@@ -20,7 +21,14 @@ import pytest
 from api_world import MANAGER
 from sqlalchemy import select
 from test_api_qa import into_qa
-from test_web_browser import SHOTS, browser, login, new_page, poll, site  # noqa: F401
+from test_web_browser import (  # noqa: F401
+    SHOTS,
+    browser,
+    login,
+    new_page,
+    poll,
+    site_on_each_db,
+)
 from web_world import Served
 
 from labelgate.core.sampling import upper_bound
@@ -59,8 +67,9 @@ def _pickable(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 def test_an_inspector_flags_defects_and_a_clean_item_and_the_manager_sees_the_bound(
     browser: Any,  # noqa: F811
-    site: Served,  # noqa: F811
+    site_on_each_db: Served,  # noqa: F811
 ) -> None:
+    site = site_on_each_db
     world = site.world
     into_qa(world)
     sample = world.program.qa_queue("rita", world.batch)

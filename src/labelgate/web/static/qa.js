@@ -237,16 +237,22 @@ function render() { renderList(); renderDetail(); draw(); }
 async function show(index) {
   Q.index = Math.max(0, Math.min(index, Q.items.length - 1));
   const it = item();
+  const shown = (Q.shown = (Q.shown ?? 0) + 1);  // a later show() wins over a slower earlier one
+  delete document.body.dataset.item;
   Q.selected = null; Q.view = null; Q.image = null; Q.arming = false;
   $("stage").classList.remove("arming");
   $("qa-progress")?.replaceChildren(`${Q.index + 1}/${Q.items.length}`);
+  let objects;
   try {
-    Q.objects = (await api(`/api/qa/${it.task_id}`)).objects;
+    objects = (await api(`/api/qa/${it.task_id}`)).objects;
   } catch (exc) {
+    if (shown !== Q.shown) return;
     Q.objects = [];
     $("banner").replaceChildren(el("p", { class: "banner" }, `Item ${Q.index + 1}: ${exc.message} `, el("button", { type: "button", onclick: () => show(Q.index) }, "Retry")));
     return;
   }
+  if (shown !== Q.shown) return;
+  Q.objects = objects;
   $("banner").replaceChildren();
   render();
   const image = new Image();
