@@ -24,6 +24,7 @@ KIND_NAMES[Kind.KEYPOINTS] = "keypoints"
 _KIND_OF = {name: int(kind) for kind, name in KIND_NAMES.items()}
 SOURCE_NAMES = {Source.HUMAN: "human", Source.PRELABEL: "prelabel", Source.MERGED: "merged"}
 _SOURCE_OF = {name: int(source) for source, name in SOURCE_NAMES.items()}
+_POLYGON, _KEYPOINTS = int(Kind.POLYGON), int(Kind.KEYPOINTS)
 
 
 def _bbox(obj: LabelObject) -> list[float]:
@@ -57,29 +58,48 @@ def from_objects(objects: Sequence[LabelObject], image_id: int = 0) -> Annotatio
     if n == 0:
         return Annotations.empty()
     kinds = [_KIND_OF[o.kind] for o in objects]
+    # a save of boxes and tags (the usual editor payload) builds no geometry columns: the
+    # container's defaults (no rings, no keypoints) are what they would hold, without
+    # converting an empty array per object
+    polygons = _POLYGON in kinds
     rings = [
         np.asarray(ring, dtype=np.float64).reshape(-1, 2)
         for o in objects
         if o.kind == "polygon"
         for ring in (o.polygon or [])
     ]
-    ring_counts = [len(o.polygon or []) if o.kind == "polygon" else 0 for o in objects]
-    keypoints = [
-        np.asarray(o.keypoints or [], dtype=np.float64).reshape(-1, 3)
-        if o.kind == "keypoints"
-        else np.zeros((0, 3))
-        for o in objects
-    ]
-    names = sorted({key for o in objects for key in o.attributes})
-    attributes = {
-        name: AttributeColumn.from_list([o.attributes.get(name) for o in objects]) for name in names
-    }
+    ring_offsets = None
+    if polygons:
+        ring_counts = [len(o.polygon or []) if o.kind == "polygon" else 0 for o in objects]
+        ring_offsets = np.concatenate([[0], np.cumsum(ring_counts, dtype=np.int64)])
+    keypoints = None
+    if _KEYPOINTS in kinds:
+        keypoints = Ragged.from_rows(
+            [
+                np.asarray(o.keypoints or [], dtype=np.float64).reshape(-1, 3)
+                if o.kind == "keypoints"
+                else np.zeros((0, 3))
+                for o in objects
+            ],
+            dtype=np.float64,
+        )
+    attributes = {}
+    if any(o.attributes for o in objects):
+        names = sorted({key for o in objects for key in o.attributes})
+        attributes = {
+            name: AttributeColumn.from_list([o.attributes.get(name) for o in objects])
+            for name in names
+        }
+    if all(o.kind == "box" and o.bbox is not None for o in objects):
+        bbox: Any = [o.bbox for o in objects]  # validated numbers: one conversion below
+    else:
+        bbox = [_bbox(o) for o in objects]
     return Annotations.create(
         id=[o.id for o in objects],
         image_id=np.full(n, image_id, dtype=np.int64),
         class_id=np.asarray([o.class_id for o in objects], dtype=np.int64),
         kind=np.asarray(kinds, dtype=np.uint8),
-        bbox=np.asarray([_bbox(o) for o in objects], dtype=np.float64).reshape(n, 4),
+        bbox=np.asarray(bbox, dtype=np.float64).reshape(n, 4),
         score=[np.nan if o.score is None else o.score for o in objects],
         source=np.asarray([_SOURCE_OF[o.source] for o in objects], dtype=np.uint8),
         track_id=[-1 if o.track_id is None else o.track_id for o in objects],
@@ -87,8 +107,8 @@ def from_objects(objects: Sequence[LabelObject], image_id: int = 0) -> Annotatio
         occluded=[o.occluded for o in objects],
         truncated=[o.truncated for o in objects],
         rings=Ragged.from_rows(rings, dtype=np.float64) if rings else None,
-        ring_offsets=np.concatenate([[0], np.cumsum(ring_counts, dtype=np.int64)]),
-        keypoints=Ragged.from_rows(keypoints, dtype=np.float64),
+        ring_offsets=ring_offsets,
+        keypoints=keypoints,
         attributes=attributes,
     )
 

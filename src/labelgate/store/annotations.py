@@ -24,12 +24,12 @@ blobs of every row and decodes them with one ``np.frombuffer``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import orjson
-from sqlalchemy import JSON, Boolean, LargeBinary, Select, select
+from sqlalchemy import JSON, Boolean, Dialect, LargeBinary, Select, select
 from sqlalchemy.orm import Session
 
 from labelgate.core._typing import IntArray
@@ -139,12 +139,12 @@ def _nullable(values: np.ndarray[Any, Any]) -> list[Any]:
     return out
 
 
-def _columns(revision_id: IntArray, ann: Annotations) -> list[list[Any]]:
+def _columns(revision_id: IntArray, ann: Annotations, image_id: int | None) -> list[list[Any]]:
     geometry, parts = _encode_geometry(ann)
     bbox = ann.bbox
     return [
         np.asarray(revision_id, dtype=np.int64).tolist(),
-        ann.image_id.tolist(),
+        ann.image_id.tolist() if image_id is None else [int(image_id)] * len(ann),
         ann.id.tolist(),
         ann.class_id.tolist(),
         ann.kind.astype(np.int64).tolist(),
@@ -187,6 +187,53 @@ def allocate_ids(session: Session, table: str, n: int) -> IntArray:
     return np.arange(int(top) + 1, int(top) + 1 + n, dtype=np.int64)
 
 
+_Converter = Callable[[Sequence[Any]], list[Any]]
+_CONVERTERS: dict[tuple[str, tuple[str, ...], str], list[_Converter | None]] = {}
+
+
+def _json_text(column: Sequence[Any]) -> list[Any]:
+    return [None if v is None else orjson.dumps(v).decode() for v in column]
+
+
+def _ints(column: Sequence[Any]) -> list[Any]:
+    # as 0/1 ints: sqlite3 binds a bool only after a failed adapter lookup (3x an int's
+    # cost), and SQLAlchemy's processor is a Python call per value
+    if column.count(None):
+        return [None if v is None else int(v) for v in column]
+    return list(map(int, column))
+
+
+def _processed(process: Callable[[Any], Any]) -> _Converter:
+    return lambda column: [process(v) for v in column]
+
+
+def _converters(table: str, names: tuple[str, ...], dialect: Dialect) -> list[_Converter | None]:
+    """Per column, what turns its Python values into what the driver binds (None: as is)."""
+    key = (table, names, dialect.name)
+    found = _CONVERTERS.get(key)
+    if found is not None:
+        return found
+    model = Base.metadata.tables.get(table)
+    out: list[_Converter | None] = []
+    for name in names:
+        convert: _Converter | None = None
+        column_type = model.c[name].type if model is not None else None
+        if column_type is None or isinstance(column_type, LargeBinary):
+            pass  # sqlite3 binds bytes as a BLOB itself; the processor only wraps them
+        elif dialect.name == "postgresql":
+            if isinstance(column_type, JSON):
+                convert = _json_text
+        elif isinstance(column_type, Boolean):
+            convert = _ints
+        else:
+            process = column_type.bind_processor(dialect)
+            if process is not None:
+                convert = _processed(process)
+        out.append(convert)
+    _CONVERTERS[key] = out
+    return out
+
+
 def bulk_insert(session: Session, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
     """Insert rows given as columns: ``COPY`` on PostgreSQL, raw ``executemany`` on SQLite.
 
@@ -204,28 +251,12 @@ def bulk_insert(session: Session, table: str, columns: Mapping[str, Sequence[Any
         return 0
     connection = session.connection()
     dbapi: Any = connection.connection.dbapi_connection
-    model = Base.metadata.tables.get(table)
-    if model is not None:  # convert as SQLAlchemy would (JSON to text, datetimes on SQLite)
-        for i, name in enumerate(names):
-            column_type = model.c[name].type
-            if connection.dialect.name == "postgresql":
-                if isinstance(column_type, JSON):
-                    values[i] = [None if v is None else orjson.dumps(v).decode() for v in values[i]]
-                continue
-            if isinstance(column_type, Boolean):
-                # as 0/1 ints: sqlite3 binds a bool only after a failed adapter lookup (3x an
-                # int's cost), and SQLAlchemy's processor is a Python call per value
-                column = values[i]
-                if column.count(None):
-                    values[i] = [None if v is None else int(v) for v in column]
-                else:
-                    values[i] = list(map(int, column))
-                continue
-            if isinstance(column_type, LargeBinary):
-                continue  # sqlite3 binds bytes as a BLOB itself; the processor only wraps them
-            process = column_type.bind_processor(connection.dialect)
-            if process is not None:
-                values[i] = [process(v) for v in values[i]]
+    dialect = connection.dialect
+    # convert as SQLAlchemy would (JSON to text, datetimes on SQLite), with the converters
+    # looked up once per table layout: a save's 10 rows cost less than finding them again
+    for i, convert in enumerate(_converters(table, tuple(names), dialect)):
+        if convert is not None:
+            values[i] = convert(values[i])
     if connection.dialect.name == "postgresql":
         _copy(dbapi, table, names, values, n)
     else:
@@ -338,7 +369,13 @@ def _binary_records(dtypes: list[str | None], columns: list[Sequence[Any]]) -> b
 _ACCEPTED_KINDS = {"i": "i", "f": "fi", "b": "b"}
 
 
-def insert_annotations(session: Session, revision_id: IntArray | int, ann: Annotations) -> int:
+def insert_annotations(
+    session: Session,
+    revision_id: IntArray | int,
+    ann: Annotations,
+    *,
+    image_id: int | None = None,
+) -> int:
     """Insert every object of ``ann`` as annotation rows of the given revision(s).
 
     Parameters
@@ -350,6 +387,9 @@ def insert_annotations(session: Session, revision_id: IntArray | int, ann: Annot
     ann
         The objects; ``ann.image_id`` are store image ids, ``ann.id`` becomes ``object_key``
         (stable across revisions of one task).
+    image_id
+        The store image of every object, in place of ``ann.image_id`` (a task's save: one
+        image, without building a second container just to set the column).
 
     Returns
     -------
@@ -360,7 +400,8 @@ def insert_annotations(session: Session, revision_id: IntArray | int, ann: Annot
     if n == 0:
         return 0
     revisions = np.broadcast_to(np.asarray(revision_id, dtype=np.int64), (n,))
-    return bulk_insert(session, "annotations", dict(zip(COLUMNS, _columns(revisions, ann))))
+    columns = _columns(revisions, ann, image_id)
+    return bulk_insert(session, "annotations", dict(zip(COLUMNS, columns)))
 
 
 def _blob_values(

@@ -333,6 +333,7 @@ def save_revision(
     labels: Annotations,
     source: Source = Source.HUMAN,
     request_id: str | None = None,
+    image_id: int | None = None,
 ) -> SavedRevision:
     """Save a task's full object list as a new revision on top of ``base_revision_id``.
 
@@ -343,6 +344,9 @@ def save_revision(
     request_id
         Client idempotency key: a retried save with the same key returns the revision the
         first attempt wrote and writes nothing.
+    image_id
+        The task's store image, written as every object's image in place of
+        ``labels.image_id`` (see :func:`~labelgate.store.annotations.insert_annotations`).
 
     Raises
     ------
@@ -355,13 +359,15 @@ def save_revision(
     # save of the same task waits here until the first commits, then reads the new head and
     # fails as a conflict before writing. Unlocked, both read the same max(number) and the
     # loser hit the (task_id, number) unique constraint as an IntegrityError.
-    # The statements are built once (module level, bound parameters): building and coercing
-    # them on every save cost more CPU than running them.
-    task = session.execute(_LOCK_TASK, {"task_id": task_id}).first()
+    # The statements are built once (module level, bound parameters) and run on the
+    # session's connection: building and coercing them on every save cost more CPU than
+    # running them.
+    connection = session.connection()
+    task = connection.execute(_LOCK_TASK, {"task_id": task_id}).first()
     if task is None:
         raise StoreError(f"no task {task_id}")
     if request_id is not None:  # after the lock: a retry racing its first attempt sees it
-        done = session.execute(_BY_REQUEST, {"request_id": request_id}).first()
+        done = connection.execute(_BY_REQUEST, {"request_id": request_id}).first()
         if done is not None:
             if done.task_id != task_id:
                 raise ConflictError(
@@ -373,16 +379,16 @@ def save_revision(
     # compare-and-set before any insert, so that a lost race has written nothing (the lock
     # makes it unlosable on both databases; the check stays in case a caller runs at a
     # stricter isolation level or without the lock)
-    moved = session.execute(
+    moved = connection.execute(
         _BUMP_VERSION, {"task_id": task_id, "seen": task.version, "version": task.version + 1}
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]  # CursorResult of an UPDATE
+    if moved.rowcount != 1:
         head = session.execute(
             select(TaskRow.head_revision_id).where(TaskRow.id == task_id)
         ).scalar_one()
         raise _conflict(session, task_id, base_revision_id, head)
-    number = session.execute(_NEXT_NUMBER, {"task_id": task_id}).scalar_one()
-    revision_id = session.execute(
+    number = connection.execute(_NEXT_NUMBER, {"task_id": task_id}).scalar_one()
+    revision_id = connection.execute(
         _INSERT_REVISION,
         {
             "task_id": task_id,
@@ -395,8 +401,8 @@ def save_revision(
             "created_at": utcnow(),
         },
     ).scalar_one()
-    session.execute(_MOVE_HEAD, {"task_id": task_id, "head": revision_id})
-    insert_annotations(session, revision_id, labels)
+    connection.execute(_MOVE_HEAD, {"task_id": task_id, "head": revision_id})
+    insert_annotations(session, revision_id, labels, image_id=image_id)
     return SavedRevision(revision_id, number, task.version + 1, replayed=False)
 
 

@@ -75,8 +75,11 @@ _JSON_OPTIONS = (
 # checked here to fail the same way on both.
 _MAX_LENGTHS = {"actor": 200, "action": 60, "entity_type": 40, "entity_id": 100}
 
-_audit = AuditEventRow.__table__
+_audit: Any = AuditEventRow.__table__
 _TABLE_NAME = AuditEventRow.__tablename__
+_ADVISORY_LOCK = sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY))
+_LAST_HASH = sa.select(_audit.c.hash).order_by(_audit.c.id.desc()).limit(1)
+_INSERT_EVENT = sa.insert(_audit).returning(_audit.c.id)
 
 
 def _iso_utc(value: dt.datetime) -> str:
@@ -281,7 +284,8 @@ def append_event(
     Returns
     -------
     AuditEventRow
-        The inserted row (flushed: ``id`` is set).
+        The stored values with the new ``id`` (inserted with a Core statement, so the
+        object is not attached to ``session``).
 
     Raises
     ------
@@ -326,12 +330,15 @@ def append_event(
     details_json = canonical_json(details).decode()
     before_digest, after_digest = digest(before), digest(after)
 
-    if session.get_bind().dialect.name == "postgresql":
+    # Core statements on the session's connection, built once: an ORM add and flush (which
+    # also flushed whatever else the caller had pending) cost more CPU than the hashing.
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         # held until the caller's transaction ends, so the next appender reads this hash
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
-    last = session.execute(
-        sa.select(AuditEventRow.hash).order_by(AuditEventRow.id.desc()).limit(1)
-    ).scalar_one_or_none()
+        connection.execute(_ADVISORY_LOCK)
+    # read in this transaction, after the lock (never cached across transactions: another
+    # worker process may have appended since); the primary-key index finds the newest row
+    last = connection.execute(_LAST_HASH).scalar_one_or_none()
     prev_hash = last or GENESIS_HASH
     message = _message(
         prev_hash,
@@ -344,21 +351,21 @@ def append_event(
         details_json=details_json,
         created_at=_iso_utc(created_at),
     )
-    row = AuditEventRow(
-        created_at=created_at,
-        actor=actor,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        before_digest=before_digest,
-        after_digest=after_digest,
-        details=details_json,
-        prev_hash=prev_hash,
-        hash=_hash(message, _key_in_force(key)),
-    )
-    session.add(row)
-    session.flush()
-    return row
+    values = {
+        "created_at": created_at,
+        "actor": actor,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "before_digest": before_digest,
+        "after_digest": after_digest,
+        "details": details_json,
+        "prev_hash": prev_hash,
+        "hash": _hash(message, _key_in_force(key)),
+    }
+    event_id = connection.execute(_INSERT_EVENT, values).scalar_one()
+    # what the caller gets back: the stored values (not attached to the session)
+    return AuditEventRow(id=event_id, **values)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
