@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from labelgate.cli._output import console, emit_json, fail
-from labelgate.cli.ml import RayAddress, Shards
+from labelgate.cli._ray import RayAddress, Shards
 from labelgate.core._typing import IntArray
 from labelgate.core.dataset import Dataset
 from labelgate.core.evaluate import Evaluation, IouType, evaluate, rasterize_polygons

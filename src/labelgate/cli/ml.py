@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from labelgate.cli._output import console, emit_json, fail
+from labelgate.cli._ray import RayAddress, Shards
 from labelgate.errors import FormatError, LabelgateError
 from labelgate.formats.coco import read_coco
 from labelgate.formats.registry import detect_format, read
@@ -24,26 +25,6 @@ from labelgate.ml.select import STRATEGIES, image_uncertainty, select
 __all__ = ["errors_command", "select_command"]
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-#: ``--ray ADDRESS`` / ``--shards N`` (shared with ``labelgate eval``): either one shards the
-#: work by image over Ray (the [ray] extra); the output is the single-process output
-RayAddress = Annotated[
-    str | None,
-    typer.Option(
-        "--ray",
-        metavar="ADDRESS",
-        help="Shard the work by image over Ray (the [ray] extra): 'local' starts a local "
-        "instance, 'auto' joins the cluster this machine is in, ray://HOST:PORT one through "
-        "Ray Client (needs ray[client]). Same output as without.",
-    ),
-]
-Shards = Annotated[
-    int | None,
-    typer.Option(
-        "--shards",
-        min=1,
-        help="Ray tasks (image ranges); default two per CPU. Implies --ray local if not given.",
-    ),
-]
 
 
 def _thresholds(text: str | None) -> dict[int, float] | float | None:
