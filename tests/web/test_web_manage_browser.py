@@ -36,8 +36,8 @@ def _advance(page: Any) -> str:
 
 
 def test_a_manager_advances_a_batch_and_sees_the_gate_value_and_threshold(
-    browser: Any,  # noqa: F811
-    site: Served,  # noqa: F811
+    browser: Any,
+    site: Served,
 ) -> None:
     world = site.world
     label(world, disputes=False)
@@ -94,8 +94,8 @@ def test_a_manager_advances_a_batch_and_sees_the_gate_value_and_threshold(
 
 
 def test_an_adjudicator_takes_version_b_with_a_reason_and_the_audit_shows_it(
-    browser: Any,  # noqa: F811
-    site: Served,  # noqa: F811
+    browser: Any,
+    site: Served,
 ) -> None:
     world = site.world
     into_review(world, disputes=True)
@@ -166,8 +166,8 @@ def test_an_adjudicator_takes_version_b_with_a_reason_and_the_audit_shows_it(
 
 
 def test_an_annotator_is_refused_the_management_and_adjudication_pages(
-    browser: Any,  # noqa: F811
-    site: Served,  # noqa: F811
+    browser: Any,
+    site: Served,
 ) -> None:
     page = new_page(browser)
     login(page, site.url, "ana", "/queue")

@@ -12,61 +12,26 @@ Screenshots go to ``/tmp/web_shots/``.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 from sqlalchemy import select
-from web_world import PASSWORD, Served, serve
+from test_web_browser import SHOTS, browser, site  # noqa: F401
+from web_world import PASSWORD, Served
 
 from labelgate.core.annotations import Annotations, Kind, Source
 from labelgate.core.ragged import Ragged
-from labelgate.store.db import Database, upgrade
+from labelgate.store.db import Database
 from labelgate.store.models import PrelabelDecisionRow, TaskRow
 from labelgate.workflow.prelabel import prelabel_plan, store_prelabels
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("LABELGATE_CHROMIUM", "/usr/bin/chromium")
-SHOTS = Path(os.environ.get("LABELGATE_WEB_SHOTS", "/tmp/web_shots"))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 MANAGER = "maria"
 CAR, PERSON = 1, 2
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason + " (required under CI=true)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ModuleNotFoundError:
-        _missing("playwright is not installed (pip install playwright)")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        _missing(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Served]:
-    db = Database(f"sqlite:///{tmp_path / 'labelgate.db'}")
-    upgrade(db)
-    with serve(db, tmp_path) as served:
-        yield served
-    db.dispose()
 
 
 def _store(site: Served, make: Callable[[int], Annotations]) -> int:

@@ -66,8 +66,8 @@ def _pickable(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_an_inspector_flags_defects_and_a_clean_item_and_the_manager_sees_the_bound(
-    browser: Any,  # noqa: F811
-    site_on_each_db: Served,  # noqa: F811
+    browser: Any,
+    site_on_each_db: Served,
 ) -> None:
     site = site_on_each_db
     world = site.world

@@ -2,48 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from web_world import PASSWORD, Served, serve
+from test_web_browser import browser, site  # noqa: F401
+from web_world import PASSWORD, Served
 
-from labelgate.store.db import Database, upgrade
+from labelgate.store.db import Database
 from labelgate.store.models import WorkLogRow
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("LABELGATE_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 IDLE_GAP_MS = 800  # shortened from the editor's 60 s
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ModuleNotFoundError:
-        pytest.skip("playwright is not installed")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Served]:
-    db = Database(f"sqlite:///{tmp_path / 'labelgate.db'}")
-    upgrade(db)
-    with serve(db, tmp_path) as served:
-        yield served
-    db.dispose()
 
 
 def _poll(page: Any, expression: str, timeout_s: float = 10.0) -> Any:

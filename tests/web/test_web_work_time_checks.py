@@ -60,7 +60,7 @@ def _work(page: Any, seconds: int) -> None:
         page.mouse.move(box["x"] + 20 + 7 * i, box["y"] + 20 + 3 * i)
 
 
-def _paused_page(browser: Any, site: Served, user: str, path: str) -> Any:  # noqa: F811
+def _paused_page(browser: Any, site: Served, user: str, path: str) -> Any:
     page = new_page(browser)
     login(page, site.url, user, "/queue" if user != "adam" else "/review")
     page.clock.install()
@@ -71,8 +71,8 @@ def _paused_page(browser: Any, site: Served, user: str, path: str) -> Any:  # no
 
 
 def test_a_review_reports_the_reviewers_active_time(
-    browser: Any,  # noqa: F811
-    site_on_each_db: Served,  # noqa: F811
+    browser: Any,
+    site_on_each_db: Served,
 ) -> None:
     served = site_on_each_db
     image = served.world.shared_images()[0]
@@ -113,8 +113,8 @@ def test_a_review_reports_the_reviewers_active_time(
 
 
 def test_adjudications_report_the_time_since_the_previous_decision(
-    browser: Any,  # noqa: F811
-    site: Served,  # noqa: F811
+    browser: Any,
+    site: Served,
 ) -> None:
     world = site.world
     into_review(world, disputes=True)

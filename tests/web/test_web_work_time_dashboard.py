@@ -43,8 +43,8 @@ def _cells(page: Any, label: str, first: str) -> list[str]:
 
 
 def test_the_dashboard_shows_throughput_rework_hours_and_cost_so_far(
-    browser: Any,  # noqa: F811
-    site: Served,  # noqa: F811
+    browser: Any,
+    site: Served,
 ) -> None:
     world = site.world
     prog = world.program
