@@ -15,6 +15,7 @@ import numpy as np
 
 from labelgate.api.schemas import LabelObject
 from labelgate.core.annotations import Annotations, AttributeColumn, Kind, Source
+from labelgate.core.masks import rle_bbox
 from labelgate.core.ragged import Ragged
 
 __all__ = ["KIND_NAMES", "SOURCE_NAMES", "from_objects", "to_objects"]
@@ -24,7 +25,7 @@ KIND_NAMES[Kind.KEYPOINTS] = "keypoints"
 _KIND_OF = {name: int(kind) for kind, name in KIND_NAMES.items()}
 SOURCE_NAMES = {Source.HUMAN: "human", Source.PRELABEL: "prelabel", Source.MERGED: "merged"}
 _SOURCE_OF = {name: int(source) for source, name in SOURCE_NAMES.items()}
-_POLYGON, _KEYPOINTS = int(Kind.POLYGON), int(Kind.KEYPOINTS)
+_POLYGON, _KEYPOINTS, _MASK = int(Kind.POLYGON), int(Kind.KEYPOINTS), int(Kind.MASK)
 
 
 def _bbox(obj: LabelObject) -> list[float]:
@@ -94,6 +95,23 @@ def from_objects(objects: Sequence[LabelObject], image_id: int = 0) -> Annotatio
         bbox: Any = [o.bbox for o in objects]  # validated numbers: one conversion below
     else:
         bbox = [_bbox(o) for o in objects]
+    rle_counts = rle_size = None
+    if _MASK in kinds:
+        rle_counts = Ragged.from_rows(
+            [
+                np.asarray(o.mask.counts if o.kind == "mask" and o.mask else [], dtype=np.int64)
+                for o in objects
+            ],
+            dtype=np.int64,
+        )
+        rle_size = np.asarray(
+            [o.mask.size if o.kind == "mask" and o.mask else [0, 0] for o in objects],
+            dtype=np.int64,
+        )
+        bbox = np.asarray(bbox, dtype=np.float64).reshape(n, 4)
+        derive = np.array([o.kind == "mask" and o.bbox is None for o in objects])
+        if derive.any():  # the mask's tight box, for all masks at once
+            bbox[derive] = rle_bbox(rle_counts, rle_size)[derive]
     return Annotations.create(
         id=[o.id for o in objects],
         image_id=np.full(n, image_id, dtype=np.int64),
@@ -109,6 +127,8 @@ def from_objects(objects: Sequence[LabelObject], image_id: int = 0) -> Annotatio
         rings=Ragged.from_rows(rings, dtype=np.float64) if rings else None,
         ring_offsets=ring_offsets,
         keypoints=keypoints,
+        rle_counts=rle_counts,
+        rle_size=rle_size,
         attributes=attributes,
     )
 

@@ -147,18 +147,35 @@ class TaskOut(BaseModel):
     head_revision_id: int | None
 
 
+class MaskRle(_Request):
+    """An uncompressed COCO RLE mask: ``size`` ``[height, width]`` and column-major ``counts``.
+
+    Runs alternate background, foreground, ... starting with background, and add up to
+    ``height x width`` (the container checks it and names the object).
+    """
+
+    size: Annotated[
+        list[Annotated[int, Field(ge=1, le=100_000)]], Field(min_length=2, max_length=2)
+    ]
+    counts: Annotated[
+        list[Annotated[int, Field(ge=0, le=MAX_ID)]], Field(min_length=1, max_length=4_000_000)
+    ]
+
+
 class LabelObject(_Request):
     """One object of a task's labels.
 
     ``kind`` says which geometry field is used: ``box`` (``bbox``), ``polygon``
     (``polygon``: rings of ``[x, y]`` points; ``bbox`` is derived when omitted),
-    ``keypoints`` (``keypoints``: ``[x, y, visibility]`` rows), ``tag`` (whole image, no
-    geometry). Coordinates are pixels, ``bbox`` is ``[x1, y1, x2, y2]``.
+    ``keypoints`` (``keypoints``: ``[x, y, visibility]`` rows), ``mask`` (``mask``: an
+    uncompressed COCO RLE; ``bbox`` is derived when omitted), ``tag`` (whole image, no
+    geometry). Coordinates are pixels, ``bbox`` is ``[x1, y1, x2, y2]``. What
+    ``GET /api/tasks/{id}`` returns can be sent back unchanged.
     """
 
     id: int = Field(ge=1, le=MAX_KEY)
     class_id: int = Field(ge=0, le=MAX_ID)
-    kind: Literal["box", "polygon", "keypoints", "tag"] = "box"
+    kind: Literal["box", "polygon", "keypoints", "mask", "tag"] = "box"
     bbox: Annotated[list[Coordinate], Field(min_length=4, max_length=4)] | None = None
     polygon: (
         Annotated[
@@ -179,6 +196,7 @@ class LabelObject(_Request):
         ]
         | None
     ) = None
+    mask: MaskRle | None = None
     occluded: bool = False
     truncated: bool = False
     track_id: int | None = Field(default=None, ge=0, le=MAX_KEY)
