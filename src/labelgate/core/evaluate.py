@@ -60,9 +60,13 @@ __all__ = [
     "COCO_KEYPOINT_AREA_RANGES",
     "COCO_RECALL_THRESHOLDS",
     "Evaluation",
+    "EvaluationPlan",
     "IouType",
     "Rasterize",
     "evaluate",
+    "finish_evaluation",
+    "pair_iou_of",
+    "plan_evaluation",
     "rasterize_polygons",
 ]
 
@@ -250,6 +254,91 @@ def evaluate(
     >>> result.stats_names[:3], result.stats[:3].round(4).tolist()  # 1 of 2 found, IoU 0.9
     (('AP', 'AP50', 'AP75'), [0.4545, 0.505, 0.505])
     """
+    p = plan_evaluation(
+        gt,
+        dt,
+        iou_type=iou_type,
+        max_dets=max_dets,
+        area_ranges=area_ranges,
+        iou_thresholds=iou_thresholds,
+        use_cats=use_cats,
+        per_class_thresholds=per_class_thresholds,
+    )
+    # --- IoU on candidate pairs, keeping only pairs that can match at some threshold
+    pair_iou = pair_iou_of(
+        iou_type, gt.annotations, dt, p.g_take, p.d_take, p.g_crowd, p.g_area, sigmas
+    )
+    pair_d, pair_g, iou = _candidate_pairs(p.d_key, p.g_key, pair_iou, p.lowest)
+    del pair_iou  # large at scale: gone before matching
+    # COCOeval.accumulate, per class: each image's (sorted ids) rank-ordered list, then a
+    # mergesort on -score; the detections are already in (image, rank) order
+    matches = _greedy_match(
+        pair_d,
+        pair_g,
+        iou,
+        p.d_rank,
+        p.d_class,
+        p.threshold_table,
+        p.g_ignore,
+        p.g_crowd,
+        p.g_void,
+        np.take(p.d_outside, p.acc_order, axis=1),
+        p.acc_order,
+    )
+    del pair_d, pair_g, iou
+    return finish_evaluation(p, matches)
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationPlan:
+    """What :func:`evaluate` settles before matching: COCOeval's objects, in its orders.
+
+    The ground truths (``g_*``) and detections (``d_*``) COCOeval looks at (its ``imgIds``
+    / ``catIds`` filters), with their sort keys (image, class group), ranks, areas, and the
+    ignore / outside flags per area range; the matching and the accumulation read only
+    these. :func:`labelgate.ml.distributed.evaluate_sharded` matches slices of them.
+    """
+
+    iou_type: str
+    max_dets: tuple[int, ...]
+    ranges: tuple[tuple[str, float, float], ...]
+    class_ids: IntArray
+    image_ids: IntArray
+    use_cats: bool
+    group_classes: int
+    thresholds: FloatArray
+    class_thresholds: FloatArray | None
+    threshold_table: FloatArray  # (T, K), capped at 1 - 1e-10
+    lowest: float
+    g_take: IntArray
+    g_key: IntArray
+    g_class: IntArray
+    g_crowd: BoolArray
+    g_area: FloatArray
+    g_ignore: BoolArray  # (A, G)
+    g_void: BoolArray
+    d_take: IntArray
+    d_key: IntArray
+    d_class: IntArray
+    d_rank: IntArray
+    d_score: FloatArray
+    d_outside: BoolArray  # (A, D)
+    acc_class: IntArray
+    acc_order: IntArray
+
+
+def plan_evaluation(
+    gt: Dataset,
+    dt: Annotations,
+    *,
+    iou_type: IouType = "bbox",
+    max_dets: Sequence[int] | None = None,
+    area_ranges: Mapping[str, tuple[float, float]] | None = None,
+    iou_thresholds: FloatArray | Sequence[float] | None = None,
+    use_cats: bool = True,
+    per_class_thresholds: FloatArray | None = None,
+) -> EvaluationPlan:
+    """The objects, orders and flags :func:`evaluate` matches (its parameters and errors)."""
     if iou_type not in ("bbox", "segm", "keypoints"):
         raise ValidationError(
             f"expected iou_type 'bbox', 'segm' or 'keypoints', got {iou_type!r}",
@@ -284,7 +373,6 @@ def evaluate(
     threshold_table = np.minimum(threshold_table, 1 - 1e-10)
 
     # --- the objects COCOeval looks at (its imgIds / catIds filters), in its order
-    group_classes = n_classes if use_cats else 1
     g = gt.annotations
     g_take, g_key, g_class = _ground_truth_order(g, class_ids, image_ids, use_cats)
     g_crowd = g.iscrowd[g_take]
@@ -292,9 +380,6 @@ def evaluate(
     d_take, d_key, d_class, d_rank, d_score, score_rank = _detection_order(
         dt, class_ids, image_ids, use_cats, max_dets[-1]
     )
-    n_gt, n_dt = len(g_take), len(d_take)
-    # boxes column by column: no (D, 4) copies of the whole set
-    d_columns = [dt.bbox[:, i][d_take] for i in range(4)]
     if iou_type == "segm":
         for side, container, rows in (("gt", g, g_take), ("dt", dt, d_take)):
             missing = np.flatnonzero(container.rle_counts.lengths[rows] == 0)
@@ -311,29 +396,10 @@ def evaluate(
         d_area[unknown] = _mask_area(dt.rle_counts, d_take[unknown])
     else:
         # COCO.loadRes replaces a result's area by the box's (w * h), whatever the file says
-        d_area = (d_columns[2] - d_columns[0]) * (d_columns[3] - d_columns[1])
-
-    # --- IoU on candidate pairs, keeping only pairs that can match at some threshold
-    lowest = float(threshold_table.min()) if threshold_table.size else np.inf
-    pair_iou: _PairIou
-    if iou_type == "segm":
-
-        def pair_iou(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
-            crowd = g_crowd[pair_g]
-            return mask_iou_pairs(dt, d_take[pair_d], g, g_take[pair_g], crowd_b=crowd)
-
-    elif keypoints:
-
-        def pair_iou(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
-            # COCOeval.computeOks ignores iscrowd; crowds still absorb detections when matching
-            rows_d, rows_g = d_take[pair_d], g_take[pair_g]
-            return oks_pairs(dt, rows_d, g, rows_g, sigmas=sigmas, area=g_area[pair_g])
-
-    else:
-        g_columns = [g.bbox[:, i][g_take] for i in range(4)]
-        pair_iou = _BoxIou(d_columns, g_columns, g_crowd)
-    pair_d, pair_g, iou = _candidate_pairs(d_key, g_key, pair_iou, lowest)
-    del pair_iou, d_columns, d_key, g_key  # large at scale: gone before matching
+        # (column by column: no (D, 4) copy of the whole set)
+        d_area = (dt.bbox[:, 2][d_take] - dt.bbox[:, 0][d_take]) * (
+            dt.bbox[:, 3][d_take] - dt.bbox[:, 1][d_take]
+        )
 
     lows = np.array([r[1] for r in ranges], dtype=np.float64)[:, None]
     highs = np.array([r[2] for r in ranges], dtype=np.float64)[:, None]
@@ -345,65 +411,113 @@ def evaluate(
         g_flagged = g_crowd | (counts[g_take] == 0)
     g_ignore = g_flagged[None, :] | (g_area[None, :] < lows) | (g_area[None, :] > highs)  # (A, G)
     d_outside = (d_area[None, :] < lows) | (d_area[None, :] > highs)  # (A, D)
-    # COCOeval stores the matched gt *id* and tests it for truth: a gt with id 0 counts as
-    # no match at all (it is still taken); kept for exactness.
-    g_void = g.id[g_take] == 0
     acc_class = d_class if use_cats else np.zeros_like(d_class)
-    # COCOeval.accumulate, per class: each image's (sorted ids) rank-ordered list, then a
-    # mergesort on -score; the detections are already in (image, rank) order
-    acc_order = _stable_order([acc_class, score_rank])
-    matches = _greedy_match(
-        pair_d,
-        pair_g,
-        iou,
-        d_rank,
-        d_class,
-        threshold_table,
-        g_ignore,
-        g_crowd,
-        g_void,
-        np.take(d_outside, acc_order, axis=1),
-        acc_order,
+    return EvaluationPlan(
+        iou_type=iou_type,
+        max_dets=max_dets,
+        ranges=ranges,
+        class_ids=class_ids,
+        image_ids=image_ids,
+        use_cats=use_cats,
+        group_classes=n_classes if use_cats else 1,
+        thresholds=thresholds,
+        class_thresholds=class_thresholds,
+        threshold_table=threshold_table,
+        lowest=float(threshold_table.min()) if threshold_table.size else np.inf,
+        g_take=g_take,
+        g_key=g_key,
+        g_class=g_class,
+        g_crowd=g_crowd,
+        g_area=g_area,
+        g_ignore=g_ignore,
+        # COCOeval stores the matched gt *id* and tests it for truth: a gt with id 0 counts
+        # as no match at all (it is still taken); kept for exactness.
+        g_void=g.id[g_take] == 0,
+        d_take=d_take,
+        d_key=d_key,
+        d_class=d_class,
+        d_rank=d_rank,
+        d_score=d_score,
+        d_outside=d_outside,
+        acc_class=acc_class,
+        # COCOeval.accumulate, per class: each image's (sorted ids) rank-ordered list, then
+        # a mergesort on -score; the detections are already in (image, rank) order
+        acc_order=_stable_order([acc_class, score_rank]),
     )
-    del pair_d, pair_g, iou
 
-    g_group_class = g_class if use_cats else np.zeros_like(g_class)
+
+def pair_iou_of(
+    iou_type: str,
+    g: Annotations,
+    dt: Annotations,
+    g_take: IntArray,
+    d_take: IntArray,
+    g_crowd: BoolArray,
+    g_area: FloatArray,
+    sigmas: FloatArray | Mapping[int, FloatArray] = COCO_SIGMAS,
+) -> _PairIou:
+    """IoU (or OKS) of candidate pairs, positions into ``d_take`` / ``g_take``."""
+    if iou_type == "segm":
+
+        def segm(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
+            crowd = g_crowd[pair_g]
+            return mask_iou_pairs(dt, d_take[pair_d], g, g_take[pair_g], crowd_b=crowd)
+
+        return segm
+    if iou_type == "keypoints":
+
+        def oks(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
+            # COCOeval.computeOks ignores iscrowd; crowds still absorb detections when matching
+            rows_d, rows_g = d_take[pair_d], g_take[pair_g]
+            return oks_pairs(dt, rows_d, g, rows_g, sigmas=sigmas, area=g_area[pair_g])
+
+        return oks
+    # boxes column by column: no (D, 4) copies of the whole set
+    d_columns = [dt.bbox[:, i][d_take] for i in range(4)]
+    g_columns = [g.bbox[:, i][g_take] for i in range(4)]
+    return _BoxIou(d_columns, g_columns, g_crowd)
+
+
+def finish_evaluation(p: EvaluationPlan, matches: _Matches) -> Evaluation:
+    """Accumulate the matches (in ``p.acc_order``) and summarize, as COCOeval does."""
+    g_group_class = p.g_class if p.use_cats else np.zeros_like(p.g_class)
     npig = np.stack(  # (K, A) regular (non-ignored) ground truths per class and area range
         [
-            np.bincount(g_group_class, weights=~g_ignore[a], minlength=group_classes)
-            for a in range(len(ranges))
+            np.bincount(g_group_class, weights=~p.g_ignore[a], minlength=p.group_classes)
+            for a in range(len(p.ranges))
         ],
         axis=1,
     ).astype(np.int64)
+    order = p.acc_order
     precision, recall, scores = _accumulate(
         matches,
-        d_score[acc_order],
-        acc_class[acc_order],
-        d_rank[acc_order],
+        p.d_score[order],
+        p.acc_class[order],
+        p.d_rank[order],
         npig,
-        max_dets,
-        group_classes,
+        p.max_dets,
+        p.group_classes,
     )
-    if keypoints:
-        stats, names = _summarize_keypoints(precision, recall, thresholds, ranges, max_dets)
+    if p.iou_type == "keypoints":
+        stats, names = _summarize_keypoints(precision, recall, p.thresholds, p.ranges, p.max_dets)
     else:
-        stats, names = _summarize(precision, recall, thresholds, ranges, max_dets)
+        stats, names = _summarize(precision, recall, p.thresholds, p.ranges, p.max_dets)
     return Evaluation(
-        iou_type=iou_type,
+        iou_type=p.iou_type,
         stats=stats,
         stats_names=names,
         precision=precision,
         recall=recall,
         scores=scores,
-        class_ids=class_ids if use_cats else np.array([-1], dtype=np.int64),
-        iou_thresholds=thresholds,
-        class_thresholds=class_thresholds,
+        class_ids=p.class_ids if p.use_cats else np.array([-1], dtype=np.int64),
+        iou_thresholds=p.thresholds,
+        class_thresholds=p.class_thresholds,
         recall_thresholds=COCO_RECALL_THRESHOLDS.copy(),
-        area_ranges=ranges,
-        max_dets=max_dets,
-        images=len(image_ids),
-        gt=n_gt,
-        dt=n_dt,
+        area_ranges=p.ranges,
+        max_dets=p.max_dets,
+        images=len(p.image_ids),
+        gt=len(p.g_take),
+        dt=len(p.d_take),
     )
 
 

@@ -51,27 +51,17 @@ from labelgate.core.annotations import Annotations
 from labelgate.core.compare import Comparison, compare
 from labelgate.core.dataset import Dataset
 from labelgate.core.evaluate import (
-    COCO_AREA_RANGES,
-    COCO_IOU_THRESHOLDS,
-    COCO_KEYPOINT_AREA_RANGES,
-    COCO_RECALL_THRESHOLDS,
     Evaluation,
     IouType,
-    _accumulate,
-    _BoxIou,
     _candidate_pairs,
-    _detection_order,
     _greedy_match,
-    _ground_truth_order,
-    _mask_area,
     _Matches,
-    _PairIou,
-    _stable_order,
-    _summarize,
-    _summarize_keypoints,
+    finish_evaluation,
+    pair_iou_of,
+    plan_evaluation,
 )
 from labelgate.core.images import Images
-from labelgate.core.iou import COCO_SIGMAS, mask_iou_pairs, oks_pairs
+from labelgate.core.iou import COCO_SIGMAS
 from labelgate.core.matching import Matching, PairIoU, match
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import LabelgateError, ValidationError
@@ -580,23 +570,7 @@ class _EvalShard:
 
 def _eval_shard(gt: Annotations, dt: Annotations, s: _EvalShard) -> _Matches:
     """Candidate pairs, IoU and greedy matching of one shard, as ``evaluate`` computes them."""
-    pair_iou: _PairIou
-    if s.iou_type == "segm":
-
-        def pair_iou(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
-            crowd = s.g_crowd[pair_g]
-            return mask_iou_pairs(dt, s.d_take[pair_d], gt, s.g_take[pair_g], crowd_b=crowd)
-
-    elif s.iou_type == "keypoints":
-
-        def pair_iou(pair_d: IntArray, pair_g: IntArray) -> FloatArray:
-            rows_d, rows_g = s.d_take[pair_d], s.g_take[pair_g]
-            return oks_pairs(dt, rows_d, gt, rows_g, sigmas=s.sigmas, area=s.g_area[pair_g])
-
-    else:
-        d_columns = [dt.bbox[:, i][s.d_take] for i in range(4)]
-        g_columns = [gt.bbox[:, i][s.g_take] for i in range(4)]
-        pair_iou = _BoxIou(d_columns, g_columns, s.g_crowd)
+    pair_iou = pair_iou_of(s.iou_type, gt, dt, s.g_take, s.d_take, s.g_crowd, s.g_area, s.sigmas)
     pair_d, pair_g, iou = _candidate_pairs(s.d_key, s.g_key, pair_iou, s.lowest)
     # each shard keeps its own (group, rank) order; the driver scatters into COCO's order
     return _greedy_match(
@@ -635,151 +609,54 @@ def evaluate_sharded(
     for array, to ``evaluate(gt, dt, ...)``: the driver computes the global orders and
     accumulates; the shards compute the candidate pairs, their IoU and the matching.
     """
-    if iou_type not in ("bbox", "segm", "keypoints"):
-        raise ValidationError(
-            f"expected iou_type 'bbox', 'segm' or 'keypoints', got {iou_type!r}",
-            field="iou_type",
-        )
-    keypoints = iou_type == "keypoints"
-    default_dets = (20,) if keypoints else (1, 10, 100)
-    max_dets = tuple(int(m) for m in (max_dets if max_dets is not None else default_dets))
-    if area_ranges is None:
-        area_ranges = COCO_KEYPOINT_AREA_RANGES if keypoints else COCO_AREA_RANGES
-    ranges = tuple((str(name), float(lo), float(hi)) for name, (lo, hi) in area_ranges.items())
-    class_ids = np.unique(gt.taxonomy.ids).astype(np.int64)
-    image_ids = np.unique(gt.images.id).astype(np.int64)
-    n_classes = len(class_ids)
-    if per_class_thresholds is not None:
-        class_thresholds = np.asarray(per_class_thresholds, dtype=np.float64).reshape(-1)
-        if class_thresholds.shape != (n_classes,):
-            raise ValidationError(
-                f"expected one threshold per class ({n_classes}), got {class_thresholds.shape}",
-                field="per_class_thresholds",
-            )
-        thresholds = np.array([np.nan])
-        threshold_table = class_thresholds[None, :]
-    else:
-        class_thresholds = None
-        thresholds = np.asarray(
-            iou_thresholds if iou_thresholds is not None else COCO_IOU_THRESHOLDS, dtype=np.float64
-        ).reshape(-1)
-        threshold_table = np.repeat(thresholds[:, None], max(n_classes, 1), axis=1)
-    threshold_table = np.minimum(threshold_table, 1 - 1e-10)
-
-    # --- the global orders, as evaluate computes them
-    group_classes = n_classes if use_cats else 1
-    g = gt.annotations
-    g_take, g_key, g_class = _ground_truth_order(g, class_ids, image_ids, use_cats)
-    g_crowd = g.iscrowd[g_take]
-    g_area = g.area[g_take]
-    d_take, d_key, d_class, d_rank, d_score, score_rank = _detection_order(
-        dt, class_ids, image_ids, use_cats, max_dets[-1]
+    p = plan_evaluation(
+        gt,
+        dt,
+        iou_type=iou_type,
+        max_dets=max_dets,
+        area_ranges=area_ranges,
+        iou_thresholds=iou_thresholds,
+        use_cats=use_cats,
+        per_class_thresholds=per_class_thresholds,
     )
-    n_gt, n_dt = len(g_take), len(d_take)
-    if iou_type == "segm":
-        for side, container, rows in (("gt", g, g_take), ("dt", dt, d_take)):
-            missing = np.flatnonzero(container.rle_counts.lengths[rows] == 0)
-            if len(missing):
-                raise ValidationError(
-                    "expected an RLE mask on every row for segm (rasterize_polygons first)",
-                    field=side,
-                    row=int(rows[missing[0]]),
-                )
-        d_area = dt.area[d_take]
-        unknown = np.flatnonzero(np.isnan(d_area))
-        d_area[unknown] = _mask_area(dt.rle_counts, d_take[unknown])
-    else:
-        box = [dt.bbox[:, i][d_take] for i in range(4)]
-        d_area = (box[2] - box[0]) * (box[3] - box[1])
-    lowest = float(threshold_table.min()) if threshold_table.size else np.inf
-    lows = np.array([r[1] for r in ranges], dtype=np.float64)[:, None]
-    highs = np.array([r[2] for r in ranges], dtype=np.float64)[:, None]
-    g_flagged = g_crowd
-    if keypoints:
-        labelled = g.keypoints.values[:, 2] > 0
-        counts = np.bincount(g.keypoints.row_index(), weights=labelled, minlength=len(g))
-        g_flagged = g_crowd | (counts[g_take] == 0)
-    g_ignore = g_flagged[None, :] | (g_area[None, :] < lows) | (g_area[None, :] > highs)
-    d_outside = (d_area[None, :] < lows) | (d_area[None, :] > highs)
-    g_void = g.id[g_take] == 0
-    acc_class = d_class if use_cats else np.zeros_like(d_class)
-    acc_order = _stable_order([acc_class, score_rank])
-
     # --- shards: contiguous image ranges, i.e. contiguous ranges of both sorted key arrays
     ray = ray_session(address)
     n_shards = shards or _default_shards(ray)
-    image_pos = np.concatenate([d_key, g_key]) // (len(class_ids) if use_cats else 1)
-    plan = plan_shards(image_pos, n_shards)
-    key_starts = plan.starts * (len(class_ids) if use_cats else 1)
-    d_bounds = np.r_[0, np.searchsorted(d_key, key_starts), n_dt].tolist()
-    g_bounds = np.r_[0, np.searchsorted(g_key, key_starts), n_gt].tolist()
-    shared_sigmas = sigmas if keypoints else None
+    per_image = len(p.class_ids) if p.use_cats else 1
+    plan = plan_shards(np.concatenate([p.d_key, p.g_key]) // per_image, n_shards)
+    key_starts = plan.starts * per_image
+    n_dt, n_gt = len(p.d_take), len(p.g_take)
+    d_bounds = np.r_[0, np.searchsorted(p.d_key, key_starts), n_dt].tolist()
+    g_bounds = np.r_[0, np.searchsorted(p.g_key, key_starts), n_gt].tolist()
+    shared_sigmas = sigmas if iou_type == "keypoints" else None
     calls, spans = [], []
-    gt_ref, dt_ref = ray.put(g), ray.put(dt)
+    gt_ref, dt_ref = ray.put(gt.annotations), ray.put(dt)
     for k in range(len(plan)):
         d0, d1, g0, g1 = d_bounds[k], d_bounds[k + 1], g_bounds[k], g_bounds[k + 1]
         if d1 == d0 and k > 0:
             continue  # no detection, nothing to match (one shard always runs: the rank)
         shard = _EvalShard(
             iou_type=iou_type,
-            d_take=d_take[d0:d1],
-            d_key=d_key[d0:d1],
-            d_rank=d_rank[d0:d1],
-            d_class=d_class[d0:d1],
-            g_take=g_take[g0:g1],
-            g_key=g_key[g0:g1],
-            g_crowd=g_crowd[g0:g1],
-            g_area=g_area[g0:g1],
-            g_ignore=g_ignore[:, g0:g1],
-            g_void=g_void[g0:g1],
-            outside=d_outside[:, d0:d1],
-            threshold_table=threshold_table,
-            lowest=lowest,
+            d_take=p.d_take[d0:d1],
+            d_key=p.d_key[d0:d1],
+            d_rank=p.d_rank[d0:d1],
+            d_class=p.d_class[d0:d1],
+            g_take=p.g_take[g0:g1],
+            g_key=p.g_key[g0:g1],
+            g_crowd=p.g_crowd[g0:g1],
+            g_area=p.g_area[g0:g1],
+            g_ignore=p.g_ignore[:, g0:g1],
+            g_void=p.g_void[g0:g1],
+            outside=p.d_outside[:, d0:d1],
+            threshold_table=p.threshold_table,
+            lowest=p.lowest,
             sigmas=shared_sigmas,
         )
         calls.append((gt_ref, dt_ref, shard))
         spans.append((d0, d1))
     parts: list[_Matches] = _run(ray, _eval_shard, calls)
-    matches = _merge_matches(parts, spans, acc_order, np.take(d_outside, acc_order, axis=1))
-
-    g_group_class = g_class if use_cats else np.zeros_like(g_class)
-    npig = np.stack(
-        [
-            np.bincount(g_group_class, weights=~g_ignore[a], minlength=group_classes)
-            for a in range(len(ranges))
-        ],
-        axis=1,
-    ).astype(np.int64)
-    precision, recall, scores = _accumulate(
-        matches,
-        d_score[acc_order],
-        acc_class[acc_order],
-        d_rank[acc_order],
-        npig,
-        max_dets,
-        group_classes,
-    )
-    if keypoints:
-        stats, names = _summarize_keypoints(precision, recall, thresholds, ranges, max_dets)
-    else:
-        stats, names = _summarize(precision, recall, thresholds, ranges, max_dets)
-    return Evaluation(
-        iou_type=iou_type,
-        stats=stats,
-        stats_names=names,
-        precision=precision,
-        recall=recall,
-        scores=scores,
-        class_ids=class_ids if use_cats else np.array([-1], dtype=np.int64),
-        iou_thresholds=thresholds,
-        class_thresholds=class_thresholds,
-        recall_thresholds=COCO_RECALL_THRESHOLDS.copy(),
-        area_ranges=ranges,
-        max_dets=max_dets,
-        images=len(image_ids),
-        gt=n_gt,
-        dt=n_dt,
-    )
+    outside = np.take(p.d_outside, p.acc_order, axis=1)
+    return finish_evaluation(p, _merge_matches(parts, spans, p.acc_order, outside))
 
 
 def _merge_matches(
