@@ -19,12 +19,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from labelgate.cli._output import console, emit_json, err_console
+from labelgate.cli._output import console, emit_json
 from labelgate.cli.db import DbOption, JsonFlag
-from labelgate.cli.program import ActorOption, ProjectOption, opened_program, require_actor
+from labelgate.cli.program import (
+    ActorOption,
+    ProjectOption,
+    counted_progress,
+    opened_program,
+    require_actor,
+)
 from labelgate.core.annotations import Annotations
 from labelgate.core.dataset import Dataset
 from labelgate.errors import LabelgateError
@@ -137,15 +142,7 @@ def prelabel_command(
             return
         # bad options raise LabelgateError: opened_program turns it into exit 2
         predictor, default_name = _predictor(program, predictions, cascade, class_name, images)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-            disable=as_json or not err_console.is_terminal,
-        ) as bar:
+        with counted_progress(as_json=as_json) as bar:
             task = bar.add_task(f"pre-labeling {batch}", total=None)
             run = prelabel_batch(
                 program,

@@ -763,10 +763,12 @@ def task_submit_command(
     console.print(f"[green]submitted[/] {len(task_ids)} task(s)", highlight=False)
 
 
-@contextmanager
-def progress_bar(description: str, total: int, *, as_json: bool) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr over ``total`` steps; yields the function that advances it."""
-    with Progress(
+def counted_progress(*, as_json: bool) -> Progress:
+    """The commands' progress display on stderr: description, bar, n / total, time left.
+
+    Off for ``--json`` and when stderr is not a terminal.
+    """
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -774,6 +776,12 @@ def progress_bar(description: str, total: int, *, as_json: bool) -> Iterator[Cal
         console=err_console,
         transient=True,
         disable=as_json or not err_console.is_terminal,
-    ) as progress:
+    )
+
+
+@contextmanager
+def progress_bar(description: str, total: int, *, as_json: bool) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr over ``total`` steps; yields the function that advances it."""
+    with counted_progress(as_json=as_json) as progress:
         bar = progress.add_task(description, total=total)
         yield lambda: progress.advance(bar)
