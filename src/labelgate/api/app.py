@@ -28,6 +28,7 @@ from labelgate.api.routes import (
 )
 from labelgate.api.routes.manage import router as manage_router
 from labelgate.store.db import Database
+from labelgate.workflow.auth import TokenCache
 
 __all__ = ["create_app"]
 
@@ -66,7 +67,8 @@ def create_app(db: Database, *, settings: ApiSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.labelgate = State(db=db, settings=settings, jobs=jobs)
+    tokens = TokenCache(settings.token_cache_seconds)
+    app.state.labelgate = State(db=db, settings=settings, jobs=jobs, tokens=tokens)
     install_handlers(app)
 
     @app.get("/api/health", tags=["health"])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from labelgate.api.errors import NotAuthenticated
 from labelgate.api.jobs import JobRegistry
@@ -31,8 +32,8 @@ from labelgate.workflow.auth import (
     TOKEN_TTL,
     LoginLimits,
     Principal,
+    TokenCache,
     csrf_token,
-    resolve_token,
 )
 from labelgate.workflow.program import Program
 from labelgate.workflow.queries import task_project, visible_project
@@ -86,6 +87,11 @@ class ApiSettings:
         (default 5 and 20 per 15 min), shared by every worker through the database.
     clock
         The current time (UTC) for login throttling and issued tokens; tests pass a fake one.
+    token_cache_seconds
+        How long this process trusts a token it has looked up
+        (:class:`~labelgate.workflow.auth.TokenCache`): a logout or role change made by
+        another worker process or the CLI applies here within this time; 0 looks every
+        request's token up in the database.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("labelgate-data"))
@@ -97,6 +103,7 @@ class ApiSettings:
     job_workers: int = 2
     login_limits: LoginLimits = field(default_factory=LoginLimits)
     clock: Callable[[], dt.datetime] = utcnow
+    token_cache_seconds: float = 2.0
 
 
 class Programs:
@@ -143,9 +150,15 @@ class State:
     settings: ApiSettings
     jobs: JobRegistry
     programs: Programs = field(default_factory=Programs)
+    tokens: TokenCache = field(default_factory=TokenCache)
 
 
-def app_state(request: Request) -> State:
+# The dependencies below that do no I/O, and the caller on a cached token, are coroutines:
+# FastAPI runs a plain function dependency in the thread pool, and a save would hop threads
+# three times instead of once (the hops cost more CPU than the save's own SQL).
+
+
+async def app_state(request: Request) -> State:
     """The app's :class:`State`."""
     state: State = request.app.state.labelgate
     return state
@@ -160,9 +173,9 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def caller(request: Request) -> Principal:
+async def caller(request: Request) -> Principal:
     """The authenticated user, or 401; cookie sessions must pass the CSRF check on writes."""
-    state = app_state(request)
+    state: State = request.app.state.labelgate
     token = bearer_token(request)
     via_cookie = False
     if token is None:
@@ -170,7 +183,9 @@ def caller(request: Request) -> Principal:
         via_cookie = token is not None
     if not token:
         raise NotAuthenticated("not authenticated: log in or send a bearer token")
-    principal = resolve_token(state.db, token)
+    principal = state.tokens.get(token)
+    if principal is None:
+        principal = await run_in_threadpool(state.tokens.resolve, state.db, token)
     if principal is None:
         raise NotAuthenticated("not authenticated: the token is unknown, expired or revoked")
     if via_cookie and request.method in UNSAFE_METHODS:
@@ -198,7 +213,7 @@ class Paging:
     offset: int
 
 
-def paging(
+async def paging(
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per page.")] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")] = 0,
 ) -> Paging:

@@ -28,6 +28,8 @@ import hashlib
 import hmac
 import math
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +51,7 @@ __all__ = [
     "LoginLimits",
     "LoginThrottled",
     "Principal",
+    "TokenCache",
     "authenticate",
     "check_login_allowed",
     "check_password",
@@ -480,13 +483,104 @@ def resolve_token(
     db: Database, token: str, *, clock: Callable[[], dt.datetime] = utcnow
 ) -> Principal | None:
     """The active user holding a live (known, unexpired, unrevoked) token, else ``None``."""
+    held = _token_holder(db, token, clock)
+    return None if held is None else held[0]
+
+
+def _token_holder(
+    db: Database, token: str, clock: Callable[[], dt.datetime]
+) -> tuple[Principal, dt.datetime] | None:
     if not token or len(token) > 200:
         return None
     with db.session() as s:
         row: Any = s.execute(_TOKEN_HOLDER, {"digest": token_digest(token)}).first()
-    if row is None or row.revoked or not row.active or _aware(row.expires_at) <= clock():
+    if row is None or row.revoked or not row.active:
         return None
-    return Principal(row.id, row.name, tuple(sorted(row.roles)))
+    expires = _aware(row.expires_at)
+    if expires <= clock():
+        return None
+    return Principal(row.id, row.name, tuple(sorted(row.roles))), expires
+
+
+class TokenCache:
+    """Tokens one API process resolved in the last ``seconds``: a request skips the lookup.
+
+    Every authenticated request would otherwise spend a database transaction (and, on
+    SQLite, a turn at the write lock) finding who holds its token. Only live tokens are
+    kept, each until the earlier of ``seconds`` after its lookup and its own expiry; an
+    unknown, expired or revoked token is looked up every time.
+
+    The price is bounded staleness: a change made elsewhere (a logout or password change
+    served by another worker process, ``labelgate user`` deactivating someone or changing
+    their roles) reaches this process within ``seconds``. Changes this process makes
+    itself call :meth:`forget` or :meth:`clear` and apply at once. ``seconds=0`` turns the
+    cache off.
+
+    Examples
+    --------
+    >>> cache = TokenCache(seconds=2.0)
+    >>> cache.get("t") is None
+    True
+    """
+
+    def __init__(
+        self,
+        seconds: float = 2.0,
+        *,
+        max_tokens: int = 10_000,
+        clock: Callable[[], dt.datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if seconds < 0:
+            raise ValueError(f"token cache seconds must be >= 0, got {seconds}")
+        self.seconds = seconds
+        self._max_tokens = max_tokens
+        self._clock = clock
+        self._monotonic = monotonic
+        self._held: dict[str, tuple[Principal, dt.datetime, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        """The principal cached for ``token``, or ``None`` (not cached, stale or expired)."""
+        if not self.seconds:
+            return None
+        held = self._held.get(token_digest(token)) if 0 < len(token) <= 200 else None
+        if held is None:
+            return None
+        principal, expires, until = held
+        if self._monotonic() >= until or expires <= self._clock():
+            return None
+        return principal
+
+    def resolve(self, db: Database, token: str) -> Principal | None:
+        """:func:`resolve_token` through the cache (a miss asks the database)."""
+        principal = self.get(token)
+        if principal is not None:
+            return principal
+        held = _token_holder(db, token, self._clock)
+        if held is None:
+            self.forget(token)
+            return None
+        if self.seconds:
+            with self._lock:
+                if len(self._held) >= self._max_tokens:
+                    self._held.clear()
+                self._held[token_digest(token)] = (
+                    held[0],
+                    held[1],
+                    self._monotonic() + self.seconds,
+                )
+        return held[0]
+
+    def forget(self, token: str) -> None:
+        """Drop one token (this process revoked it)."""
+        with self._lock:
+            self._held.pop(token_digest(token), None)
+
+    def clear(self) -> None:
+        """Drop every token (this process changed a user's password or roles)."""
+        with self._lock:
+            self._held.clear()
 
 
 # every authenticated request runs this: built once, and columns rather than ORM objects

@@ -96,6 +96,7 @@ def logout_route(request: Request, response: Response, me: Caller, state: StateD
     """Revoke the token this request authenticated with and clear the cookies."""
     token = bearer_token(request) or request.cookies.get(SESSION_COOKIE, "")
     revoke_token(state.db, token)
+    state.tokens.forget(token)
     out = Response(status_code=status.HTTP_204_NO_CONTENT)
     out.delete_cookie(SESSION_COOKIE, path="/")
     out.delete_cookie(CSRF_COOKIE, path="/")
@@ -118,6 +119,7 @@ def password_route(body: PasswordChange, me: Caller, state: StateDep) -> Respons
     if authenticate(state.db, me.name, body.current_password) is None:
         raise NotAuthenticated("wrong current password")
     set_password(state.db, me.name, body.new_password, actor=me.name)
+    state.tokens.clear()
     out = Response(status_code=status.HTTP_204_NO_CONTENT)
     out.delete_cookie(SESSION_COOKIE, path="/")
     out.delete_cookie(CSRF_COOKIE, path="/")
