@@ -72,3 +72,40 @@ def test_session_rolls_back_on_error(db: Database) -> None:
         insert_then_fail()
     with db.session() as session:
         assert session.execute(sa.text("SELECT count(*) FROM projects")).scalar_one() == 0
+
+
+def test_sqlite_writers_of_two_processes_take_turns(tmp_path: Path) -> None:
+    """The write turn is a ``flock`` too: a second process waits in the kernel, not in
+    SQLite's busy handler, and gets the turn as soon as the first one lets go."""
+    import subprocess
+    import sys
+    import time
+
+    url = f"sqlite:///{tmp_path / 'turns.db'}"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from labelgate.store.db import Database\n"
+            f"db = Database({url!r})\n"
+            "with db._turn:\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(0.6)\n"
+            "    print(time.time(), flush=True)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "held"
+    db = Database(url)
+    with db._turn:
+        got_it = time.time()
+    released = float(holder.stdout.readline())
+    assert holder.wait(10) == 0
+    # this process waited for the other's turn, and not long after it ended
+    assert released <= got_it < released + 0.5
+    db.dispose()
+    with db._turn, db._turn:  # re-entrant in one thread; the file reopens after dispose
+        pass

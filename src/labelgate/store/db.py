@@ -4,10 +4,12 @@ The embedded default is one SQLite file (``labelgate.db`` in the working directo
 server is PostgreSQL through psycopg 3. The URL comes from ``--db``, else ``LABELGATE_DB``,
 else the default. SQLite runs in WAL mode (readers never block the writer) with foreign keys
 on, and every transaction starts with ``BEGIN IMMEDIATE`` so that two writers queue for the
-lock instead of one of them failing half-way with ``database is locked``. Inside one process
-(the API's request threads) sessions queue on a lock of their own before that ``BEGIN``:
-SQLite's busy handler polls with growing sleeps (up to 100 ms), so threads contending for
-the file lock waited far longer than the transactions ahead of them took.
+lock instead of one of them failing half-way with ``database is locked``. Before that
+``BEGIN``, sessions queue on a lock of their own (:class:`_WriteTurn`): a thread lock inside
+one process, and across processes (``serve --workers N``, the CLI beside the server) an
+advisory ``flock`` on ``<file>-turn``. SQLite's own busy handler polls with growing sleeps
+(up to 100 ms), so writers contending for the file lock waited far longer than the
+transactions ahead of them took; a ``flock`` waiter wakes as soon as the lock is released.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
@@ -26,6 +29,11 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from labelgate.errors import StoreError
+
+try:  # POSIX: writers of several processes queue in the kernel (see _WriteTurn)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "DEFAULT_URL",
@@ -79,6 +87,54 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class _WriteTurn:
+    """A re-entrant lock held across one SQLite transaction, shared by threads and processes.
+
+    Threads of one process take a :class:`threading.RLock`; the outermost holder then
+    takes an exclusive ``flock`` on ``path`` (where the platform has ``fcntl``), so writers
+    in other processes wait in the kernel's queue instead of SQLite's sleeping busy handler.
+    ``path=None`` (an in-memory database) is the thread lock alone.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._depth == 0 and self._path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Close the lock file (the next turn opens it again)."""
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
 class Database:
     """An engine and a session factory for one program database.
 
@@ -122,11 +178,15 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # one SQLite writer at a time anyway: this process's threads wait their turn here,
-        # in order, instead of in SQLite's sleeping busy handler (other processes still do)
-        self._turn: AbstractContextManager[Any] = (
-            threading.RLock() if self.dialect == "sqlite" else nullcontext()
-        )
+        # one SQLite writer at a time anyway: threads and processes wait their turn here
+        # instead of in SQLite's sleeping busy handler
+        self._turn: AbstractContextManager[Any] = nullcontext()
+        if self.dialect == "sqlite":
+            database = parsed.database
+            on_disk = bool(database) and database != ":memory:" and "mode=memory" not in self.url
+            self._turn = _WriteTurn(
+                Path(f"{database}-turn") if on_disk and fcntl is not None else None
+            )
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -144,8 +204,10 @@ class Database:
         Base.metadata.create_all(self.engine)
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and the SQLite turn's lock file)."""
         self.engine.dispose()
+        if isinstance(self._turn, _WriteTurn):
+            self._turn.close()
 
     def has_schema(self) -> bool:
         """Whether the program tables exist."""
