@@ -109,3 +109,106 @@ def test_sqlite_writers_of_two_processes_take_turns(tmp_path: Path) -> None:
     db.dispose()
     with db._turn, db._turn:  # re-entrant in one thread; the file reopens after dispose
         pass
+
+
+def test_an_event_loop_awaits_the_turn_without_blocking_and_in_arrival_order(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import threading
+    import time
+
+    db = Database(f"sqlite:///{tmp_path / 'loop.db'}")
+    db.create_all()
+    holder_has_it, let_go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db._turn:
+            holder_has_it.set()
+            let_go.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holder_has_it.wait(5)
+    ran: list[str] = []
+
+    def write(name: str) -> str:
+        with db.session() as s:  # re-enters the turn the loop holds for this call
+            s.execute(sa.text("SELECT 1"))
+        ran.append(name)
+        return name
+
+    async def main() -> tuple[list[str], int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while not ran:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.create_task(tick())
+        calls = [asyncio.create_task(db.run_in_turn(write, f"w{i}")) for i in range(5)]
+        await asyncio.sleep(0.2)
+        assert ran == []  # the thread still holds the turn: nobody ran yet
+        let_go.set()
+        done = await asyncio.gather(*calls)
+        await ticker
+        return done, ticks
+
+    started = time.perf_counter()
+    done, ticks = asyncio.run(main())
+    holder.join()
+    assert done == ran == [f"w{i}" for i in range(5)]  # in arrival order
+    assert ticks >= 20  # the loop went on serving while it waited (0.2 s / 5 ms ≈ 40)
+    assert time.perf_counter() - started < 5
+
+
+def test_a_cancelled_wait_for_the_turn_gives_it_back(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    db = Database(f"sqlite:///{tmp_path / 'cancel.db'}")
+    db.create_all()
+    holder_has_it, let_go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db._turn:
+            holder_has_it.set()
+            let_go.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holder_has_it.wait(5)
+
+    async def main() -> None:
+        waiting = asyncio.create_task(db.run_in_turn(lambda: None))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        let_go.set()
+        await asyncio.sleep(0.2)  # the waiting thread takes the turn, then gives it back
+
+    asyncio.run(main())
+    holder.join()
+    taken = threading.Event()
+
+    def take() -> None:
+        with db._turn:
+            taken.set()
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    assert taken.wait(5), "the cancelled caller's turn was never given back"
+
+
+def test_only_sqlite_has_a_turn(db: Database) -> None:
+    import asyncio
+
+    if db.dialect == "sqlite":
+        assert db.has_turn and asyncio.run(db.run_in_turn(lambda x: x + 1, 1)) == 2
+    else:
+        assert not db.has_turn
+        with pytest.raises(StoreError, match="no write turn"):
+            asyncio.run(db.run_in_turn(lambda: None))

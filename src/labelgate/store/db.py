@@ -14,14 +14,15 @@ transactions ahead of them took; a ``flock`` waiter wakes as soon as the lock is
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
@@ -44,6 +45,8 @@ __all__ = [
     "resolve_url",
     "upgrade",
 ]
+
+T = TypeVar("T")
 
 ENV_VAR = "LABELGATE_DB"
 DEFAULT_URL = "sqlite:///labelgate.db"
@@ -88,31 +91,51 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 class _WriteTurn:
-    """A re-entrant lock held across one SQLite transaction, shared by threads and processes.
+    """The lock held across one SQLite transaction, shared by threads, processes and a loop.
 
-    Threads of one process take a :class:`threading.RLock`; the outermost holder then
-    takes an exclusive ``flock`` on ``path`` (where the platform has ``fcntl``), so writers
-    in other processes wait in the kernel's queue instead of SQLite's sleeping busy handler.
-    ``path=None`` (an in-memory database) is the thread lock alone.
+    Inside one process a :class:`threading.Lock` (a thread re-entering the turn it holds
+    just counts the depth); the holder then takes an exclusive ``flock`` on ``path`` (where
+    the platform has ``fcntl``), so writers in other processes wait in the kernel's queue
+    instead of SQLite's sleeping busy handler. ``path=None`` (an in-memory database) is the
+    thread lock alone. :meth:`run` takes the turn for an event loop without blocking it.
     """
 
     def __init__(self, path: Path | None) -> None:
-        self._lock = threading.RLock()
-        self._depth = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()  # the calling thread's depth of re-entry
         self._path = path
         self._fd: int | None = None
+        self._queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
-    def __enter__(self) -> None:
-        self._lock.acquire()
-        if self._depth == 0 and self._path is not None:
+    def _take(self, wait: bool) -> bool:
+        """Take the lock and the file lock (blocking or not); ``False`` if not taken."""
+        if not self._lock.acquire(blocking=wait):
+            return False
+        if self._path is not None:
             try:
                 if self._fd is None:
                     self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._lock.release()
+                return False
             except BaseException:
                 self._lock.release()
                 raise
-        self._depth += 1
+        return True
+
+    def _give_back(self) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> None:
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            self._take(wait=True)
+        self._local.depth = depth + 1
 
     def __exit__(
         self,
@@ -120,12 +143,40 @@ class _WriteTurn:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._depth -= 1
-        try:
-            if self._depth == 0 and self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._lock.release()
+        self._local.depth -= 1
+        if self._local.depth == 0:
+            self._give_back()
+
+    async def run(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)`` in the event loop's thread, holding the turn.
+
+        The loop is never blocked waiting: this loop's callers queue in arrival order on an
+        :class:`asyncio.Lock`, and the first of them takes a free turn at once or waits for
+        it in a worker thread (a ``threading.Lock`` and a ``flock`` may be released by
+        another thread than the one that took them). A turn taken for a caller that was
+        cancelled meanwhile is given back.
+        """
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._queue[0] is not loop:
+            self._queue = (loop, asyncio.Lock())
+        async with self._queue[1]:
+            if not self._take(wait=False):
+                waiting = loop.run_in_executor(None, self._take, True)
+                try:
+                    await asyncio.shield(waiting)
+                except asyncio.CancelledError:
+                    waiting.add_done_callback(
+                        lambda done: (
+                            None if done.cancelled() or done.exception() else self._give_back()
+                        )
+                    )
+                    raise
+            self._local.depth = 1
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self._local.depth = 0
+                self._give_back()
 
     def close(self) -> None:
         """Close the lock file (the next turn opens it again)."""
@@ -196,6 +247,23 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         with self._turn, self._sessions() as session, session.begin():
             yield session
+
+    @property
+    def has_turn(self) -> bool:
+        """Whether transactions queue on a write turn (SQLite) rather than run side by side."""
+        return isinstance(self._turn, _WriteTurn)
+
+    async def run_in_turn(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Await SQLite's write turn without blocking the event loop, then run ``call``.
+
+        ``call`` runs in the loop's thread, holding the turn; the sessions it opens
+        re-enter it. For short calls only (the loop serves no one else while it runs):
+        the API's request work (:func:`labelgate.api.deps.run_db`). Raises
+        :class:`StoreError` where there is no turn (PostgreSQL).
+        """
+        if not isinstance(self._turn, _WriteTurn):
+            raise StoreError(f"{self.dialect} has no write turn: run the call in a thread")
+        return await self._turn.run(call, *args, **kwargs)
 
     def create_all(self) -> None:
         """Create every table directly from the models (tests; programs use :func:`upgrade`)."""
