@@ -8,6 +8,7 @@ at ``/docs``.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from labelgate.api import job_kinds  # noqa: F401  (registers the job kinds)
-from labelgate.api.deps import ApiSettings, State, StateDep
+from labelgate.api.deps import ApiSettings, State, StateDep, add_body_schemas
 from labelgate.api.errors import install_handlers
 from labelgate.api.jobs import JobRegistry
 from labelgate.api.routes import (
@@ -58,6 +59,11 @@ def create_app(db: Database, *, settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jobs.start()  # this process also runs jobs other workers queued
+        # what start-up built (modules, routes, compiled statements) lives as long as the
+        # process: out of the collector's sight, a full collection takes milliseconds
+        # instead of a 90 ms pause of every request in flight
+        gc.collect()
+        gc.freeze()
         yield
         jobs.shutdown()
 
@@ -68,6 +74,14 @@ def create_app(db: Database, *, settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     tokens = TokenCache(settings.token_cache_seconds)
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_body_schemas(base_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.labelgate = State(db=db, settings=settings, jobs=jobs, tokens=tokens)
     install_handlers(app)
 

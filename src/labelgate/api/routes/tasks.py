@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi import Path as PathParam
 
-from labelgate.api.deps import Caller, PagingDep, State, StateDep
+from labelgate.api.deps import (
+    Caller,
+    PagingDep,
+    State,
+    StateDep,
+    app_state_of,
+    caller,
+    documented_body,
+    header_value,
+    json_body,
+    run_db,
+)
 from labelgate.api.labels import from_objects, to_objects
 from labelgate.api.schemas import (
     MAX_ID,
@@ -22,6 +35,7 @@ from labelgate.api.schemas import (
     TaskOut,
 )
 from labelgate.errors import ConflictError
+from labelgate.store.repository import SavedRevision
 from labelgate.workflow.program import Program
 from labelgate.workflow.queries import (
     own_task_state,
@@ -112,6 +126,16 @@ def task_route(task_id: TaskId, me: Caller, state: StateDep) -> LabelsOut:
     )
 
 
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]+")
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Client request id: a retried save with the same key lands once.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9._:-]+$"},
+}
+
+
 @router.put(
     "/tasks/{task_id}/labels",
     response_model=SavedOut,
@@ -120,36 +144,46 @@ def task_route(task_id: TaskId, me: Caller, state: StateDep) -> LabelsOut:
         409: {"model": ErrorOut, "description": "Stale save: current_revision_id won"},
         422: {"model": ErrorOut, "description": "Objects break the label contract"},
     },
+    openapi_extra=documented_body(LabelsSave, IDEMPOTENCY_HEADER),
 )
-def save_route(
-    task_id: TaskId,
-    body: LabelsSave,
-    me: Caller,
-    state: StateDep,
-    idempotency_key: IdempotencyKey = None,
-) -> SavedOut:
+async def save_route(task_id: TaskId, request: Request) -> Response:
     """Save the task's full object list as a new revision on top of ``base_revision_id``.
 
     A stale base is a 409 whose body names ``current_revision_id``; nothing is written. A
     retry with the same ``Idempotency-Key`` returns the first save (``replayed: true``).
     """
-    program = task_program(state, task_id)
+    # the editor's autosave, the hottest request: caller, header and body are read here,
+    # not declared as parameters (see labelgate.api.deps.documented_body)
+    me = await caller(request)
+    state = app_state_of(request)
+    key = header_value(request, "Idempotency-Key", max_length=64, pattern=IDEMPOTENCY_KEY)
+    body = await json_body(request, LabelsSave)
     labels = from_objects(body.objects)
     # keys are per user: two people's clients never collide on a key
-    request_id = f"u{me.id}:{idempotency_key}" if idempotency_key else None
-    saved = program.save(
-        me.name,
-        task_id,
-        labels,
-        base_revision_id=body.base_revision_id,
-        request_id=request_id,
-        work_seconds=body.work_seconds,
-    )
-    return SavedOut(
-        task_id=task_id,
-        revision_id=saved.revision_id,
-        number=saved.number,
-        replayed=saved.replayed,
+    request_id = f"u{me.id}:{key}" if key else None
+
+    def save() -> SavedRevision:
+        return task_program(state, task_id).save(
+            me.name,
+            task_id,
+            labels,
+            base_revision_id=body.base_revision_id,
+            request_id=request_id,
+            work_seconds=body.work_seconds,
+        )
+
+    saved = await run_db(state, save)
+    # SavedOut's fields, encoded here: FastAPI would validate and encode the model again
+    return Response(
+        orjson.dumps(
+            {
+                "task_id": task_id,
+                "revision_id": saved.revision_id,
+                "number": saved.number,
+                "replayed": saved.replayed,
+            }
+        ),
+        media_type="application/json",
     )
 
 
