@@ -34,6 +34,7 @@ from labelgate.api.schemas import (
     SubmittedOut,
     TaskOut,
 )
+from labelgate.core.annotations import Annotations
 from labelgate.errors import ConflictError
 from labelgate.store.repository import SavedRevision
 from labelgate.workflow.program import Program
@@ -100,23 +101,27 @@ def my_tasks_route(
 
 
 @router.get("/tasks/{task_id}", response_model=LabelsOut, responses=REFUSED)
-def task_route(task_id: TaskId, me: Caller, state: StateDep) -> LabelsOut:
+async def task_route(task_id: TaskId, me: Caller, state: StateDep) -> LabelsOut:
     """The head labels of the caller's own task, with the head revision id to save on.
 
     The revision id and the labels are read consistently: if a save lands in between, the
     read is repeated, so a client never edits labels under a newer revision's id.
     """
-    program = task_program(state, task_id)
-    for _ in range(5):
-        head, status = own_task_state(state.db, me, task_id)
-        labels = program.task_labels(me.name, task_id)
-        image = program.task_image(me.name, task_id)
-        if own_task_state(state.db, me, task_id)[0] == head:
-            break
-    else:
+
+    def read() -> tuple[int | None, str, int, Annotations]:
+        program = task_program(state, task_id)
+        for _ in range(5):
+            head, status = own_task_state(state.db, me, task_id)
+            labels = program.task_labels(me.name, task_id)
+            image = program.task_image(me.name, task_id)
+            if own_task_state(state.db, me, task_id)[0] == head:
+                return head, status, image, labels
         raise ConflictError(
             f"task {task_id} keeps changing; retry", current_revision_id=head, task_id=task_id
         )
+
+    # the editor opens and reloads a task with this: like a save, in the loop on SQLite
+    head, status, image, labels = await run_db(state, read)
     return LabelsOut(
         task_id=task_id,
         image_id=image,
@@ -192,9 +197,9 @@ async def save_route(task_id: TaskId, request: Request) -> Response:
     response_model=SubmittedOut,
     responses={**REFUSED, 409: {"model": ErrorOut, "description": "Already submitted"}},
 )
-def submit_route(task_id: TaskId, me: Caller, state: StateDep) -> SubmittedOut:
+async def submit_route(task_id: TaskId, me: Caller, state: StateDep) -> SubmittedOut:
     """Hand the task in: it leaves the editable queue and waits for review."""
-    task_program(state, task_id).submit(me.name, task_id)
+    await run_db(state, lambda: task_program(state, task_id).submit(me.name, task_id))
     return SubmittedOut(task_id=task_id, status="submitted")
 
 
