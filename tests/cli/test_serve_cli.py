@@ -42,7 +42,7 @@ def test_two_workers_answer_from_one_database(empty_db: Database, tmp_path: Path
     log = tmp_path / "serve.log"
     command = [
         sys.executable, "-m", "labelgate", "serve", "--db", empty_db.url, "--port", str(port),
-        "--data-dir", str(tmp_path / "data"), "--workers", "2",
+        "--data-dir", str(tmp_path / "data"), "--workers", "2", "--token-cache-seconds", "0",
     ]  # fmt: skip
     with log.open("wb") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -82,6 +82,12 @@ def test_two_workers_answer_from_one_database(empty_db: Database, tmp_path: Path
             me = httpx.get(f"{base}/api/me", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200, me.text
             assert me.json()["name"] == "ana"
+        # a logout served by one worker: with the token cache off, every worker refuses the
+        # token at once (the default trusts a looked-up token for 2 s)
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert httpx.post(f"{base}/api/auth/logout", headers=bearer).status_code == 204
+        for _ in range(6):
+            assert httpx.get(f"{base}/api/me", headers=bearer).status_code == 401
     finally:
         server.send_signal(signal.SIGINT)
         try:

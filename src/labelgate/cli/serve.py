@@ -45,6 +45,19 @@ def serve_command(
             help="Worker processes (uvicorn); on SQLite they take turns at the write lock.",
         ),
     ] = 1,
+    token_cache_seconds: Annotated[
+        float,
+        typer.Option(
+            "--token-cache-seconds",
+            min=0.0,
+            max=300.0,
+            help=(
+                "How long a process trusts a login token it looked up: a logout or role "
+                "change made by another worker or the CLI applies within this time (0: "
+                "look every request's token up)."
+            ),
+        ),
+    ] = 2.0,
 ) -> None:
     """Serve the web API: OpenAPI at /openapi.json, interactive docs at /docs.
 
@@ -74,7 +87,12 @@ def serve_command(
     if workers > 1:
         # uvicorn starts each worker from an import string: the factory reads this back
         os.environ[_WORKER_ENV] = json.dumps(
-            {"db": database.url, "data_dir": str(data_dir), "secure_cookies": secure_cookies}
+            {
+                "db": database.url,
+                "data_dir": str(data_dir),
+                "secure_cookies": secure_cookies,
+                "token_cache_seconds": token_cache_seconds,
+            }
         )
         database.dispose()
         from labelgate.cli._uvicorn import NoDelayProtocol
@@ -90,7 +108,11 @@ def serve_command(
             server_header=False,
         )
         return
-    settings = ApiSettings(data_dir=data_dir, secure_cookies=secure_cookies)
+    settings = ApiSettings(
+        data_dir=data_dir,
+        secure_cookies=secure_cookies,
+        token_cache_seconds=token_cache_seconds,
+    )
     app = create_app(database, settings=settings)
     mount(app)  # the pages: login, queue, editor, review, dashboards
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
@@ -104,7 +126,9 @@ def worker_app() -> FastAPI:
 
     config = json.loads(os.environ[_WORKER_ENV])
     settings = ApiSettings(
-        data_dir=Path(config["data_dir"]), secure_cookies=bool(config["secure_cookies"])
+        data_dir=Path(config["data_dir"]),
+        secure_cookies=bool(config["secure_cookies"]),
+        token_cache_seconds=float(config["token_cache_seconds"]),
     )
     app = create_app(Database(config["db"]), settings=settings)
     mount(app)
