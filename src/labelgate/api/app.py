@@ -8,7 +8,6 @@ at ``/docs``.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -59,11 +58,6 @@ def create_app(db: Database, *, settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jobs.start()  # this process also runs jobs other workers queued
-        # what start-up built (modules, routes, compiled statements) lives as long as the
-        # process: out of the collector's sight, a full collection takes milliseconds
-        # instead of a 90 ms pause of every request in flight
-        gc.collect()
-        gc.freeze()
         yield
         jobs.shutdown()
 

@@ -115,7 +115,21 @@ def serve_command(
     )
     app = create_app(database, settings=settings)
     mount(app)  # the pages: login, queue, editor, review, dashboards
+    _freeze_startup_objects()
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+
+
+def _freeze_startup_objects() -> None:
+    """Move what start-up built out of the cyclic collector's sight (``gc.freeze``).
+
+    Modules, routes, models and compiled statements live as long as the process; with them
+    in view, a full collection paused every request in flight for ~90 ms (measured at 50
+    clients), without them a few milliseconds.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def worker_app() -> FastAPI:
@@ -132,4 +146,5 @@ def worker_app() -> FastAPI:
     )
     app = create_app(Database(config["db"]), settings=settings)
     mount(app)
+    _freeze_startup_objects()
     return app
