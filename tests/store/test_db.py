@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -111,15 +112,8 @@ def test_sqlite_writers_of_two_processes_take_turns(tmp_path: Path) -> None:
         pass
 
 
-def test_an_event_loop_awaits_the_turn_without_blocking_and_in_arrival_order(
-    tmp_path: Path,
-) -> None:
-    import asyncio
-    import threading
-    import time
-
-    db = Database(f"sqlite:///{tmp_path / 'loop.db'}")
-    db.create_all()
+def hold_turn_in_a_thread(db: Database) -> tuple[threading.Thread, threading.Event]:
+    """A thread holding the database's write turn until the returned event is set."""
     holder_has_it, let_go = threading.Event(), threading.Event()
 
     def hold() -> None:
@@ -130,6 +124,18 @@ def test_an_event_loop_awaits_the_turn_without_blocking_and_in_arrival_order(
     holder = threading.Thread(target=hold)
     holder.start()
     assert holder_has_it.wait(5)
+    return holder, let_go
+
+
+def test_an_event_loop_awaits_the_turn_without_blocking_and_in_arrival_order(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import time
+
+    db = Database(f"sqlite:///{tmp_path / 'loop.db'}")
+    db.create_all()
+    holder, let_go = hold_turn_in_a_thread(db)
     ran: list[str] = []
 
     def write(name: str) -> str:
@@ -170,16 +176,7 @@ def test_a_cancelled_wait_for_the_turn_gives_it_back(tmp_path: Path) -> None:
 
     db = Database(f"sqlite:///{tmp_path / 'cancel.db'}")
     db.create_all()
-    holder_has_it, let_go = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with db._turn:
-            holder_has_it.set()
-            let_go.wait(5)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert holder_has_it.wait(5)
+    holder, let_go = hold_turn_in_a_thread(db)
 
     async def main() -> None:
         waiting = asyncio.create_task(db.run_in_turn(lambda: None))
