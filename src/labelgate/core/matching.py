@@ -28,7 +28,14 @@ from labelgate.core.annotations import Annotations, Kind
 from labelgate.core.pairs import box_iou_pairs, box_pairs_above, group_pairs
 from labelgate.core.taxonomy import Taxonomy
 
-__all__ = ["Matching", "PairIoU", "match", "match_candidates", "match_greedy"]
+__all__ = [
+    "Matching",
+    "PairIoU",
+    "match",
+    "match_candidates",
+    "match_greedy",
+    "reference_thresholds",
+]
 
 PairIoU = Callable[[Annotations, IntArray, Annotations, IntArray], FloatArray]
 
@@ -334,6 +341,34 @@ def _take_rows(values: _Rows, rows: IntArray) -> _Rows:
     return out
 
 
+def reference_thresholds(
+    ref: Annotations, iou_threshold: float | FloatArray | None, taxonomy: Taxonomy | None
+) -> FloatArray:
+    """(n,) IoU threshold of each reference row: ``match``'s ``iou_threshold``/``taxonomy``.
+
+    Raises
+    ------
+    ValueError
+        Neither or both given, or an array that is not one threshold per reference row.
+    """
+    if (iou_threshold is None) == (taxonomy is None):
+        raise ValueError(
+            "match: expected exactly one of iou_threshold and taxonomy, got "
+            f"iou_threshold={iou_threshold!r}, taxonomy={'given' if taxonomy else None}"
+        )
+    if taxonomy is not None:
+        return taxonomy.thresholds(ref.class_id)
+    threshold = np.asarray(iou_threshold, dtype=np.float64)
+    if threshold.ndim == 0:
+        return np.full(len(ref), float(threshold), dtype=np.float64)
+    if threshold.shape != (len(ref),):
+        raise ValueError(
+            f"match: expected one threshold or ({len(ref)},) thresholds, one per "
+            f"reference row, got shape {threshold.shape}"
+        )
+    return threshold
+
+
 def match(
     ref: Annotations,
     other: Annotations,
@@ -385,23 +420,7 @@ def match(
     >>> m.swap_ref_rows.tolist(), m.swap_other_rows.tolist()
     ([1], [1])
     """
-    if (iou_threshold is None) == (taxonomy is None):
-        raise ValueError(
-            "match: expected exactly one of iou_threshold and taxonomy, got "
-            f"iou_threshold={iou_threshold!r}, taxonomy={'given' if taxonomy else None}"
-        )
-    if taxonomy is not None:
-        ref_threshold = taxonomy.thresholds(ref.class_id)
-    else:
-        ref_threshold = np.asarray(iou_threshold, dtype=np.float64)
-        if ref_threshold.ndim == 0:
-            ref_threshold = np.full(len(ref), float(ref_threshold), dtype=np.float64)
-        elif ref_threshold.shape != (len(ref),):
-            raise ValueError(
-                f"match: expected one threshold or ({len(ref)},) thresholds, one per "
-                f"reference row, got shape {ref_threshold.shape}"
-            )
-
+    ref_threshold = reference_thresholds(ref, iou_threshold, taxonomy)
     ref_live = np.flatnonzero(ref.kind != Kind.TAG)
     other_live = np.flatnonzero(other.kind != Kind.TAG)
     key_ref, key_other = _group_keys(

@@ -62,7 +62,7 @@ from labelgate.core.evaluate import (
 )
 from labelgate.core.images import Images
 from labelgate.core.iou import COCO_SIGMAS
-from labelgate.core.matching import Matching, PairIoU, match
+from labelgate.core.matching import Matching, PairIoU, match, reference_thresholds
 from labelgate.core.taxonomy import Taxonomy
 from labelgate.errors import LabelgateError, ValidationError
 from labelgate.ml.errors import ErrorReport, _class_table, find_label_errors
@@ -435,12 +435,12 @@ def _match_shard(
     other: Annotations,
     ref_rows: IntArray,
     other_rows: IntArray,
-    threshold: FloatArray | float | None,
+    threshold: FloatArray,
     options: dict[str, Any],
 ) -> Matching:
-    if isinstance(threshold, np.ndarray):
-        threshold = threshold[ref_rows]
-    return match(ref.take(ref_rows), other.take(other_rows), iou_threshold=threshold, **options)
+    return match(
+        ref.take(ref_rows), other.take(other_rows), iou_threshold=threshold[ref_rows], **options
+    )
 
 
 def match_sharded(
@@ -463,24 +463,14 @@ def match_sharded(
     Parameters are those of ``match``, plus ``shards`` (tasks; default two per CPU of the
     Ray cluster) and ``address`` (see :func:`ray_session`).
     """
-    if (iou_threshold is None) == (taxonomy is None):
-        raise ValueError("match_sharded: expected exactly one of iou_threshold and taxonomy")
-    threshold: FloatArray | float | None = None
-    if iou_threshold is not None:
-        threshold = np.asarray(iou_threshold, dtype=np.float64)
-        if threshold.ndim == 0:
-            threshold = float(threshold)
-        elif threshold.shape != (len(ref),):
-            raise ValueError(
-                f"match: expected one threshold or ({len(ref)},) thresholds, one per "
-                f"reference row, got shape {threshold.shape}"
-            )
+    # each shard gets its rows' thresholds (a taxonomy's per-class tiers included)
+    threshold = reference_thresholds(ref, iou_threshold, taxonomy)
     ray = ray_session(address)
     plan = plan_shards(
         np.concatenate([ref.image_id, other.image_id]), shards or _default_shards(ray)
     )
     ref_parts, other_parts = plan.rows(ref.image_id), plan.rows(other.image_id)
-    options: dict[str, Any] = {"taxonomy": taxonomy, "pair_iou": pair_iou, "swaps": swaps}
+    options: dict[str, Any] = {"pair_iou": pair_iou, "swaps": swaps}
     ref_ref, other_ref = ray.put(ref), ray.put(other)
     kept = [(r, o) for r, o in zip(ref_parts, other_parts) if len(r) and len(o)]
     calls = [(ref_ref, other_ref, r, o, threshold, options) for r, o in kept]
