@@ -46,7 +46,7 @@ from labelgate.store.models import (
     UserRow,
 )
 from labelgate.workflow.auth import STAFF, Principal, require_role
-from labelgate.workflow.queries import Page, visible_project
+from labelgate.workflow.queries import Page, latest_gate_result, visible_project
 
 __all__ = [
     "audit_events",
@@ -266,16 +266,7 @@ def qa_items(
             .offset(offset)
         ).all()
         names = _names(s, {t.assignee_id for t, _, _ in rows})
-        gate = s.execute(
-            select(GateResultRow)
-            .where(
-                GateResultRow.batch_id == batch.id,
-                GateResultRow.stage == "qa",
-                GateResultRow.cycle == cycle,
-            )
-            .order_by(GateResultRow.id.desc())
-            .limit(1)
-        ).scalar()
+        gate = latest_gate_result(s, batch.id, cycle, stage="qa")
         gate_out = None
         if gate is not None:
             gate_out = _gate(gate) | {

@@ -89,6 +89,7 @@ from labelgate.store.repository import (
 )
 from labelgate.workflow.audit import append_event, digest
 from labelgate.workflow.prelabel import record_decisions, unreviewed_prelabels
+from labelgate.workflow.queries import latest_gate_result
 from labelgate.workflow.stages import NEXT, REWORK_TARGET, GateResult, Stage, check_transition
 
 __all__ = [
@@ -1864,16 +1865,8 @@ class Program:
         accepted = sum(d.verdict == "accept" for d in decisions)
         judged = len(decisions)
         # dual items: the consensus computed on entering review
-        consensus = s.execute(
-            select(GateResultRow.inputs)
-            .where(
-                GateResultRow.batch_id == row.id,
-                GateResultRow.gate == "consensus",
-                GateResultRow.cycle == row.rework_cycle,
-            )
-            .order_by(GateResultRow.id.desc())
-            .limit(1)
-        ).scalar()
+        entered = latest_gate_result(s, row.id, row.rework_cycle, gate="consensus")
+        consensus = entered.inputs if entered is not None else None
         agreed = int(consensus.get("merged", 0)) if consensus else 0
         disputed = int(consensus.get("disputed", 0)) if consensus else 0
         open_adjudications = int(

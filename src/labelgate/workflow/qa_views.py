@@ -30,7 +30,6 @@ from labelgate.store.models import (
     BatchItemRow,
     BatchRow,
     DefectRow,
-    GateResultRow,
     ImageRow,
     ProjectRow,
     RevisionRow,
@@ -38,7 +37,7 @@ from labelgate.store.models import (
     TaskRow,
 )
 from labelgate.workflow.auth import MANAGERS, STAFF, Principal, require_role
-from labelgate.workflow.queries import visible_project
+from labelgate.workflow.queries import latest_gate_result, visible_project
 
 __all__ = [
     "INSPECTORS",
@@ -258,16 +257,8 @@ def qa_plan(
         )
         gates = parse_spec(spec_toml, source=f"batch {batch.name!r} spec").gates
         limit, confidence = float(gates.defect_limit), float(gates.confidence)
-        evaluated = s.execute(
-            select(GateResultRow.inputs)
-            .where(
-                GateResultRow.batch_id == batch.id,
-                GateResultRow.stage == "qa",
-                GateResultRow.cycle == cycle,
-            )
-            .order_by(GateResultRow.id.desc())
-            .limit(1)
-        ).scalar()
+        latest = latest_gate_result(s, batch.id, cycle, stage="qa")
+        evaluated = latest.inputs if latest is not None else None
         if evaluated and evaluated.get("sampled"):
             # as the gate ran it (rework may since have replaced the items' final labels)
             n, bound = int(evaluated["sampled"]), str(evaluated["bound"])

@@ -28,6 +28,7 @@ from labelgate.store.models import (
     AdjudicationRow,
     BatchItemRow,
     BatchRow,
+    GateResultRow,
     ProjectRow,
     SpecVersionRow,
     TaskRow,
@@ -40,6 +41,7 @@ __all__ = [
     "Page",
     "adjudication_project",
     "batch_page",
+    "latest_gate_result",
     "own_task_state",
     "page_of",
     "project_page",
@@ -242,3 +244,18 @@ def own_task_state(db: Database, principal: Principal, task_id: int) -> tuple[in
     if row is None:
         raise NotVisible(f"no task {task_id} for {principal.name!r}")
     return row.head_revision_id, row.status
+
+
+def latest_gate_result(
+    s: Any, batch_id: int, cycle: int, *, stage: str | None = None, gate: str | None = None
+) -> GateResultRow | None:
+    """The newest gate result of a batch in a rework cycle, of one stage and/or one gate."""
+    where = [GateResultRow.batch_id == batch_id, GateResultRow.cycle == cycle]
+    if stage is not None:
+        where.append(GateResultRow.stage == stage)
+    if gate is not None:
+        where.append(GateResultRow.gate == gate)
+    row: GateResultRow | None = s.execute(
+        select(GateResultRow).where(*where).order_by(GateResultRow.id.desc()).limit(1)
+    ).scalar()
+    return row
