@@ -16,7 +16,7 @@ import datetime as dt
 import hmac
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -296,20 +296,25 @@ def add_body_schemas(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def header_value(
-    request: Request, name: str, *, max_length: int, pattern: re.Pattern[str]
-) -> str | None:
-    """An optional header, checked as FastAPI checks a declared one (else its 422)."""
+def header_value(request: Request, parameter: Mapping[str, Any]) -> str | None:
+    """An optional header, checked against its OpenAPI declaration (else FastAPI's 422).
+
+    ``parameter`` is what the route passes to :func:`documented_body`: the header's name
+    and its ``minLength``, ``maxLength`` and ``pattern``, so that the check and the
+    document cannot drift apart.
+    """
+    name, schema = parameter["name"], parameter["schema"]
     value = request.headers.get(name)
     if value is None:
         return None
-    if not 1 <= len(value) <= max_length or not pattern.fullmatch(value):
+    low, high, pattern = schema["minLength"], schema["maxLength"], schema["pattern"]
+    if not low <= len(value) <= high or not re.fullmatch(pattern, value):
         raise RequestValidationError(
             [
                 {
                     "type": "string_pattern_mismatch",
                     "loc": ("header", name),
-                    "msg": f"expected 1 to {max_length} characters matching {pattern.pattern!r}",
+                    "msg": f"expected {low} to {high} characters matching {pattern!r}",
                     "input": value,
                 }
             ]
