@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,13 @@ def test_arrays_are_read_only() -> None:
         ann.bbox[0, 0] = 5
     with pytest.raises(ValueError, match="read-only"):
         ann.class_id[0] = 3
+    # every array the container holds, the ragged ones' too, whether built or taken
+    for built in (ann, ann.take(np.array([2, 0]))):
+        arrays = [getattr(built, f.name) for f in dataclasses.fields(built)]
+        arrays += [a for r in arrays if isinstance(r, Ragged) for a in (r.values, r.offsets)]
+        assert all(
+            not a.flags.writeable for a in arrays if isinstance(a, np.ndarray)
+        ), [a for a in arrays if isinstance(a, np.ndarray) and a.flags.writeable]
 
 
 def test_iteration_is_refused_so_library_code_works_on_columns() -> None:

@@ -223,10 +223,11 @@ class RevisionRow(Base):
     """One save of a task's labels: who, when, from what, and the revision it edited."""
 
     __tablename__ = "revisions"
+    # the unique (task_id, number) index also finds a task's revisions: no second index
     __table_args__ = (UniqueConstraint("task_id", "number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
     number: Mapped[int] = mapped_column(Integer)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))

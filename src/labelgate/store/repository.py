@@ -19,10 +19,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import Text, bindparam, func, insert, select, type_coerce, update
+from sqlalchemy import (
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from labelgate.core._typing import IntArray
@@ -41,6 +52,7 @@ from labelgate.store.models import (
 
 __all__ = [
     "SavedRevision",
+    "TaskHead",
     "add_images",
     "add_tasks",
     "add_users",
@@ -308,20 +320,47 @@ _LOCK_TASK = (
 _BY_REQUEST = select(_REVISIONS.c.id, _REVISIONS.c.number, _REVISIONS.c.task_id).where(
     _REVISIONS.c.request_id == bindparam("request_id")
 )
-_BUMP_VERSION = (
-    update(_TASKS)
-    .where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.version == bindparam("seen"))
-    .values(version=bindparam("version"))
+# the next number and the insert in one statement (an aggregate without GROUP BY yields one
+# row, so a task's first revision gets number 1)
+_INSERT_NEXT_REVISION = (
+    insert(_REVISIONS)
+    .from_select(
+        [
+            "task_id",
+            "number",
+            "parent_id",
+            "author_id",
+            "source",
+            "object_count",
+            "request_id",
+            "created_at",
+        ],
+        select(
+            bindparam("task_id", type_=Integer),
+            func.coalesce(func.max(_REVISIONS.c.number), 0) + 1,
+            bindparam("parent_id", type_=Integer),
+            bindparam("author_id", type_=Integer),
+            bindparam("source", type_=SmallInteger),
+            bindparam("object_count", type_=Integer),
+            bindparam("request_id", type_=String),
+            bindparam("created_at", type_=_REVISIONS.c.created_at.type),
+        ).where(_REVISIONS.c.task_id == bindparam("task_id")),
+    )
+    .returning(_REVISIONS.c.id, _REVISIONS.c.number)
 )
-_NEXT_NUMBER = select(func.coalesce(func.max(_REVISIONS.c.number), 0) + 1).where(
-    _REVISIONS.c.task_id == bindparam("task_id")
-)
-_INSERT_REVISION = insert(_REVISIONS).returning(_REVISIONS.c.id)
+# the head moves and the version steps in one compare-and-set
 _MOVE_HEAD = (
     update(_TASKS)
-    .where(_TASKS.c.id == bindparam("task_id"))
-    .values(head_revision_id=bindparam("head"))
+    .where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.version == bindparam("seen"))
+    .values(head_revision_id=bindparam("head"), version=bindparam("version"))
 )
+
+
+class TaskHead(NamedTuple):
+    """A task's head revision and version, as read under its row lock."""
+
+    head_revision_id: int | None
+    version: int
 
 
 def save_revision(
@@ -334,6 +373,7 @@ def save_revision(
     source: Source = Source.HUMAN,
     request_id: str | None = None,
     image_id: int | None = None,
+    locked: TaskHead | None = None,
 ) -> SavedRevision:
     """Save a task's full object list as a new revision on top of ``base_revision_id``.
 
@@ -347,6 +387,10 @@ def save_revision(
     image_id
         The task's store image, written as every object's image in place of
         ``labels.image_id`` (see :func:`~labelgate.store.annotations.insert_annotations`).
+    locked
+        The task's head and version when the caller has read them itself in this
+        transaction, with the row lock the save needs (``SELECT ... FOR UPDATE`` on
+        PostgreSQL); the save then does not read the task again.
 
     Raises
     ------
@@ -363,9 +407,11 @@ def save_revision(
     # session's connection: building and coercing them on every save cost more CPU than
     # running them.
     connection = session.connection()
-    task = connection.execute(_LOCK_TASK, {"task_id": task_id}).first()
-    if task is None:
-        raise StoreError(f"no task {task_id}")
+    if locked is None:
+        task = connection.execute(_LOCK_TASK, {"task_id": task_id}).first()
+        if task is None:
+            raise StoreError(f"no task {task_id}")
+        locked = TaskHead(task.head_revision_id, task.version)
     if request_id is not None:  # after the lock: a retry racing its first attempt sees it
         done = connection.execute(_BY_REQUEST, {"request_id": request_id}).first()
         if done is not None:
@@ -373,26 +419,13 @@ def save_revision(
                 raise ConflictError(
                     f"request id {request_id!r} was already used for task {done.task_id}"
                 )
-            return SavedRevision(done.id, done.number, task.version, replayed=True)
-    if task.head_revision_id != base_revision_id:
-        raise _conflict(session, task_id, base_revision_id, task.head_revision_id)
-    # compare-and-set before any insert, so that a lost race has written nothing (the lock
-    # makes it unlosable on both databases; the check stays in case a caller runs at a
-    # stricter isolation level or without the lock)
-    moved = connection.execute(
-        _BUMP_VERSION, {"task_id": task_id, "seen": task.version, "version": task.version + 1}
-    )
-    if moved.rowcount != 1:
-        head = session.execute(
-            select(TaskRow.head_revision_id).where(TaskRow.id == task_id)
-        ).scalar_one()
-        raise _conflict(session, task_id, base_revision_id, head)
-    number = connection.execute(_NEXT_NUMBER, {"task_id": task_id}).scalar_one()
-    revision_id = connection.execute(
-        _INSERT_REVISION,
+            return SavedRevision(done.id, done.number, locked.version, replayed=True)
+    if locked.head_revision_id != base_revision_id:
+        raise _conflict(session, task_id, base_revision_id, locked.head_revision_id)
+    revision_id, number = connection.execute(
+        _INSERT_NEXT_REVISION,
         {
             "task_id": task_id,
-            "number": number,
             "parent_id": base_revision_id,
             "author_id": author_id,
             "source": int(source),
@@ -400,10 +433,26 @@ def save_revision(
             "request_id": request_id,
             "created_at": utcnow(),
         },
-    ).scalar_one()
-    connection.execute(_MOVE_HEAD, {"task_id": task_id, "head": revision_id})
+    ).one()
+    # compare-and-set: the lock makes it unlosable on both databases; it stays in case a
+    # caller runs without the lock. A lost race raises inside the caller's transaction,
+    # which rolls back with the revision just inserted: nothing is written.
+    moved = connection.execute(
+        _MOVE_HEAD,
+        {
+            "task_id": task_id,
+            "seen": locked.version,
+            "version": locked.version + 1,
+            "head": revision_id,
+        },
+    )
+    if moved.rowcount != 1:
+        head = session.execute(
+            select(TaskRow.head_revision_id).where(TaskRow.id == task_id)
+        ).scalar_one()
+        raise _conflict(session, task_id, base_revision_id, head)
     insert_annotations(session, revision_id, labels, image_id=image_id)
-    return SavedRevision(revision_id, number, task.version + 1, replayed=False)
+    return SavedRevision(revision_id, number, locked.version + 1, replayed=False)
 
 
 def _conflict(session: Session, task_id: int, base: int | None, head: int | None) -> ConflictError:

@@ -81,6 +81,7 @@ from labelgate.store.models import (
 )
 from labelgate.store.repository import (
     SavedRevision,
+    TaskHead,
     add_images,
     add_tasks,
     image_table,
@@ -138,6 +139,9 @@ MANAGERS = frozenset({"admin", "manager"})
 _USERS: Any = UserRow.__table__
 _TASKS: Any = TaskRow.__table__
 _SAVER = select(_USERS.c.id, _USERS.c.active).where(_USERS.c.name == bindparam("name"))
+# the saver and their task in one statement, the task row locked (PostgreSQL; SQLite's
+# BEGIN IMMEDIATE runs one writer at a time) with the head and version the store's
+# compare-and-set needs: no row when the user or the task is missing
 _SAVED_TASK = (
     select(
         _TASKS.c.id,
@@ -148,9 +152,14 @@ _SAVED_TASK = (
         _TASKS.c.purpose,
         _TASKS.c.batch_id,
         _TASKS.c.cycle,
+        _TASKS.c.head_revision_id,
+        _TASKS.c.version,
+        _USERS.c.id.label("user_id"),
+        _USERS.c.active.label("user_active"),
     )
+    .select_from(_TASKS.join(_USERS, _USERS.c.name == bindparam("name")))
     .where(_TASKS.c.id == bindparam("task_id"))
-    .with_for_update()
+    .with_for_update(of=_TASKS)
 )
 _START_TASK = update(_TASKS).where(_TASKS.c.id == bindparam("task_id")).values(status="in_progress")
 _WORK_LOG: Any = WorkLogRow.__table__
@@ -897,14 +906,16 @@ class Program:
             Not the caller's task, or the task is already submitted.
         """
         with self.db.session() as s:
-            # what _own_task checks, read with two cached Core statements (the task row
-            # locked on PostgreSQL), with the same answers
+            # what _own_task checks, with the same answers, read with one cached Core
+            # statement that also locks the task (the store then does not read it again)
             connection = s.connection()
-            me = connection.execute(_SAVER, {"name": user}).first()
-            if me is None or not me.active:
-                raise PermissionDenied(f"unknown or inactive user {user!r}")
-            task = connection.execute(_SAVED_TASK, {"task_id": task_id}).first()
-            if task is None or task.project_id != self.project_id or task.assignee_id != me.id:
+            task = connection.execute(_SAVED_TASK, {"name": user, "task_id": task_id}).first()
+            if task is None or not task.user_active:
+                me = connection.execute(_SAVER, {"name": user}).first()
+                if me is None or not me.active:
+                    raise PermissionDenied(f"unknown or inactive user {user!r}")
+                raise NotVisible(f"no task {task_id} for {user!r}")
+            if task.project_id != self.project_id or task.assignee_id != task.user_id:
                 # the same answer for a missing task and another person's
                 raise NotVisible(f"no task {task_id} for {user!r}")
             if task.status not in ("assigned", "in_progress"):
@@ -916,10 +927,11 @@ class Program:
                     s,
                     task_id=task_id,
                     base_revision_id=base_revision_id,
-                    author_id=me.id,
+                    author_id=task.user_id,
                     labels=labels,
                     request_id=request_id,
                     image_id=task.image_id,
+                    locked=TaskHead(task.head_revision_id, task.version),
                 )
             except ConflictError as exc:
                 # the store names the winner; the client's side of the collision is ours
@@ -929,7 +941,7 @@ class Program:
                 if task.status != "in_progress":
                     connection.execute(_START_TASK, {"task_id": task_id})
                 activity = "rework" if task.purpose == "rework" else "annotate"
-                self._log_work(s, me.id, task, activity, work_seconds, len(labels))
+                self._log_work(s, task.user_id, task, activity, work_seconds, len(labels))
                 append_event(
                     s,
                     actor=user,
