@@ -297,7 +297,7 @@ def server(
             "--format",
             "raw",
             "--rate",
-            "100",
+            os.environ.get("PYSPY_RATE", "100"),
             "--nonblocking",
             "--gil",
             "-o",
