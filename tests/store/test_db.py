@@ -209,3 +209,52 @@ def test_only_sqlite_has_a_turn(db: Database) -> None:
         assert not db.has_turn
         with pytest.raises(StoreError, match="no write turn"):
             asyncio.run(db.run_in_turn(lambda: None))
+
+
+def _autocheckpoint(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+
+def test_background_checkpoints_keep_the_log_small_off_the_commit_path(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    db = Database(f"sqlite:///{path}")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, blob BLOB)")
+    assert _autocheckpoint(db) == 1000  # SQLite's default: the commit checkpoints
+
+    def write(transactions: int) -> None:
+        for i in range(transactions):  # each commit appends about 3 pages to the log
+            with db.session() as s:
+                s.execute(sa.text("INSERT INTO t (blob) VALUES (:b)"), {"b": bytes(8000 + i)})
+
+    log = Path(f"{path}-wal")
+    with db.background_checkpoints(interval=0.005):
+        assert _autocheckpoint(db) == 0  # commits no longer checkpoint
+        largest = 0
+        for _ in range(40):
+            write(25)
+            largest = max(largest, log.stat().st_size)
+            threading.Event().wait(0.02)  # the thread takes its turns
+        checkpointer = db._checkpointer
+        assert checkpointer is not None and checkpointer.checkpoints > 0
+    assert checkpointer.error is None
+    # 1,000 commits of ~3 pages: without checkpoints the log would pass 12 MB; the
+    # thread's passes let writers start it over every few dozen commits
+    assert largest < 3_000_000, largest
+    assert not checkpointer._thread.is_alive()
+    assert _autocheckpoint(db) == 1000  # commits checkpoint again
+    # the last pass copied everything back: the file alone holds every row
+    db.dispose()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(path.read_bytes())
+    with sa.create_engine(f"sqlite:///{copy}").connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 1000
+
+
+def test_background_checkpoints_run_only_for_a_sqlite_file(db: Database) -> None:
+    with db.background_checkpoints():
+        assert (db._checkpointer is not None) == (db.dialect == "sqlite")
+    memory = Database("sqlite://")
+    with memory.background_checkpoints():
+        assert memory._checkpointer is None

@@ -57,9 +57,11 @@ def create_app(db: Database, *, settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        jobs.start()  # this process also runs jobs other workers queued
-        yield
-        jobs.shutdown()
+        # SQLite: the log is copied back by a thread, not by whichever save fills it
+        with db.background_checkpoints(settings.checkpoint_seconds):
+            jobs.start()  # this process also runs jobs other workers queued
+            yield
+            jobs.shutdown()
 
     app = FastAPI(
         title="labelgate",

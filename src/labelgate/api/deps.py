@@ -105,6 +105,10 @@ class ApiSettings:
         (:class:`~labelgate.workflow.auth.TokenCache`): a logout or role change made by
         another worker process or the CLI applies here within this time; 0 looks every
         request's token up in the database.
+    checkpoint_seconds
+        On SQLite, how often a thread copies the write-ahead log back into the database
+        file (:meth:`~labelgate.store.db.Database.background_checkpoints`) while the app
+        runs, instead of the commit that fills it.
     """
 
     data_dir: Path = field(default_factory=lambda: Path("labelgate-data"))
@@ -117,6 +121,7 @@ class ApiSettings:
     login_limits: LoginLimits = field(default_factory=LoginLimits)
     clock: Callable[[], dt.datetime] = utcnow
     token_cache_seconds: float = 2.0
+    checkpoint_seconds: float = 0.1
 
 
 class Programs:

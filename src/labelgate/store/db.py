@@ -10,12 +10,17 @@ one process, and across processes (``serve --workers N``, the CLI beside the ser
 advisory ``flock`` on ``<file>-turn``. SQLite's own busy handler polls with growing sleeps
 (up to 100 ms), so writers contending for the file lock waited far longer than the
 transactions ahead of them took; a ``flock`` waiter wakes as soon as the lock is released.
+
+A server copies the WAL back into the database file from a thread of its own
+(:meth:`Database.background_checkpoints`) instead of letting every thousandth page's commit
+do it inline, so no request waits for a checkpoint's copy and ``fsync``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -186,6 +191,53 @@ class _WriteTurn:
                 self._fd = None
 
 
+class _Checkpointer:
+    """A thread running ``PRAGMA wal_checkpoint(PASSIVE)`` every ``interval`` seconds.
+
+    A passive checkpoint takes no write lock and waits for no one: writers go on appending
+    to the log while it copies committed pages into the database file, and the next writer
+    after a complete checkpoint starts the log over, so the file stays small. It runs on a
+    connection of its own (not the pool's), and sqlite3 releases the GIL while it works.
+    """
+
+    def __init__(self, path: str, interval: float) -> None:
+        self._path = path
+        self._interval = interval
+        self._stop = threading.Event()
+        self.checkpoints = 0  # completed passes (tests watch it)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="labelgate-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            connection = sqlite3.connect(
+                self._path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, check_same_thread=False
+            )
+        except sqlite3.Error as exc:  # pragma: no cover - the server opened the file already
+            self.error = exc
+            return
+        try:
+            while True:
+                stopping = self._stop.wait(self._interval)
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error as exc:  # a busy moment: the next pass catches up
+                    self.error = exc
+                if stopping:
+                    return
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        """Stop after one last pass (what was committed is copied back)."""
+        self._stop.set()
+        self._thread.join()
+
+
 class Database:
     """An engine and a session factory for one program database.
 
@@ -229,6 +281,7 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._checkpointer: _Checkpointer | None = None
         # one SQLite writer at a time anyway: threads and processes wait their turn here
         # instead of in SQLite's sleeping busy handler
         self._turn: AbstractContextManager[Any] = nullcontext()
@@ -264,6 +317,41 @@ class Database:
         if not isinstance(self._turn, _WriteTurn):
             raise StoreError(f"{self.dialect} has no write turn: run the call in a thread")
         return await self._turn.run(call, *args, **kwargs)
+
+    @contextmanager
+    def background_checkpoints(self, interval: float = 0.1) -> Iterator[None]:
+        """Checkpoint SQLite's write-ahead log from a thread while the block runs.
+
+        Connections opened meanwhile never checkpoint on commit (``wal_autocheckpoint=0``):
+        by default the commit that fills the log past 1,000 pages copies them all back and
+        syncs the file, several milliseconds in the middle of someone's request, every
+        sixty-odd saves. A thread does it every ``interval`` seconds instead (see
+        :class:`_Checkpointer`); leaving the block stops it after a last pass and lets
+        connections checkpoint on commit again. Elsewhere (PostgreSQL, an in-memory
+        database) this does nothing.
+        """
+        database = make_url(self.url).database
+        if self.dialect != "sqlite" or not database or database == ":memory:" or (
+            "mode=memory" in self.url
+        ):
+            yield
+            return
+        checkpointer = _Checkpointer(database, interval)
+
+        def manual(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+        event.listen(self.engine, "connect", manual)
+        self.engine.dispose()  # pooled connections reopen with the setting
+        checkpointer.start()
+        self._checkpointer = checkpointer
+        try:
+            yield
+        finally:
+            event.remove(self.engine, "connect", manual)
+            self.engine.dispose()
+            checkpointer.stop()
+            self._checkpointer = None
 
     def create_all(self) -> None:
         """Create every table directly from the models (tests; programs use :func:`upgrade`)."""
