@@ -95,7 +95,9 @@ def main() -> int:
         async def asgi_call(raw: bytes) -> None:
             nonlocal head, counter
             counter += 1
-            body = raw.replace(b'"base_revision_id": null', f'"base_revision_id": {json.dumps(head)}'.encode())
+            body = raw.replace(
+                b'"base_revision_id": null', f'"base_revision_id": {json.dumps(head)}'.encode()
+            )
             scope = {
                 "type": "http",
                 "asgi": {"version": "3.0"},

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +52,9 @@ def test_arrays_are_read_only() -> None:
     for built in (ann, ann.take(np.array([2, 0]))):
         arrays = [getattr(built, f.name) for f in dataclasses.fields(built)]
         arrays += [a for r in arrays if isinstance(r, Ragged) for a in (r.values, r.offsets)]
-        assert all(
-            not a.flags.writeable for a in arrays if isinstance(a, np.ndarray)
-        ), [a for a in arrays if isinstance(a, np.ndarray) and a.flags.writeable]
+        assert all(not a.flags.writeable for a in arrays if isinstance(a, np.ndarray)), [
+            a for a in arrays if isinstance(a, np.ndarray) and a.flags.writeable
+        ]
 
 
 def test_iteration_is_refused_so_library_code_works_on_columns() -> None:

@@ -258,3 +258,52 @@ def test_background_checkpoints_run_only_for_a_sqlite_file(db: Database) -> None
     memory = Database("sqlite://")
     with memory.background_checkpoints():
         assert memory._checkpointer is None
+
+
+def test_direct_statements_store_and_read_what_sqlalchemy_execute_does(db: Database) -> None:
+    """Direct binds through the types' processors (datetimes on SQLite), returns the rows and
+    counts, and raises SQLAlchemy's exceptions; both paths leave identical rows."""
+    import datetime as dt
+
+    from labelgate.store.db import Direct
+    from labelgate.store.models import UserRow
+
+    users = UserRow.__table__
+    when = dt.datetime(2026, 12, 1, 4, 5, 6, 789012, tzinfo=dt.UTC)
+    insert = sa.insert(users).returning(users.c.id, users.c.name)
+    row = {"display_name": "D", "roles": ["annotator"], "active": True, "created_at": when}
+    with db.session() as s:
+        direct = Direct(insert).run(s, {"name": "direct", **row})
+        assert [tuple(r) for r in direct.rows] == [(direct.rows[0].id, "direct")]
+        s.execute(insert, {"name": "execute", **row})
+    with db.session() as s:
+        stored = s.execute(
+            sa.select(users.c.name, users.c.roles, users.c.active, users.c.created_at)
+        ).all()
+        raw = s.connection().exec_driver_sql("SELECT name, created_at FROM users").all()
+    assert stored[0][1:] == stored[1][1:] == (["annotator"], True, stored[0].created_at)
+    assert stored[0].created_at.replace(tzinfo=dt.UTC) == when  # naive UTC back on SQLite
+    assert raw[0][1] == raw[1][1]  # the very same stored value (text on SQLite)
+    update = Direct(
+        sa.update(users).where(users.c.name == sa.bindparam("who")).values(active=False)
+    )
+    with db.session() as s:
+        assert update.run(s, {"who": "direct"}).rowcount == 1
+        assert update.run(s, {"who": "nobody"}).rowcount == 0
+    select = Direct(sa.select(users.c.active).where(users.c.name == sa.bindparam("who")))
+    with db.session() as s:
+        assert not select.run(s, {"who": "direct"}).scalar()
+        assert select.run(s, {"who": "nobody"}).first() is None
+    with pytest.raises(sa.exc.IntegrityError), db.session() as s:  # name is unique
+        Direct(sa.insert(users)).run(s, {"name": "direct", **row})
+
+
+def test_direct_statements_show_themselves_to_sql_listeners(tmp_path: Path) -> None:
+    from labelgate.store.db import Direct
+
+    db = Database(f"sqlite:///{tmp_path / 'seen.db'}")
+    seen: list[str] = []
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    with db.session() as s:
+        assert Direct(sa.select(sa.literal(7).label("n"))).run(s).scalar() == 7
+    assert any(sql.startswith("SELECT ?") for sql in seen), seen

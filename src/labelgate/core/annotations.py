@@ -514,8 +514,7 @@ class Annotations:
         if (
             self.ring_offsets.any()  # no rings: offsets must all be 0
             if not len(self.rings)
-            else (self.ring_offsets[1:] < self.ring_offsets[:-1]).any()
-            or self.ring_offsets[0] != 0
+            else (self.ring_offsets[1:] < self.ring_offsets[:-1]).any() or self.ring_offsets[0] != 0
         ):
             add("ring_offsets", None, "expected non-decreasing offsets starting at 0")
             return out
@@ -573,9 +572,7 @@ class Annotations:
         bbox = self.bbox
         with np.errstate(invalid="ignore"):
             boxes_fine = (
-                not present[_TAG]
-                and np.isfinite(bbox).all()
-                and (bbox[:, 2:] >= bbox[:, :2]).all()
+                not present[_TAG] and np.isfinite(bbox).all() and (bbox[:, 2:] >= bbox[:, :2]).all()
             )
         if not boxes_fine:
             geometric = kinds != _TAG

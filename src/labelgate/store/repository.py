@@ -41,6 +41,7 @@ from labelgate.core.annotations import Annotations, Source
 from labelgate.core.images import Images
 from labelgate.errors import ConflictError, StoreError
 from labelgate.store.annotations import allocate_ids, bulk_insert, insert_annotations
+from labelgate.store.db import Direct
 from labelgate.store.models import (
     ImageRow,
     ProjectRow,
@@ -312,17 +313,21 @@ class SavedRevision:
 
 _TASKS: Any = TaskRow.__table__
 _REVISIONS: Any = RevisionRow.__table__
-_LOCK_TASK = (
+# run through Direct (see labelgate.store.db.Direct): a save's statements cost SQLAlchemy's
+# execute more CPU than SQLite spends on them
+_LOCK_TASK = Direct(
     select(_TASKS.c.head_revision_id, _TASKS.c.version)
     .where(_TASKS.c.id == bindparam("task_id"))
     .with_for_update()
 )
-_BY_REQUEST = select(_REVISIONS.c.id, _REVISIONS.c.number, _REVISIONS.c.task_id).where(
-    _REVISIONS.c.request_id == bindparam("request_id")
+_BY_REQUEST = Direct(
+    select(_REVISIONS.c.id, _REVISIONS.c.number, _REVISIONS.c.task_id).where(
+        _REVISIONS.c.request_id == bindparam("request_id")
+    )
 )
 # the next number and the insert in one statement (an aggregate without GROUP BY yields one
 # row, so a task's first revision gets number 1)
-_INSERT_NEXT_REVISION = (
+_INSERT_NEXT_REVISION = Direct(
     insert(_REVISIONS)
     .from_select(
         [
@@ -349,7 +354,7 @@ _INSERT_NEXT_REVISION = (
     .returning(_REVISIONS.c.id, _REVISIONS.c.number)
 )
 # the head moves and the version steps in one compare-and-set
-_MOVE_HEAD = (
+_MOVE_HEAD = Direct(
     update(_TASKS)
     .where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.version == bindparam("seen"))
     .values(head_revision_id=bindparam("head"), version=bindparam("version"))
@@ -406,14 +411,13 @@ def save_revision(
     # The statements are built once (module level, bound parameters) and run on the
     # session's connection: building and coercing them on every save cost more CPU than
     # running them.
-    connection = session.connection()
     if locked is None:
-        task = connection.execute(_LOCK_TASK, {"task_id": task_id}).first()
+        task = _LOCK_TASK.run(session, {"task_id": task_id}).first()
         if task is None:
             raise StoreError(f"no task {task_id}")
         locked = TaskHead(task.head_revision_id, task.version)
     if request_id is not None:  # after the lock: a retry racing its first attempt sees it
-        done = connection.execute(_BY_REQUEST, {"request_id": request_id}).first()
+        done = _BY_REQUEST.run(session, {"request_id": request_id}).first()
         if done is not None:
             if done.task_id != task_id:
                 raise ConflictError(
@@ -422,8 +426,8 @@ def save_revision(
             return SavedRevision(done.id, done.number, locked.version, replayed=True)
     if locked.head_revision_id != base_revision_id:
         raise _conflict(session, task_id, base_revision_id, locked.head_revision_id)
-    revision_id, number = connection.execute(
-        _INSERT_NEXT_REVISION,
+    revision_id, number = _INSERT_NEXT_REVISION.run(
+        session,
         {
             "task_id": task_id,
             "parent_id": base_revision_id,
@@ -433,12 +437,12 @@ def save_revision(
             "request_id": request_id,
             "created_at": utcnow(),
         },
-    ).one()
+    ).rows[0]
     # compare-and-set: the lock makes it unlosable on both databases; it stays in case a
     # caller runs without the lock. A lost race raises inside the caller's transaction,
     # which rolls back with the revision just inserted: nothing is written.
-    moved = connection.execute(
-        _MOVE_HEAD,
+    moved = _MOVE_HEAD.run(
+        session,
         {
             "task_id": task_id,
             "seen": locked.version,

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from labelgate.errors import StoreError, ValidationError
 from labelgate.formats._atomic import atomic_file
-from labelgate.store.db import Database
+from labelgate.store.db import Database, Direct
 from labelgate.store.models import AuditEventRow
 
 __all__ = [
@@ -77,9 +77,11 @@ _MAX_LENGTHS = {"actor": 200, "action": 60, "entity_type": 40, "entity_id": 100}
 
 _audit: Any = AuditEventRow.__table__
 _TABLE_NAME = AuditEventRow.__tablename__
-_ADVISORY_LOCK = sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY))
-_LAST_HASH = sa.select(_audit.c.hash).order_by(_audit.c.id.desc()).limit(1)
-_INSERT_EVENT = sa.insert(_audit).returning(_audit.c.id)
+# run through Direct (labelgate.store.db.Direct): every save appends an event, and
+# SQLAlchemy's execute cost more CPU than SQLite spends on these
+_ADVISORY_LOCK = Direct(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
+_LAST_HASH = Direct(sa.select(_audit.c.hash).order_by(_audit.c.id.desc()).limit(1))
+_INSERT_EVENT = Direct(sa.insert(_audit).returning(_audit.c.id))
 
 
 def _iso_utc(value: dt.datetime) -> str:
@@ -332,13 +334,12 @@ def append_event(
 
     # Core statements on the session's connection, built once: an ORM add and flush (which
     # also flushed whatever else the caller had pending) cost more CPU than the hashing.
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    if session.connection().dialect.name == "postgresql":
         # held until the caller's transaction ends, so the next appender reads this hash
-        connection.execute(_ADVISORY_LOCK)
+        _ADVISORY_LOCK.run(session)
     # read in this transaction, after the lock (never cached across transactions: another
     # worker process may have appended since); the primary-key index finds the newest row
-    last = connection.execute(_LAST_HASH).scalar_one_or_none()
+    last = _LAST_HASH.run(session).scalar()
     prev_hash = last or GENESIS_HASH
     message = _message(
         prev_hash,
@@ -363,7 +364,7 @@ def append_event(
         "prev_hash": prev_hash,
         "hash": _hash(message, _key_in_force(key)),
     }
-    event_id = connection.execute(_INSERT_EVENT, values).scalar_one()
+    event_id = _INSERT_EVENT.run(session, values).scalar()
     # what the caller gets back: the stored values (not attached to the session)
     return AuditEventRow(id=event_id, **values)
 

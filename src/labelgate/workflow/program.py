@@ -60,7 +60,7 @@ from labelgate.errors import (
 )
 from labelgate.spec import ProgramSpec, parse_spec
 from labelgate.store.annotations import load_annotations
-from labelgate.store.db import Database
+from labelgate.store.db import Database, Direct
 from labelgate.store.models import (
     AdjudicationRow,
     BatchItemRow,
@@ -138,6 +138,7 @@ MANAGERS = frozenset({"admin", "manager"})
 # the hot request, and building statements and ORM objects cost more CPU than running them.
 _USERS: Any = UserRow.__table__
 _TASKS: Any = TaskRow.__table__
+# (the hot ones run through Direct: SQLAlchemy's execute cost more than SQLite's work)
 _SAVER = select(_USERS.c.id, _USERS.c.active).where(_USERS.c.name == bindparam("name"))
 # the saver and their task in one statement, the task row locked (PostgreSQL; SQLite's
 # BEGIN IMMEDIATE runs one writer at a time) with the head and version the store's
@@ -161,9 +162,12 @@ _SAVED_TASK = (
     .where(_TASKS.c.id == bindparam("task_id"))
     .with_for_update(of=_TASKS)
 )
-_START_TASK = update(_TASKS).where(_TASKS.c.id == bindparam("task_id")).values(status="in_progress")
+_SAVED_TASK_DIRECT = Direct(_SAVED_TASK)
+_START_TASK = Direct(
+    update(_TASKS).where(_TASKS.c.id == bindparam("task_id")).values(status="in_progress")
+)
 _WORK_LOG: Any = WorkLogRow.__table__
-_INSERT_WORK = insert(_WORK_LOG)
+_INSERT_WORK = Direct(insert(_WORK_LOG))
 
 
 class _WorkTask(Protocol):
@@ -908,10 +912,9 @@ class Program:
         with self.db.session() as s:
             # what _own_task checks, with the same answers, read with one cached Core
             # statement that also locks the task (the store then does not read it again)
-            connection = s.connection()
-            task = connection.execute(_SAVED_TASK, {"name": user, "task_id": task_id}).first()
+            task = _SAVED_TASK_DIRECT.run(s, {"name": user, "task_id": task_id}).first()
             if task is None or not task.user_active:
-                me = connection.execute(_SAVER, {"name": user}).first()
+                me = s.connection().execute(_SAVER, {"name": user}).first()
                 if me is None or not me.active:
                     raise PermissionDenied(f"unknown or inactive user {user!r}")
                 raise NotVisible(f"no task {task_id} for {user!r}")
@@ -939,7 +942,7 @@ class Program:
                 raise
             if not saved.replayed:
                 if task.status != "in_progress":
-                    connection.execute(_START_TASK, {"task_id": task_id})
+                    _START_TASK.run(s, {"task_id": task_id})
                 activity = "rework" if task.purpose == "rework" else "annotate"
                 self._log_work(s, task.user_id, task, activity, work_seconds, len(labels))
                 append_event(
@@ -973,8 +976,8 @@ class Program:
                 f"work_seconds must be a finite number of seconds in [0, 86400], got {seconds!r}"
             )
         # a Core insert (the statement built once): no ORM object to flush
-        s.connection().execute(
-            _INSERT_WORK,
+        _INSERT_WORK.run(
+            s,
             {
                 "project_id": self.project_id,
                 "batch_id": task.batch_id if task is not None else batch_id,
