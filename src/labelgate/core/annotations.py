@@ -549,16 +549,12 @@ class Annotations:
             lambda r: [f"expected one of {[k.value for k in Kind]}, got {kinds[i]}" for i in r],
         ):
             return out
-        if (
-            n
-            and self.source.max() > _MAX_SOURCE
-            and add(
-                "source",
-                self.source > _MAX_SOURCE,
-                lambda r: [
-                    f"expected one of {[s.value for s in Source]}, got {self.source[i]}" for i in r
-                ],
-            )
+        if add(
+            "source",
+            self.source > _MAX_SOURCE,
+            lambda r: [
+                f"expected one of {[s.value for s in Source]}, got {self.source[i]}" for i in r
+            ],
         ):
             return out
         if n > 1:

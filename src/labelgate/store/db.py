@@ -287,11 +287,15 @@ class Database:
         # one SQLite writer at a time anyway: threads and processes wait their turn here
         # instead of in SQLite's sleeping busy handler
         self._turn: AbstractContextManager[Any] = nullcontext()
+        # the SQLite file, where there is one (not in memory): the turn's lock file and the
+        # checkpoint thread go beside it
+        self._file: str | None = None
         if self.dialect == "sqlite":
             database = parsed.database
-            on_disk = bool(database) and database != ":memory:" and "mode=memory" not in self.url
+            if database and database != ":memory:" and "mode=memory" not in self.url:
+                self._file = database
             self._turn = _WriteTurn(
-                Path(f"{database}-turn") if on_disk and fcntl is not None else None
+                Path(f"{self._file}-turn") if self._file and fcntl is not None else None
             )
 
     def __repr__(self) -> str:
@@ -332,16 +336,10 @@ class Database:
         connections checkpoint on commit again. Elsewhere (PostgreSQL, an in-memory
         database) this does nothing.
         """
-        database = make_url(self.url).database
-        if (
-            self.dialect != "sqlite"
-            or not database
-            or database == ":memory:"
-            or ("mode=memory" in self.url)
-        ):
+        if self._file is None:
             yield
             return
-        checkpointer = _Checkpointer(database, interval)
+        checkpointer = _Checkpointer(self._file, interval)
 
         def manual(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")

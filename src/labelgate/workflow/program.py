@@ -138,12 +138,12 @@ MANAGERS = frozenset({"admin", "manager"})
 # the hot request, and building statements and ORM objects cost more CPU than running them.
 _USERS: Any = UserRow.__table__
 _TASKS: Any = TaskRow.__table__
-# (the hot ones run through Direct: SQLAlchemy's execute cost more than SQLite's work)
 _SAVER = select(_USERS.c.id, _USERS.c.active).where(_USERS.c.name == bindparam("name"))
 # the saver and their task in one statement, the task row locked (PostgreSQL; SQLite's
 # BEGIN IMMEDIATE runs one writer at a time) with the head and version the store's
-# compare-and-set needs: no row when the user or the task is missing
-_SAVED_TASK = (
+# compare-and-set needs: no row when the user or the task is missing. It and the save's
+# writes below run through Direct: SQLAlchemy's execute cost more than SQLite's work
+_SAVED_TASK = Direct(
     select(
         _TASKS.c.id,
         _TASKS.c.project_id,
@@ -162,7 +162,6 @@ _SAVED_TASK = (
     .where(_TASKS.c.id == bindparam("task_id"))
     .with_for_update(of=_TASKS)
 )
-_SAVED_TASK_DIRECT = Direct(_SAVED_TASK)
 _START_TASK = Direct(
     update(_TASKS).where(_TASKS.c.id == bindparam("task_id")).values(status="in_progress")
 )
@@ -912,7 +911,7 @@ class Program:
         with self.db.session() as s:
             # what _own_task checks, with the same answers, read with one cached Core
             # statement that also locks the task (the store then does not read it again)
-            task = _SAVED_TASK_DIRECT.run(s, {"name": user, "task_id": task_id}).first()
+            task = _SAVED_TASK.run(s, {"name": user, "task_id": task_id}).first()
             if task is None or not task.user_active:
                 me = s.connection().execute(_SAVER, {"name": user}).first()
                 if me is None or not me.active:
