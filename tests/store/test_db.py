@@ -307,3 +307,14 @@ def test_direct_statements_show_themselves_to_sql_listeners(tmp_path: Path) -> N
     with db.session() as s:
         assert Direct(sa.select(sa.literal(7).label("n"))).run(s).scalar() == 7
     assert any(sql.startswith("SELECT ?") for sql in seen), seen
+
+
+def test_background_checkpoints_refuse_an_interval_that_would_spin(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'spin.db'}")
+    for interval in (0.0, -1.0, float("nan")):
+        with (
+            pytest.raises(ValueError, match="checkpoint interval must be > 0"),
+            db.background_checkpoints(interval),
+        ):
+            pass
+    assert _autocheckpoint(db) == 1000  # nothing was switched off on the way

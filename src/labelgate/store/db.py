@@ -203,6 +203,8 @@ class _Checkpointer:
     """
 
     def __init__(self, path: str, interval: float) -> None:
+        if not interval > 0:  # 0 or less would spin; NaN never waits either
+            raise ValueError(f"checkpoint interval must be > 0 seconds, got {interval!r}")
         self._path = path
         self._interval = interval
         self._stop = threading.Event()
